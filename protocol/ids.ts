@@ -1,0 +1,45 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { ProtocolError } from './errors.js';
+
+/**
+ * Tenant, device and subject ids: lowercase letters, digits and inner dashes, 1..63 chars.
+ * They appear in MQTT topics and file names, so the rule keeps out '+', '#', '/', NUL and
+ * anything else that could widen a subscription or escape a folder.
+ */
+const ID_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+export const ID_MAX_LENGTH = 63;
+
+export type IdKind = 'tenant' | 'device' | 'subject' | 'door' | 'gateway';
+
+export function isValidId(value: unknown): value is string {
+  return typeof value === 'string' && ID_PATTERN.test(value);
+}
+
+export function assertId(kind: IdKind, value: unknown): string {
+  if (!isValidId(value)) {
+    const shown = typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : typeof value;
+    throw new ProtocolError(
+      'id.invalid',
+      `${kind} id ${shown} must be 1-${ID_MAX_LENGTH} lowercase letters, digits or inner dashes`,
+    );
+  }
+  return value;
+}
+
+export const ID_REGEX = ID_PATTERN;
+
+/** Event and command ids are random UUIDv4: unique, unguessable, and free of personal data. */
+export const UUID_REGEX = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+export function newMessageId(): string {
+  return randomUUID();
+}
+
+/** Subject ids are opaque and random ("s-" + 20 base32 chars): nothing about the person. */
+export function newSubjectId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  const bytes = randomBytes(20);
+  let out = 's-';
+  for (const b of bytes) out += alphabet[b & 31];
+  return out;
+}
