@@ -1,3 +1,4 @@
+/* global process, performance, Buffer, setTimeout, setInterval, setImmediate */
 // Stand-in for rpicam-vid / libcamera-vid / rpicam-still in tests and the camera bench.
 // Usage (through the wrappers in bin-*/): MODE [rpicam options...]
 //   stream   real JPEG frames from $CF_FAKE_FRAMES (or ./frames) at --framerate (CF_FAKE_FPS=0: as fast as the pipe takes)
