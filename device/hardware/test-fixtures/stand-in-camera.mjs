@@ -23,9 +23,12 @@ const width = opt('--width', '640');
 const height = opt('--height', '480');
 const fps = process.env.CF_FAKE_FPS !== undefined ? Number(process.env.CF_FAKE_FPS) : Number(opt('--framerate', '30'));
 const root = process.env.CF_FAKE_FRAMES ?? join(dirname(fileURLToPath(import.meta.url)), 'frames');
-const sized = join(root, `${width}x${height}`);
-const dir = existsSync(sized) ? sized : root;
-const frames = readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort().map((f) => readFileSync(join(dir, f)));
+const area = (d) => d.split('x').map(Number).reduce((x, y) => x * y, 1);
+const jpegsIn = (dir) => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort().map((f) => readFileSync(join(dir, f))) : []);
+// The asked size if there is a folder for it, else the folder itself, else the largest size there is (stills).
+const bySize = readdirSync(root).filter((d) => /^\d+x\d+$/.test(d)).sort((a, b) => area(b) - area(a));
+const dir = [`${width}x${height}`, '.', ...bySize].map((d) => join(root, d)).find((d) => jpegsIn(d).length > 0) ?? root;
+const frames = jpegsIn(dir);
 if (frames.length === 0 && mode !== 'garbage') {
   process.stderr.write(`stand-in: no frames in ${dir}\n`);
   process.exit(2);
