@@ -54,7 +54,18 @@ function fixForMissing(part: HardwarePart, path: string): string {
   }
 }
 
+const MESSAGE_CODES: Array<[RegExp, string]> = [
+  [/\b(EACCES|EPERM|ENOENT|EBUSY)\b/, '$1'],
+  [/permission denied/i, 'EACCES'],
+  [/no such file or directory/i, 'ENOENT'],
+  [/resource busy/i, 'EBUSY'],
+];
+
 function codeFromMessage(message: string): string | undefined {
   // serialport and onoff sometimes put the errno only in the message text.
-  return /\b(EACCES|EPERM|ENOENT|EBUSY)\b/.exec(message)?.[1];
+  for (const [re, code] of MESSAGE_CODES) {
+    const m = re.exec(message);
+    if (m) return code === '$1' ? m[1] : code;
+  }
+  return undefined;
 }

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { realpathSync } from 'node:fs';
 import { SerialPort } from 'serialport';
 import type { Logger } from '../../../common/log.js';
 import type { ReaderConfig } from '../config.js';
@@ -49,8 +50,9 @@ export class SerialCardReader extends EventEmitter<CardReaderEvents> implements 
   private retryTimer: NodeJS.Timeout | undefined;
   private retryMs: number;
   private stopped = true;
-  private lastErrorCode: string | undefined;
+  private lastErrorCode: string | undefined = 'none';
   private isConnected = false;
+  private presenceTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly cfg: ReaderConfig & { path: string },
@@ -75,7 +77,8 @@ export class SerialCardReader extends EventEmitter<CardReaderEvents> implements 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
+    if (this.presenceTimer) clearInterval(this.presenceTimer);
+    this.retryTimer = this.presenceTimer = undefined;
     const port = this.port;
     this.port = undefined;
     if (port?.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
@@ -92,7 +95,7 @@ export class SerialCardReader extends EventEmitter<CardReaderEvents> implements 
         }
         if (err) {
           const hwErr = explainAccessError('reader', this.cfg.path, err);
-          if (hwErr.code !== this.lastErrorCode) {
+          if ((hwErr.code ?? 'other') !== this.lastErrorCode) {
             this.lastErrorCode = hwErr.code ?? 'other';
             this.log?.warn({ path: this.cfg.path, code: hwErr.code, fix: hwErr.fix }, hwErr.message);
             if (this.listenerCount('error') > 0) this.emit('error', hwErr);
@@ -101,13 +104,14 @@ export class SerialCardReader extends EventEmitter<CardReaderEvents> implements 
           return resolve();
         }
         this.port = port;
-        this.lastErrorCode = undefined;
+        this.lastErrorCode = 'none';
         this.retryMs = this.cfg.reconnectMinMs;
         this.parser.reset();
         this.isConnected = true;
         port.on('data', (chunk: Buffer) => this.parser.push(chunk));
         port.on('error', (e: Error) => this.log?.warn({ path: this.cfg.path, err: e }, 'card reader port error'));
         port.once('close', (e?: Error | null) => this.onClose(port, e?.message ?? 'port closed'));
+        this.watchPresence(port);
         this.log?.info({ path: this.cfg.path }, 'card reader connected');
         this.emit('connected');
         resolve();
@@ -115,8 +119,25 @@ export class SerialCardReader extends EventEmitter<CardReaderEvents> implements 
     });
   }
 
+  /**
+   * An unplugged USB reader removes its device node, but the port does not always report it
+   * (a hang-up before the first read goes unnoticed by the poller). So while connected, check
+   * that the path still leads to the device that was opened; if not, drop it and reconnect.
+   */
+  private watchPresence(port: SerialPort): void {
+    const target = resolveDevice(this.cfg.path);
+    if (this.presenceTimer) clearInterval(this.presenceTimer);
+    this.presenceTimer = setInterval(() => {
+      if (this.port !== port || resolveDevice(this.cfg.path) === target) return;
+      this.onClose(port, 'device path vanished or changed');
+      if (port.isOpen) port.close(() => undefined);
+    }, Math.max(100, this.cfg.reconnectMinMs));
+  }
+
   private onClose(port: SerialPort, reason: string): void {
     if (this.port !== port) return;
+    if (this.presenceTimer) clearInterval(this.presenceTimer);
+    this.presenceTimer = undefined;
     this.port = undefined;
     this.isConnected = false;
     if (this.stopped) return;
@@ -133,6 +154,14 @@ export class SerialCardReader extends EventEmitter<CardReaderEvents> implements 
       this.retryTimer = undefined;
       if (!this.stopped) void this.open();
     }, wait);
+  }
+}
+
+function resolveDevice(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
   }
 }
 
