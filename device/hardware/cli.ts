@@ -54,6 +54,10 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`clockface hw: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
+  if (command !== 'test' && command !== 'reset-outputs') {
+    console.error(`clockface hw: unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
   if (!values.config) {
     console.error(`clockface hw ${command}: --config FILE is required\n\n${USAGE}`);
     return 2;
@@ -64,10 +68,6 @@ export async function run(argv: string[]): Promise<number> {
     resetOutputs(hw, { baseDir });
     console.log('outputs driven to their safe state');
     return 0;
-  }
-  if (command !== 'test') {
-    console.error(`clockface hw: unknown command "${command}"\n\n${USAGE}`);
-    return 2;
   }
   const results = await runChecks(hw, {
     baseDir,
