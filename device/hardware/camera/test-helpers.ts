@@ -4,7 +4,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 
-export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'test-fixtures');
+/** The source tree's fixtures (also when this module runs compiled from dist/, as the bench does). */
+export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)).replace(/[\\/]dist([\\/])/, '$1'), '..', 'test-fixtures');
 
 /**
  * Writes real JPEG frames (a face-api demo photo, resized and tinted per frame) at 640x480

@@ -33,7 +33,7 @@ if (frames.length === 0 && mode !== 'garbage') {
   process.stderr.write(`stand-in: no frames in ${dir}\n`);
   process.exit(2);
 }
-const clockOrigin = Date.now() - performance.now();
+const clockOrigin = performance.timeOrigin; // high-resolution epoch, comparable across processes
 const stamped = (jpeg) => {
   const text = Buffer.from(`cf-t=${(clockOrigin + performance.now()).toFixed(3)}`, 'latin1');
   const com = Buffer.alloc(4);
