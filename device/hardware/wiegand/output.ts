@@ -37,7 +37,8 @@ export class WiegandOutput {
       for (const bit of bits) {
         const line = bit === 1 ? this.d1 : this.d0;
         line.write(0);
-        spinUntil(bitStart + pulseNs);
+        // Timed from when the line is actually low, so the pulse is never shorter than pulseUs.
+        spinUntil(process.hrtime.bigint() + pulseNs);
         line.write(1);
         bitStart += intervalNs;
         spinUntil(bitStart);
