@@ -51,7 +51,7 @@ describe('door inputs', () => {
     sim.drive(5, 1);
     await held;
     expect(events.map(([n]) => n)).toEqual(['door-opened', 'door-held-open']);
-    expect((events[1]![1] as { openMs: number }).openMs).toBeGreaterThanOrEqual(199);
+    expect((events[1]![1] as { openMs: number }).openMs).toBeGreaterThanOrEqual(198);
     const closed = next(ins, 'door-closed');
     sim.drive(5, 0);
     await closed;
