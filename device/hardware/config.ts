@@ -119,6 +119,11 @@ export const PinMap = z
 export const GpioConfig = z
   .object({
     driver: z.enum(['onoff', 'simulator']).default('simulator'),
+    /**
+     * onoff only: added to every pin number to get the sysfs GPIO number. Raspberry Pi kernels
+     * from 6.6 number the header GPIOs from the chip base (often 512; see /sys/class/gpio/gpiochip*).
+     */
+    sysfsBase: z.number().int().min(0).max(4096).default(0),
     /** Simulator only: JSON-lines file every level change is appended to (survives a crash). */
     recordFile: z.string().optional(),
     /** LEDs and buzzer drive their pin low to light/sound. */

@@ -51,7 +51,7 @@ export interface CreateHardwareOptions {
 }
 
 export function createGpio(config: HardwareConfig, baseDir = process.cwd()): GpioBackend {
-  if (config.gpio.driver === 'onoff') return new OnoffGpioBackend();
+  if (config.gpio.driver === 'onoff') return new OnoffGpioBackend(config.gpio.sysfsBase);
   const file = config.gpio.recordFile;
   return new SimulatedGpio(file === undefined ? undefined : file.startsWith('/') ? file : `${baseDir}/${file}`);
 }

@@ -147,6 +147,21 @@ describe('rpicam camera with a stand-in rpicam-vid', () => {
     expect(cam.stats().restarts).toBe(0);
   });
 
+  it('reads a USB webcam through ffmpeg (V4L2 in, MJPEG out on stdout)', async () => {
+    process.env.PATH = `${join(FIXTURES, 'bin-ffmpeg')}:${originalPath}`;
+    process.env.CF_FAKE_PIDS = join(work, 'pids');
+    process.env.CF_FAKE_ARGS = join(work, 'args');
+    const cam = createCamera(CameraConfig.parse({ driver: 'v4l2', device: '/dev/video2' }))!;
+    cameras.push(cam);
+    await cam.start();
+    await waitFor(() => cam.latestFrame() !== undefined, 'a frame');
+    expect((await sharp(cam.latestFrame()!.jpeg).metadata()).format).toBe('jpeg');
+    expect(cam.stats().source).toBe('ffmpeg');
+    const args = readFileSync(join(work, 'args'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { argv0: string; args: string[] }).filter((a) => a.argv0 === 'ffmpeg').pop()!.args;
+    expect(args.join(' ')).toContain('-f v4l2 -framerate 30 -video_size 640x480 -i /dev/video2');
+    expect(args.slice(-3)).toEqual(['-f', 'mjpeg', 'pipe:1']);
+  });
+
   it('reports a missing camera program with the fix to try', async () => {
     const cam = camera('bin-stream');
     process.env.PATH = join(work, 'empty-path');

@@ -31,6 +31,9 @@ export class OnoffGpioBackend implements GpioBackend {
   private readonly Gpio = loadOnoff();
   private readonly open: OnoffGpio[] = [];
 
+  /** @param sysfsBase added to pin numbers (hardware.gpio.sysfsBase). */
+  constructor(private readonly sysfsBase = 0) {}
+
   output(pin: number, name: string, initial: Level): OutputLine {
     // 'high'/'low' as direction sets the level in the same step as the direction: no glitch.
     const gpio = this.openLine(pin, initial === 1 ? 'high' : 'low');
@@ -67,11 +70,11 @@ export class OnoffGpioBackend implements GpioBackend {
 
   private openLine(pin: number, direction: string, edge?: string): OnoffGpio {
     try {
-      const gpio = new this.Gpio(pin, direction, edge, { reconfigureDirection: true });
+      const gpio = new this.Gpio(pin + this.sysfsBase, direction, edge, { reconfigureDirection: true });
       this.open.push(gpio);
       return gpio;
     } catch (err) {
-      throw explainAccessError('gpio', `/sys/class/gpio/gpio${pin}`, err);
+      throw explainAccessError('gpio', `/sys/class/gpio/gpio${pin + this.sysfsBase}`, err);
     }
   }
 }
