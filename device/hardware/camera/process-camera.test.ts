@@ -178,10 +178,17 @@ describe('rpicam camera with a stand-in rpicam-vid', () => {
     const cam = camera('bin-stream');
     await cam.start();
     await waitFor(() => cam.latestFrame() !== undefined, 'a frame');
+    const iterator = cam.frames();
+    await iterator.next();
     const still = await cam.captureStill();
     expect((await sharp(still).metadata()).format).toBe('jpeg');
     const after = cam.latestFrame()!.seq;
     await waitFor(() => cam.latestFrame()!.seq > after, 'frames after the still');
+    // A frame loop running across the still keeps going: it was paused, not ended.
+    const next = await iterator.next();
+    expect(next.done).toBe(false);
+    expect(next.value!.seq).toBeGreaterThan(after);
+    await iterator.return!(undefined);
     const stillArgs = readFileSync(join(work, 'args'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { argv0: string; args: string[] }).filter((a) => a.argv0 === 'rpicam-still');
     expect(stillArgs[0]!.args).toEqual(expect.arrayContaining(['--width', '2304', '--height', '1296', '-o', '-']));
   });

@@ -21,6 +21,7 @@ const STOP_GRACE_MS = 1500;
 export class ProcessCamera extends CameraBase {
   private child: ChildProcess | undefined;
   private candidate = 0;
+  private pauses = 0;
   private readonly splitter: MjpegSplitter;
   private backoffMs: number;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -46,29 +47,42 @@ export class ProcessCamera extends CameraBase {
     if (this.active) return;
     this.active = true;
     process.on('exit', this.killOnExit);
-    this.spawnNext();
-    this.watchdog = setInterval(() => this.checkStall(), Math.max(50, Math.floor(this.cfg.stallTimeoutMs / 4)));
+    this.launch();
   }
 
   async stop(): Promise<void> {
     this.active = false;
+    await this.halt();
+    process.off('exit', this.killOnExit);
+    this.wake(); // frame iterators end
+  }
+
+  /**
+   * Pauses the stream (the camera has one owner), takes a still, resumes. Frame iterators stay
+   * open across the pause; they simply see no new frame until the stream is back.
+   */
+  async captureStill(): Promise<Buffer> {
+    if (!this.active) return runStill(this.stillCandidates, this.log);
+    this.pauses++;
+    await this.halt();
+    try {
+      return await runStill(this.stillCandidates, this.log);
+    } finally {
+      if (--this.pauses === 0 && this.active) this.launch();
+    }
+  }
+
+  private launch(): void {
+    this.spawnNext();
+    this.watchdog = setInterval(() => this.checkStall(), Math.max(50, Math.floor(this.cfg.stallTimeoutMs / 4)));
+  }
+
+  /** Stops the process and the timers that would restart it. */
+  private async halt(): Promise<void> {
     if (this.watchdog) clearInterval(this.watchdog);
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.watchdog = this.restartTimer = undefined;
     await this.killChild();
-    process.off('exit', this.killOnExit);
-    this.wake();
-  }
-
-  /** Pauses the stream (the camera has one owner), takes a still, resumes. */
-  async captureStill(): Promise<Buffer> {
-    const wasActive = this.active;
-    if (wasActive) await this.stop();
-    try {
-      return await runStill(this.stillCandidates, this.log);
-    } finally {
-      if (wasActive) await this.start();
-    }
   }
 
   /** Process id of the running camera program (tests check it is gone after stop). */
@@ -134,7 +148,7 @@ export class ProcessCamera extends CameraBase {
   }
 
   private scheduleRestart(reason: string): void {
-    if (!this.active || this.restartTimer) return;
+    if (!this.active || this.pauses > 0 || this.restartTimer) return;
     const inMs = this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, this.cfg.restartMaxMs);
     this.restarts++;
