@@ -70,10 +70,11 @@ describe('line parser', () => {
   it('reads hex numbers and rejects lines that are not card numbers', () => {
     const c = collect();
     const p = new LineParser(c.sink, 'hex');
-    p.push(Buffer.from('abcdef01\r\nhello world\r\n0x1F\n' + 'A'.repeat(100) + '\n'));
+    p.push(Buffer.from('abcdef01\r\nhello world\r\n0x1F\n' + 'A'.repeat(100) + '\n62e3086ced\r\n'));
     expect(c.cards.map((x) => [x.raw, x.number])).toEqual([
       ['ABCDEF01', String(0xabcdef01)],
       ['1F', '31'],
+      ['62E3086CED', String(0xe3086ced)], // same number as the RDM6300 frame for this tag
     ]);
     expect(c.rejects).toEqual(['line is not a hex card number', 'line longer than 64 characters']);
   });

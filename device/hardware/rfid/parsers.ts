@@ -6,7 +6,11 @@ export interface CardRead {
   /** What the reader sent, normalised: uppercase hex for EM4100 and hex lines, digits for decimal lines. */
   raw: string;
   format: 'em4100' | 'line-hex' | 'line-decimal';
-  /** The card number as decimal digits (EM4100: the 32-bit tag id without the version byte). */
+  /**
+   * The canonical card number (protocol's canonicalCardNumber): decimal, no leading zeros, the
+   * card's 32-bit id. EM4100 frames and 10-digit hex lines drop the leading version byte, so the
+   * same badge gives the same number on an RDM6300 and on a "keyboard" reader.
+   */
   number: string;
 }
 
@@ -121,7 +125,9 @@ export class LineParser implements CardParser {
     }
     const raw = text.toUpperCase().replace(/^0X/, '');
     if (!/^[0-9A-F]{1,16}$/.test(raw)) return this.sink.reject('line is not a hex card number');
-    this.sink.card({ raw, format: 'line-hex', number: BigInt('0x' + raw).toString() });
+    // 10 hex digits is an EM4100 id with its version byte in front (as RDM6300 frames carry it).
+    const id = raw.length === 10 ? raw.slice(2) : raw;
+    this.sink.card({ raw, format: 'line-hex', number: BigInt('0x' + id).toString() });
   }
 }
 
