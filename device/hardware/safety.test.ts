@@ -1,39 +1,28 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'rolldown';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from './cli.js';
 import { readRecordFile, SimulatedGpio, type EdgeRecord } from './gpio/sim.js';
+import { bundleFixture, type Bundled } from './test-fixtures/bundle.js';
 
 /**
  * Relay safety with real child processes: the child pulses the relay for a minute on the GPIO
  * simulator (record file on disk) and is killed mid-pulse in each way a service can end.
  */
-const here = dirname(fileURLToPath(import.meta.url));
-let bundleDir: string;
+let bundle: Bundled;
 let child: string;
 let work: string;
 
 beforeAll(async () => {
-  // Node 20 cannot run TypeScript: bundle the child (our modules only) next to node_modules.
-  bundleDir = join(here, '..', '..', 'node_modules', '.cache', `clockface-hw-${process.pid}`);
-  mkdirSync(bundleDir, { recursive: true });
-  child = join(bundleDir, 'relay-child.mjs');
-  await build({
-    input: join(here, 'test-fixtures', 'relay-child.ts'),
-    platform: 'node',
-    external: (id) => !id.startsWith('.') && !id.startsWith('/'),
-    output: { file: child, format: 'esm' },
-    logLevel: 'silent',
-  });
+  bundle = await bundleFixture('relay-child');
+  child = bundle.file;
   work = mkdtempSync(join(tmpdir(), 'cf-hw-safety-'));
 });
 
 afterAll(() => {
-  rmSync(bundleDir, { recursive: true, force: true });
+  bundle.remove();
   rmSync(work, { recursive: true, force: true });
 });
 
