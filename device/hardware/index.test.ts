@@ -2,7 +2,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../common/config.js';
-import { HwToolConfig, createHardware, SimulatedCardReader, SimulatedGpio, type CardRead, type Hardware, type HardwareConfig } from './index.js';
+import { Registry } from '../../common/metrics.js';
+import { HwToolConfig, createHardware, registerHardwareMetrics, SimulatedCardReader, SimulatedGpio, type CardRead, type Hardware, type HardwareConfig } from './index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const opened: Hardware[] = [];
@@ -56,5 +57,24 @@ describe('the configured hardware set (example simulator config)', () => {
     const { relay, redLed, greenLed, buzzer } = hw.config.pins;
     expect([relay, redLed, greenLed, buzzer].map((p) => sim.level(p!))).toEqual([0, 0, 0, 0]);
     expect(hw.camera!.stats().running).toBe(false);
+  });
+
+  it('exposes hardware health as Prometheus metrics, without card numbers', async () => {
+    const hw = simulatorHardware();
+    const registry = new Registry();
+    registerHardwareMetrics(registry, hw);
+    await hw.start();
+    (hw.reader as SimulatedCardReader).present('0100ABCDEF');
+    (hw.reader as SimulatedCardReader).feed(Buffer.from('\x020100ABCDEF00\x03', 'latin1'));
+    const forced = once<void>(hw.inputs, 'door-forced-open');
+    (hw.gpio as SimulatedGpio).drive(hw.config.pins.doorContact!, 1);
+    await forced;
+    const text = registry.render();
+    expect(text).toMatch(/^clockface_camera_running 1$/m);
+    expect(text).toMatch(/^clockface_card_reads_total 1$/m);
+    expect(text).toMatch(/^clockface_card_rejects_total 1$/m);
+    expect(text).toMatch(/^clockface_door_open 1$/m);
+    expect(text).toMatch(/^clockface_door_alarms_total\{kind="forced-open"\} 1$/m);
+    expect(text).not.toMatch(/ABCDEF|11259375/i);
   });
 });

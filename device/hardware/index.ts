@@ -24,6 +24,7 @@ export { WiegandOutput } from './wiegand/output.js';
 export { wiegand26, wiegand34, wiegandForCard } from './wiegand/encoder.js';
 export { SimulatedGpio, pulses, readRecordFile, type EdgeRecord } from './gpio/sim.js';
 export type { GpioBackend } from './gpio/types.js';
+export { registerHardwareMetrics } from './metrics.js';
 
 /** Everything the terminal service drives, built from the hardware config. */
 export interface Hardware {
