@@ -174,6 +174,20 @@ describe('rpicam camera with a stand-in rpicam-vid', () => {
     expect(errors[0]!.fix).toMatch(/rpicam-apps/);
   });
 
+  it('turns "no cameras available" into the fix to try, and keeps retrying with growing back-off', async () => {
+    const cam = camera('bin-nocamera');
+    const errors: HardwareError[] = [];
+    const waits: number[] = [];
+    cam.on('error', (e) => errors.push(e));
+    cam.on('restart', (r) => waits.push(r.inMs));
+    await cam.start();
+    await waitFor(() => waits.length >= 3, 'three restarts');
+    expect(errors[0]!.message).toMatch(/found no camera/);
+    expect(errors[0]!.fix).toMatch(/ribbon cable/);
+    expect(waits.slice(0, 3)).toEqual([50, 100, 200]);
+    expect(errors).toHaveLength(1); // reported once, not once per retry
+  });
+
   it('takes a still with rpicam-still and resumes the stream', async () => {
     const cam = camera('bin-stream');
     await cam.start();

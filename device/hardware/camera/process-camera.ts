@@ -22,6 +22,7 @@ export class ProcessCamera extends CameraBase {
   private child: ChildProcess | undefined;
   private candidate = 0;
   private pauses = 0;
+  private lastReported: string | undefined;
   private readonly splitter: MjpegSplitter;
   private backoffMs: number;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -101,6 +102,7 @@ export class ProcessCamera extends CameraBase {
   private onFrame(jpeg: Buffer): void {
     this.lastProgress = performance.now();
     this.backoffMs = this.cfg.restartMinMs; // it works again: next failure restarts fast
+    this.lastReported = undefined;
     this.deliver(jpeg);
   }
 
@@ -180,7 +182,10 @@ export class ProcessCamera extends CameraBase {
     clearTimeout(timer);
   }
 
+  /** Reports a failure once until it changes or frames flow again (no log flood while retrying). */
   private report(err: HardwareError): void {
+    if (err.message === this.lastReported) return;
+    this.lastReported = err.message;
     if (this.listenerCount('error') > 0) this.emit('error', err);
     else this.log?.error({ fix: err.fix, code: err.code }, err.message);
   }

@@ -6,6 +6,7 @@
 //   hang     two frames, then nothing, ignoring SIGTERM (only SIGKILL ends it)
 //   garbage  deterministic pseudo-random bytes, never a JPEG
 //   still    one JPEG on stdout, exit 0
+//   nocamera rpicam-vid's "no cameras available" error, exit 255
 // Each frame carries its write time in a JPEG COM segment ("cf-t=<epoch ms>") for latency measurements.
 import { appendFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -29,7 +30,7 @@ const jpegsIn = (dir) => (existsSync(dir) ? readdirSync(dir).filter((f) => f.end
 const bySize = readdirSync(root).filter((d) => /^\d+x\d+$/.test(d)).sort((a, b) => area(b) - area(a));
 const dir = [`${width}x${height}`, '.', ...bySize].map((d) => join(root, d)).find((d) => jpegsIn(d).length > 0) ?? root;
 const frames = jpegsIn(dir);
-if (frames.length === 0 && mode !== 'garbage') {
+if (frames.length === 0 && mode !== 'garbage' && mode !== 'nocamera') {
   process.stderr.write(`stand-in: no frames in ${dir}\n`);
   process.exit(2);
 }
@@ -90,6 +91,11 @@ switch (mode) {
       await sleep(5);
     }
   }
+  case 'nocamera':
+    // What rpicam-vid prints on a Pi with the ribbon cable out.
+    process.stderr.write('[0:00:00.1] [INFO] Camera manager started\nERROR: *** no cameras available ***\n');
+    process.exit(255);
+    break;
   case 'still':
     await write(frames[frames.length - 1]);
     process.exit(0);
