@@ -115,9 +115,11 @@ export class ProcessCamera extends CameraBase {
     this.lastProgress = performance.now();
     const child = spawn(cand.command, cand.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
-    child.stdout!.on('data', (chunk: Buffer) => this.splitter.push(chunk));
+    // Output still draining from a process already given up on must not mix into the new stream.
+    child.stdout!.on('data', (chunk: Buffer) => this.child === child && this.splitter.push(chunk));
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (text: string) => {
+      if (this.child !== child) return;
       this.stderrTail.push(...text.split('\n').filter((l) => l.trim()));
       if (this.stderrTail.length > 20) this.stderrTail.splice(0, this.stderrTail.length - 20);
     });
@@ -137,7 +139,8 @@ export class ProcessCamera extends CameraBase {
       }
       this.scheduleRestart(`spawn failed: ${err.code ?? err.message}`);
     });
-    child.once('exit', (code, signal) => {
+    // 'close', not 'exit': by then stderr is drained, so its last lines can explain the failure.
+    child.once('close', (code, signal) => {
       if (this.child !== child) return;
       this.child = undefined;
       if (!this.active) return;
