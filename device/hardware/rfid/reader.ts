@@ -108,7 +108,7 @@ export class SerialCardReader extends EventEmitter<CardReaderEvents> implements 
         this.retryMs = this.cfg.reconnectMinMs;
         this.parser.reset();
         this.isConnected = true;
-        port.on('data', (chunk: Buffer) => this.parser.push(chunk));
+        port.on('data', (chunk: Buffer) => this.port === port && this.parser.push(chunk));
         port.on('error', (e: Error) => this.log?.warn({ path: this.cfg.path, err: e }, 'card reader port error'));
         port.once('close', (e?: Error | null) => this.onClose(port, e?.message ?? 'port closed'));
         this.watchPresence(port);
