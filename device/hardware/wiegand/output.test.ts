@@ -37,11 +37,9 @@ describe('Wiegand output on the GPIO simulator', () => {
     expect(bits).toBe('0' + '00010010' + '0011000000111001' + '1');
     expect(widthsUs).toHaveLength(26);
     for (const w of widthsUs) expect(w).toBeGreaterThanOrEqual(100);
-    // Bits start on a 1 ms grid. A busy machine can preempt a single write (one period long, the
-    // next short), but the grid does not drift: the median period and the whole frame's span hold.
-    const sorted = [...periodsUs].sort((a, b) => a - b);
-    expect(sorted[Math.floor(sorted.length / 2)]!).toBeGreaterThan(990);
-    expect(periodsUs.reduce((a, b) => a + b, 0)).toBeGreaterThan(25 * 1000 - 1000);
+    // Bits are at least 1 ms apart: the next bit waits for 1 ms after the previous line went
+    // low, so a busy machine can stretch a gap but never shrink one.
+    for (const p of periodsUs) expect(p).toBeGreaterThanOrEqual(999); // (float rounding of epoch ms)
     expect([sim.level(20), sim.level(21)]).toEqual([1, 1]); // both lines idle high afterwards
   });
 

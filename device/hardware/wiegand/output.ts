@@ -6,7 +6,8 @@ import { wiegandForCard, type WiegandBits } from './encoder.js';
  * Sends Wiegand frames on D0/D1 to an access panel. Both lines idle high; a 0 bit pulls D0 low
  * for pulseUs, a 1 bit pulls D1 low; bits start every intervalUs. Timing is busy-waited on the
  * high-resolution clock, because timers cannot hold microsecond pulses and a gap long enough
- * makes the panel end the frame early. A 34-bit frame at the default 2 ms blocks the event loop
+ * makes the panel end the frame early. Bit gaps can stretch (a preempted process), never shrink.
+ * A 34-bit frame at the default 2 ms blocks the event loop
  * for about 70 ms, once per granted card.
  */
 export class WiegandOutput {
@@ -33,15 +34,17 @@ export class WiegandOutput {
     const pulseNs = BigInt(this.cfg.pulseUs) * 1000n;
     const intervalNs = BigInt(this.cfg.intervalUs) * 1000n;
     try {
-      let bitStart = process.hrtime.bigint();
+      let earliest = 0n;
       for (const bit of bits) {
         const line = bit === 1 ? this.d1 : this.d0;
+        spinUntil(earliest);
         line.write(0);
-        // Timed from when the line is actually low, so the pulse is never shorter than pulseUs.
-        spinUntil(process.hrtime.bigint() + pulseNs);
+        // Both timings count from when the line is actually low: the pulse is never shorter than
+        // pulseUs, and a late bit (a preempted process) delays the next one instead of crowding it.
+        const fell = process.hrtime.bigint();
+        spinUntil(fell + pulseNs);
         line.write(1);
-        bitStart += intervalNs;
-        spinUntil(bitStart);
+        earliest = fell + intervalNs;
       }
     } finally {
       this.d0.write(1);
