@@ -1,7 +1,6 @@
 import { MjpegSplitter } from '../device/hardware/camera/mjpeg-splitter.js';
-import { ProcessCamera } from '../device/hardware/camera/process-camera.js';
 import { CameraConfig } from '../device/hardware/config.js';
-import { rpicamCandidates, stillCandidates } from '../device/hardware/camera/index.js';
+import { createCamera } from '../device/hardware/camera/index.js';
 import { FIXTURES, makeFrameFolder } from '../device/hardware/camera/test-helpers.js';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,7 +44,7 @@ export async function run(): Promise<Record<string, unknown>> {
 async function stream(width: number, height: number, fps: number, ms: number) {
   process.env.CF_FAKE_FPS = String(fps);
   const cfg = CameraConfig.parse({ driver: 'rpicam', width, height, fps: fps || 30 });
-  const cam = new ProcessCamera(cfg, rpicamCandidates(cfg), stillCandidates(cfg));
+  const cam = createCamera(cfg)!;
   const latencies: number[] = [];
   let first = 0;
   let last = 0;

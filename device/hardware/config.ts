@@ -24,7 +24,12 @@ export const CameraConfig = z
     stallTimeoutMs: z.number().int().min(100).default(3000),
     restartMinMs: z.number().int().min(10).default(250),
     restartMaxMs: z.number().int().min(10).default(10_000),
-    /** Full-resolution still size for enrollment photos (rpicam-still / libcamera-still). */
+    /**
+     * How the rpicam driver takes stills: through node-libcamera (libcamera-still), falling back
+     * to spawning rpicam-still/libcamera-still directly; or directly only ("spawn").
+     */
+    stillVia: z.enum(['node-libcamera', 'spawn']).default('node-libcamera'),
+    /** Full-resolution still size for enrollment photos. */
     stillWidth: z.number().int().min(64).max(9152).default(2304),
     stillHeight: z.number().int().min(48).max(6944).default(1296),
   })

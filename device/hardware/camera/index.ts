@@ -3,7 +3,7 @@ import type { CameraConfig } from '../config.js';
 import type { Camera } from './camera.js';
 import { ProcessCamera } from './process-camera.js';
 import { ReplayCamera } from './replay-camera.js';
-import type { CommandCandidate } from './still.js';
+import { runStill, stillViaNodeLibcamera, type CommandCandidate } from './still.js';
 
 export type { Camera, CameraStats, Frame } from './camera.js';
 export { MjpegSplitter } from './mjpeg-splitter.js';
@@ -39,13 +39,22 @@ export function createCamera(cfg: CameraConfig, baseDir = process.cwd(), log?: L
     case 'replay':
       return new ReplayCamera(resolvePath(baseDir, cfg.replayPath!), cfg.fps);
     case 'rpicam':
-      return new ProcessCamera(cfg, rpicamCandidates(cfg), stillCandidates(cfg), log);
+      return new ProcessCamera(cfg, rpicamCandidates(cfg), () => rpicamStill(cfg, log), log);
     case 'v4l2': {
-      // A webcam has no separate still mode: a still is the stream's next frame via a one-shot ffmpeg.
+      // A webcam has no separate still mode: a still is one frame from a one-shot ffmpeg.
       const still = v4l2Candidates(cfg).map((c) => ({ ...c, args: [...c.args.slice(0, -1), '-frames:v', '1', 'pipe:1'] }));
-      return new ProcessCamera(cfg, v4l2Candidates(cfg), still, log);
+      return new ProcessCamera(cfg, v4l2Candidates(cfg), () => runStill(still, log), log);
     }
   }
+}
+
+/** node-libcamera first (camera.stillVia), then rpicam-still/libcamera-still spawned directly. */
+async function rpicamStill(cfg: CameraConfig, log?: Logger): Promise<Buffer> {
+  if (cfg.stillVia === 'node-libcamera') {
+    const jpeg = await stillViaNodeLibcamera({ width: cfg.stillWidth, height: cfg.stillHeight }, log);
+    if (jpeg) return jpeg;
+  }
+  return runStill(stillCandidates(cfg), log);
 }
 
 function resolvePath(baseDir: string, p: string): string {

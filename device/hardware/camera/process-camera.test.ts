@@ -42,6 +42,10 @@ function pidsStarted(): number[] {
   return existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map(Number) : [];
 }
 
+function calls(argv0: string): Array<{ argv0: string; args: string[] }> {
+  return readFileSync(join(work, 'args'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { argv0: string; args: string[] }).filter((a) => a.argv0 === argv0);
+}
+
 function camera(bin: string, cfg: Record<string, unknown> = {}): ProcessCamera {
   process.env.PATH = `${join(FIXTURES, bin)}:${originalPath}`;
   process.env.CF_FAKE_PIDS = join(work, 'pids');
@@ -203,7 +207,36 @@ describe('rpicam camera with a stand-in rpicam-vid', () => {
     expect(next.done).toBe(false);
     expect(next.value!.seq).toBeGreaterThan(after);
     await iterator.return!(undefined);
-    const stillArgs = readFileSync(join(work, 'args'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { argv0: string; args: string[] }).filter((a) => a.argv0 === 'rpicam-still');
+    // Under vitest NODE_ENV=test, node-libcamera only prints its command: the direct path took it.
+    const stillArgs = calls('rpicam-still');
     expect(stillArgs[0]!.args).toEqual(expect.arrayContaining(['--width', '2304', '--height', '1296', '-o', '-']));
+  });
+
+  describe('stills through node-libcamera', () => {
+    const env = process.env.NODE_ENV;
+    afterEach(() => {
+      process.env.NODE_ENV = env;
+    });
+
+    it('runs libcamera-still into a private temp file, reads it back and deletes it', async () => {
+      process.env.NODE_ENV = 'production'; // node-libcamera dry-runs under NODE_ENV=test
+      const cam = camera('bin-libcamera', { stillWidth: 4056, stillHeight: 3040 });
+      const still = await cam.captureStill();
+      expect((await sharp(still).metadata()).format).toBe('jpeg');
+      const args = calls('libcamera-still').pop()!.args;
+      expect(args).toEqual(expect.arrayContaining(['--width', '4056', '--height', '3040', '--nopreview', '--encoding', 'jpg']));
+      const file = args[args.indexOf('--output') + 1]!;
+      expect(file).toMatch(/cf-still-.*still\.jpg$/);
+      expect(existsSync(file)).toBe(false);
+    });
+
+    it('falls back to rpicam-still when libcamera-still is not installed under that name', async () => {
+      process.env.NODE_ENV = 'production';
+      const cam = camera('bin-stream');
+      const before = calls('rpicam-still').length;
+      const still = await cam.captureStill();
+      expect(still.subarray(0, 2)).toEqual(Buffer.from([0xff, 0xd8]));
+      expect(calls('rpicam-still').length).toBe(before + 1);
+    });
   });
 });

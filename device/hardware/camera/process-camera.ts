@@ -4,7 +4,7 @@ import type { CameraConfig } from '../config.js';
 import { HardwareError } from '../errors.js';
 import { CameraBase } from './camera.js';
 import { MjpegSplitter } from './mjpeg-splitter.js';
-import { runStill, type CommandCandidate } from './still.js';
+import type { CommandCandidate } from './still.js';
 
 /**
  * A camera whose frames come from a child process writing MJPEG on stdout: rpicam-vid
@@ -36,7 +36,8 @@ export class ProcessCamera extends CameraBase {
   constructor(
     private readonly cfg: CameraConfig,
     private readonly candidates: CommandCandidate[],
-    private readonly stillCandidates: CommandCandidate[],
+    /** Takes a full-resolution still while the stream is paused. */
+    private readonly takeStill: () => Promise<Buffer>,
     private readonly log?: Logger,
   ) {
     super();
@@ -63,11 +64,11 @@ export class ProcessCamera extends CameraBase {
    * open across the pause; they simply see no new frame until the stream is back.
    */
   async captureStill(): Promise<Buffer> {
-    if (!this.active) return runStill(this.stillCandidates, this.log);
+    if (!this.active) return this.takeStill();
     this.pauses++;
     await this.halt();
     try {
-      return await runStill(this.stillCandidates, this.log);
+      return await this.takeStill();
     } finally {
       if (--this.pauses === 0 && this.active) this.launch();
     }

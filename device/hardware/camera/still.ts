@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Logger } from '../../../common/log.js';
 import { HardwareError } from '../errors.js';
 
@@ -12,9 +15,8 @@ export interface CommandCandidate {
 const STILL_TIMEOUT_MS = 15_000;
 
 /**
- * Runs the first installed still-capture program and returns the JPEG it writes to stdout.
- * node-libcamera is not on the npm registry this project can use, so this spawns
- * rpicam-still / libcamera-still directly, which is exactly what node-libcamera does.
+ * Runs the first installed still-capture program and returns the JPEG it writes to stdout
+ * (rpicam-still, then libcamera-still). The fallback when node-libcamera cannot take the still.
  */
 export async function runStill(candidates: CommandCandidate[], log?: Logger): Promise<Buffer> {
   let lastMissing: CommandCandidate | undefined;
@@ -53,4 +55,51 @@ function capture(cand: CommandCandidate): Promise<Buffer> {
       reject(new HardwareError('camera', `camera: ${cand.command} ${why}: ${err.trim().split('\n').pop() ?? ''}`, cand.fix, 'ESTILL'));
     });
   });
+}
+
+export interface LibcameraStillOptions {
+  width: number;
+  height: number;
+  timeoutMs?: number;
+}
+
+/**
+ * A full-resolution still through node-libcamera (which runs `libcamera-still` through a shell).
+ * It writes to a file in a private temp folder (0700), read back and deleted at once: the
+ * photo of a person never lingers on disk. Returns undefined when node-libcamera did not run the
+ * program (it is not installed under that name, or node-libcamera's NODE_ENV=test dry run), so
+ * the caller can fall back to spawning rpicam-still itself. node-libcamera has no timeout of its
+ * own; ours stops waiting, and rpicam's own --timeout ends the program.
+ */
+export async function stillViaNodeLibcamera(opts: LibcameraStillOptions, log?: Logger): Promise<Buffer | undefined> {
+  const dir = mkdtempSync(join(tmpdir(), 'cf-still-'));
+  const file = join(dir, 'still.jpg');
+  const waitMs = opts.timeoutMs ?? STILL_TIMEOUT_MS;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const { still } = await import('node-libcamera');
+    const run = still({ output: file, width: opts.width, height: opts.height, nopreview: true, timeout: 1000, encoding: 'jpg' });
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new HardwareError('camera', `camera: libcamera-still gave no still within ${waitMs} ms`, 'check the camera with rpicam-hello; restart the terminal if the camera stack hangs', 'ETIMEDOUT')), waitMs);
+    });
+    await Promise.race([run, timeout]);
+    let jpeg: Buffer;
+    try {
+      jpeg = readFileSync(file);
+    } catch {
+      return undefined; // nothing ran (dry run) or it wrote nothing: let the caller try directly
+    }
+    return jpeg.length > 4 && jpeg[0] === 0xff && jpeg[1] === 0xd8 ? jpeg : undefined;
+  } catch (err) {
+    if (err instanceof HardwareError) throw err;
+    const e = err as { code?: unknown; message?: string };
+    if (e.code === 127 || /not found/i.test(e.message ?? '')) {
+      log?.info('libcamera-still not installed under that name; taking the still directly');
+      return undefined;
+    }
+    throw new HardwareError('camera', `camera: libcamera-still failed: ${(e.message ?? String(err)).split('\n').slice(-2).join(' ').trim()}`, 'check the camera with rpicam-hello --list-cameras and the cable', 'ESTILL');
+  } finally {
+    if (timer) clearTimeout(timer);
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -8,7 +8,7 @@
 //   still    one JPEG on stdout, exit 0
 //   nocamera rpicam-vid's "no cameras available" error, exit 255
 // Each frame carries its write time in a JPEG COM segment ("cf-t=<epoch ms>") for latency measurements.
-import { appendFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -96,10 +96,14 @@ switch (mode) {
     process.stderr.write('[0:00:00.1] [INFO] Camera manager started\nERROR: *** no cameras available ***\n');
     process.exit(255);
     break;
-  case 'still':
-    await write(frames[frames.length - 1]);
+  case 'still': {
+    // rpicam-still -o - writes to stdout; node-libcamera passes --output FILE.
+    const target = opt('--output', opt('-o', '-'));
+    if (target === '-') await write(frames[frames.length - 1]);
+    else writeFileSync(target, frames[frames.length - 1]);
     process.exit(0);
     break;
+  }
   default:
     process.stderr.write(`stand-in: unknown mode ${mode}\n`);
     process.exit(2);
