@@ -2,6 +2,8 @@
  * `npm run bench [-- NAME...]`: runs component benchmarks and prints one JSON document on
  * stdout (progress goes to stderr). Speed goals are checked here, not in tests.
  */
+import { cpus } from 'node:os';
+
 type Bench = () => Promise<Record<string, unknown>>;
 
 const benches: Record<string, () => Promise<Bench>> = {
@@ -25,7 +27,7 @@ async function main(names: string[]): Promise<number> {
 }
 
 function machineFacts() {
-  return { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? null };
+  return { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null };
 }
 
 main(process.argv.slice(2)).then((code) => {

@@ -243,6 +243,11 @@ describe('envelope refusals, each with its own check', () => {
     expect(code).toBe('envelope.expired');
   });
 
+  it('a command without an expiry cannot be made', () => {
+    const cmd = exampleCommands()[5]!;
+    expect(codeOf(() => sealAndSign({ kind: 'command', id: cmd.commandId, tenant, device, seq: 1, body: cmd, signer: adminKey }))).toBe('message.schema-invalid');
+  });
+
   it('a message sent too long ago or from the future is refused', () => {
     expect(codeOf(() => openEvent(sealEvent(examplePunch(), { sentAt: Date.now() - 40 * DAY })))).toBe('envelope.outside-time-window');
     expect(codeOf(() => openEvent(sealEvent(examplePunch(), { sentAt: Date.now() + 3_600_000 })))).toBe('envelope.outside-time-window');
