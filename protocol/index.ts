@@ -11,3 +11,4 @@ export * from './schemas.js';
 export * from './keys.js';
 export * from './replay.js';
 export * from './envelope.js';
+export * from './credentials.js';
