@@ -1,3 +1,5 @@
+import { userInfo } from 'node:os';
+
 /**
  * Errors a facilities person can act on: which part, which device path, what went wrong and
  * which fix to try (most often: add the service user to a group).
@@ -30,7 +32,7 @@ export function explainAccessError(part: HardwarePart, path: string, err: unknow
   const e = err as NodeJS.ErrnoException;
   const code = e?.code ?? codeFromMessage(String(e?.message ?? err));
   const group = DEVICE_GROUP[part];
-  const user = process.env.USER ?? 'the service user';
+  const user = currentUser();
   if (code === 'EACCES' || code === 'EPERM') {
     return new HardwareError(part, `${part}: permission denied on ${path}`, `add ${user} to group ${group} (sudo usermod -aG ${group} ${user}) and restart the service`, code);
   }
@@ -41,6 +43,15 @@ export function explainAccessError(part: HardwarePart, path: string, err: unknow
     return new HardwareError(part, `${part}: ${path} is in use by another process`, `stop the other program using ${path} (see: fuser -v ${path})`, code);
   }
   return new HardwareError(part, `${part}: cannot open ${path}: ${e?.message ?? String(err)}`, `check the wiring and that ${path} is the right device`, code);
+}
+
+/** The account this process really runs as (not $USER, which sudo and systemd may leave stale). */
+function currentUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'the service user';
+  }
 }
 
 function fixForMissing(part: HardwarePart, path: string): string {

@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, realpathSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { ReaderConfig } from '../config.js';
 import { HardwareError } from '../errors.js';
 import { em4100Frame, type CardRead } from './parsers.js';
 import { SerialCardReader, SimulatedCardReader } from './reader.js';
+import { bundleFixture } from '../test-fixtures/bundle.js';
 
 /**
  * A real pseudo-terminal pair made by socat: the reader opens one end as its serial port, the
@@ -148,6 +149,31 @@ describe('serial card reader on a socat pseudo-terminal', () => {
     send(em4100Frame('0000000007'));
     await until(() => cards.length === 1, 'a card');
     expect(errors).toHaveLength(1); // retries did not repeat the same error
+  });
+});
+
+describe('serial card reader permissions', () => {
+  it('names the group to join when the service user may not open the port', async () => {
+    await startSocat();
+    // A pty belongs to its creator with mode 620: root's is closed to "nobody", as a
+    // root:dialout 660 serial port is to a user outside dialout. Not root here: close our own.
+    const asRoot = process.getuid?.() === 0;
+    if (!asRoot) chmodSync(realpathSync(portPath()), 0o000);
+    const child = await bundleFixture('reader-permission-child');
+    try {
+      const stdout = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, [child.file, portPath()], { timeout: 20_000, ...(asRoot ? { uid: 65534, gid: 65534 } : {}) }, (err, out) =>
+          err ? reject(err) : resolve(out),
+        ),
+      );
+      const report = JSON.parse(stdout.trim().split('\n')[0]!) as { code?: string; message?: string; fix?: string };
+      expect(report.code).toBe('EACCES');
+      expect(report.message).toBe(`reader: permission denied on ${portPath()}`);
+      expect(report.fix).toMatch(/to group dialout \(sudo usermod -aG dialout \S+\)/);
+      if (asRoot) expect(report.fix).toContain('nobody');
+    } finally {
+      child.remove();
+    }
   });
 });
 
