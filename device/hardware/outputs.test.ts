@@ -56,6 +56,17 @@ describe('outputs on the GPIO simulator', () => {
     expect(sim.level(17)).toBe(0);
   });
 
+  it('a default grant holds the relay for relay.pulseMs (3 s) ± tolerance, read from the record', async () => {
+    const { sim, outputs } = make();
+    const done = pulseEnd(outputs);
+    expect(outputs.pulseRelay()).toBe(3000);
+    await done;
+    const [pulse, ...more] = pulses(sim.records, 17, 1);
+    expect(more).toEqual([]);
+    expect(pulse!.ms).toBeGreaterThanOrEqual(2998);
+    expect(pulse!.ms).toBeLessThan(3000 + 1000);
+  });
+
   it('extends a pulse asked for during a pulse, and cuts pulses to maxPulseMs', async () => {
     const { sim, outputs } = make({ maxPulseMs: 200 });
     const done = pulseEnd(outputs);
