@@ -61,6 +61,19 @@ describe('clockface hw test', () => {
     expect(camera.fix).toMatch(/replayPath/);
   });
 
+  it('still checks the camera when the GPIO cannot be opened (onoff without sysfs GPIO here)', async () => {
+    const config = join(out, 'no-gpio.json');
+    writeFileSync(
+      config,
+      JSON.stringify({ hardware: { gpio: { driver: 'onoff' }, pins: { relay: 17 }, camera: { driver: 'replay', replayPath: join(here, 'test-fixtures', 'frames') } } }),
+    );
+    const { code, text } = await capture(['test', '--config', config, '--out', out]);
+    expect(code).toBe(1);
+    expect(text).toMatch(/FAIL {2}gpio +gpio: .*\n {6}fix: .+/);
+    expect(text).toMatch(/PASS {2}camera/);
+    expect(text).toMatch(/1 of 2 checks FAILED/);
+  });
+
   it('explains usage errors and bad config files plainly', async () => {
     expect((await capture(['test'])).text).toMatch(/--config FILE is required/);
     expect((await capture(['bogus', '--config', 'x'])).code).toBe(2);

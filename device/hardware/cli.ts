@@ -6,8 +6,9 @@ import { createLogger } from '../../common/log.js';
 import { HwToolConfig, type HardwareConfig } from './config.js';
 import { HardwareError } from './errors.js';
 import { SimulatedGpio, pulses } from './gpio/sim.js';
+import { createCamera, type Camera } from './camera/index.js';
 import { createHardware, resetOutputs, type Hardware } from './index.js';
-import { SimulatedCardReader } from './rfid/reader.js';
+import { createCardReader, SimulatedCardReader, type CardReader } from './rfid/reader.js';
 import type { CardRead } from './rfid/parsers.js';
 import { parityOk, wiegandForCard } from './wiegand/encoder.js';
 
@@ -104,31 +105,49 @@ export async function runChecks(config: HardwareConfig, opts: CheckOptions): Pro
   const results: CheckResult[] = [];
   const record = (r: CheckResult): void => {
     results.push(r);
-    opts.say(`${r.ok ? 'PASS' : 'FAIL'}  ${r.part.padEnd(12)} ${r.detail}${r.fix ? `\n      fix: ${r.fix}` : ''}`);
+    const hint = r.fix ? `\n      ${r.ok ? 'if not' : 'fix'}: ${r.fix}` : '';
+    opts.say(`${r.ok ? 'PASS' : 'FAIL'}  ${r.part.padEnd(12)} ${r.detail}${hint}`);
   };
-  const log = createLogger({ name: 'hw-test', level: 'warn' });
-  let hw: Hardware;
+  const guarded = async (part: string, check: () => Promise<void> | void): Promise<void> => {
+    try {
+      await check();
+    } catch (err) {
+      record(failure(part, err));
+    }
+  };
+  // The checks print what failed and why; the log only adds what they cannot (errors).
+  const log = createLogger({ name: 'hw-test', level: 'error' });
+  let hw: Hardware | undefined;
   try {
     hw = createHardware(config, { baseDir: opts.baseDir, log });
     record({ part: 'gpio', ok: true, detail: `${hw.gpio.kind} driver; outputs driven to their safe state` });
   } catch (err) {
     record(failure('gpio', err));
+  }
+  if (hw) {
+    const parts = hw;
+    try {
+      await guarded('leds', () => checkLeds(parts, record));
+      await guarded('door relay', () => checkRelay(parts, opts.pulseMs, record));
+      await guarded('inputs', () => checkInputs(parts, record));
+      await guarded('wiegand', () => checkWiegand(parts, record));
+      await guarded('card reader', () => checkReader(parts.reader, config, opts.cardTimeoutMs, opts.say, record));
+      await guarded('camera', () => checkCamera(parts.camera, config, opts.outDir, record));
+    } finally {
+      await hw.close();
+    }
     return results;
   }
-  try {
-    await checkLeds(hw, record);
-    await checkRelay(hw, opts.pulseMs, record);
-    checkInputs(hw, record);
-    checkWiegand(hw, record);
-    await checkReader(hw, opts.cardTimeoutMs, opts.say, record);
-    await checkCamera(hw, opts.outDir, record);
-  } finally {
-    await hw.close();
-  }
+  // Without GPIO the reader and camera can still be checked on their own.
+  const reader = createCardReader(config.reader, log);
+  const camera = createCamera(config.camera, opts.baseDir, log);
+  await guarded('card reader', () => checkReader(reader, config, opts.cardTimeoutMs, opts.say, record));
+  await guarded('camera', () => checkCamera(camera, config, opts.outDir, record));
   return results;
 }
 
-type Record = (r: CheckResult) => void;
+/** Adds one check result (and prints it). */
+type Report = (r: CheckResult) => void;
 
 function failure(part: string, err: unknown): CheckResult {
   if (err instanceof HardwareError) return { part, ok: false, detail: err.message, fix: err.fix };
@@ -154,7 +173,7 @@ async function settle(count: () => number, want: number, nominalMs: number): Pro
   return count();
 }
 
-async function checkLeds(hw: Hardware, record: Record): Promise<void> {
+async function checkLeds(hw: Hardware, record: Report): Promise<void> {
   const { greenLed, redLed, buzzer } = hw.config.pins;
   for (const [color, pin] of [['green', greenLed], ['red', redLed]] as const) {
     if (pin === undefined) continue;
@@ -172,7 +191,7 @@ async function checkLeds(hw: Hardware, record: Record): Promise<void> {
   }
 }
 
-async function checkRelay(hw: Hardware, pulseMs: number, record: Record): Promise<void> {
+async function checkRelay(hw: Hardware, pulseMs: number, record: Report): Promise<void> {
   const pin = hw.config.pins.relay;
   if (pin === undefined) return;
   const since = Date.now() - 1;
@@ -191,7 +210,7 @@ async function checkRelay(hw: Hardware, pulseMs: number, record: Record): Promis
   record({ part: 'door relay', ok: true, detail: `GPIO ${pin} pulsed ${used} ms (listen for the click; the door should unlock and lock again)`, fix: 'if no click: check relay power, hardware.relay.activeLow and the wiring to the relay input' });
 }
 
-function checkInputs(hw: Hardware, record: Record): void {
+function checkInputs(hw: Hardware, record: Report): void {
   const { doorContact, requestToExit, tamper } = hw.config.pins;
   if (doorContact !== undefined) record({ part: 'door contact', ok: true, detail: `GPIO ${doorContact} reads door ${hw.inputs.isDoorOpen ? 'OPEN' : 'closed'} (open and close the door and run again to see it change)`, fix: hw.inputs.isDoorOpen ? 'if the door is actually closed: check the contact wiring and hardware.inputs.doorOpenLevel' : undefined });
   if (requestToExit !== undefined) record({ part: 'exit button', ok: true, detail: `GPIO ${requestToExit} configured` });
@@ -201,7 +220,7 @@ function checkInputs(hw: Hardware, record: Record): void {
   }
 }
 
-function checkWiegand(hw: Hardware, record: Record): void {
+function checkWiegand(hw: Hardware, record: Report): void {
   if (!hw.wiegand) return;
   try {
     const bits = hw.wiegand.sendCard(1);
@@ -213,8 +232,7 @@ function checkWiegand(hw: Hardware, record: Record): void {
   }
 }
 
-async function checkReader(hw: Hardware, timeoutMs: number, say: (l: string) => void, record: Record): Promise<void> {
-  const reader = hw.reader;
+async function checkReader(reader: CardReader | undefined, config: HardwareConfig, timeoutMs: number, say: (l: string) => void, record: Report): Promise<void> {
   if (!reader) return;
   const seen: { error?: HardwareError } = {};
   reader.on('error', (e) => (seen.error ??= e));
@@ -230,18 +248,17 @@ async function checkReader(hw: Hardware, timeoutMs: number, say: (l: string) => 
     await reader.stop();
     return record(failure('card reader', seen.error));
   }
-  if (reader instanceof SimulatedCardReader) reader.present(hw.config.reader.simulatedCards[0] ?? '0100ABCDEF');
+  if (reader instanceof SimulatedCardReader) reader.present(config.reader.simulatedCards[0] ?? '0100ABCDEF');
   else say(`      hold a card on the reader (waiting ${Math.round(timeoutMs / 1000)} s) ...`);
   const read = await card;
   await reader.stop();
   const late = seen.error as HardwareError | undefined; // set by the listener while we waited
-  if (!read) return record({ part: 'card reader', ok: false, detail: `no card read in ${Math.round(timeoutMs / 1000)} s${late ? `: ${late.message}` : ''}`, fix: late?.fix ?? `check hardware.reader.protocol (${hw.config.reader.protocol}) and baudRate (${hw.config.reader.baudRate}) match the reader, and its power` });
+  if (!read) return record({ part: 'card reader', ok: false, detail: `no card read in ${Math.round(timeoutMs / 1000)} s${late ? `: ${late.message}` : ''}`, fix: late?.fix ?? `check hardware.reader.protocol (${config.reader.protocol}) and baudRate (${config.reader.baudRate}) match the reader, and its power` });
   // Only the format and length: the number itself is personal data.
   record({ part: 'card reader', ok: true, detail: `read a ${read.format} card (${read.raw.length} digits)` });
 }
 
-async function checkCamera(hw: Hardware, outDir: string, record: Record): Promise<void> {
-  const camera = hw.camera;
+async function checkCamera(camera: Camera | undefined, config: HardwareConfig, outDir: string, record: Report): Promise<void> {
   if (!camera) return;
   let firstError: HardwareError | undefined;
   camera.on('error', (e) => (firstError ??= e));
@@ -250,13 +267,13 @@ async function checkCamera(hw: Hardware, outDir: string, record: Record): Promis
   } catch (err) {
     return record(failure('camera', err));
   }
-  const deadline = performance.now() + hw.config.camera.stallTimeoutMs + 5000;
+  const deadline = performance.now() + config.camera.stallTimeoutMs + 5000;
   while (!camera.latestFrame() && !firstError && performance.now() < deadline) await sleep(50);
   await sleep(1000); // let fps settle
   const frame = camera.latestFrame();
   const stats = camera.stats();
   await camera.stop();
-  if (!frame) return record(failure('camera', firstError ?? new HardwareError('camera', `camera: no frame within ${hw.config.camera.stallTimeoutMs + 5000} ms (${stats.restarts} restarts)`, 'check the camera cable and run rpicam-hello; see the service log for the camera program\'s errors')));
+  if (!frame) return record(failure('camera', firstError ?? new HardwareError('camera', `camera: no frame within ${config.camera.stallTimeoutMs + 5000} ms (${stats.restarts} restarts)`, 'check the camera cable and run rpicam-hello; see the service log for the camera program\'s errors')));
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, 'hw-test-frame.jpg');
   writeFileSync(file, frame.jpeg);

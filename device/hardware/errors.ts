@@ -61,7 +61,7 @@ function fixForMissing(part: HardwarePart, path: string): string {
     case 'camera':
       return `check the camera cable and that the camera is enabled (rpicam-hello --list-cameras, or ls /dev/video*)`;
     default:
-      return `this kernel has no sysfs GPIO at ${path}; use a Raspberry Pi OS kernel with CONFIG_GPIO_SYSFS or the simulator`;
+      return `check hardware.pins and hardware.gpio.sysfsBase (Raspberry Pi kernels from 6.6 number GPIOs from the chip base: ls /sys/class/gpio); with no /sys/class/gpio at all, use a kernel with CONFIG_GPIO_SYSFS, or hardware.gpio.driver "simulator" off the Pi`;
   }
 }
 
