@@ -6,6 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect, createServer, type Server, type TLSSocket } from 'node:tls';
+import { Aedes, type Client } from 'aedes';
+import { connect as mqttConnect, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HardwareConfig } from '../device/hardware/config.js';
 import { keyPairFromPem, publicKeyRef } from '../protocol/index.js';
@@ -255,6 +257,69 @@ describe('units connect over mTLS with their bundles', () => {
       for (const s of [before, after, fresh]) s.destroy();
     } finally {
       gw.server.close();
+    }
+  });
+});
+
+describe('units speak MQTT over mTLS with their bundles (aedes, as the gateway runs it)', () => {
+  it('a device publishes with QoS 1 under the identity of its certificate; the revoked one cannot connect', async () => {
+    const bundle = join(dir, 'gateways', 'site-1');
+    const config = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+    const file = (rel: string) => readFileSync(resolve(bundle, rel));
+    const broker = new Aedes({
+      // The gateway's rule: the client id must be the device named in the verified certificate.
+      authenticate: (client: Client, _u, _p, done) => {
+        const peer = (client.conn as unknown as TLSSocket).getPeerX509Certificate?.();
+        const id = peer ? certificateIdentity(peer) : null;
+        done(null, id !== null && id.role === 'device' && id.id === client.id && id.tenant === config.tenant);
+      },
+    });
+    await broker.listen();
+    const received: string[] = [];
+    broker.on('publish', (packet, client) => {
+      if (client) received.push(`${client.id} ${packet.topic} ${packet.payload.toString()}`);
+    });
+    const server = createServer(
+      { key: file(config.mqtt.key), cert: file(config.mqtt.cert), ca: file(config.mqtt.ca), crl: readFileSync(join(dir, 'tenant', 'crl.pem')), requestCert: true, rejectUnauthorized: true },
+      (socket) => {
+        socket.on('error', () => {});
+        broker.handle(socket);
+      },
+    );
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    const dial = (device: string) => {
+      const b = join(dir, 'devices', device);
+      const dc = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'));
+      const f = (rel: string) => readFileSync(resolve(b, rel));
+      const client = mqttConnect(`mqtts://127.0.0.1:${port}`, {
+        servername: new URL(dc.mqtt.url).hostname,
+        ca: f(dc.mqtt.ca),
+        cert: f(dc.mqtt.cert),
+        key: f(dc.mqtt.key),
+        clientId: dc.device,
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+        connectTimeout: 10_000,
+      });
+      // Settles on CONNACK, or on the connection ending first (a refused certificate under
+      // TLS 1.3 ends it after the client thinks the handshake is done, without an error).
+      return new Promise<MqttClient>((resolveClient, reject) => {
+        client.once('connect', () => resolveClient(client));
+        client.once('error', (err) => reject(err));
+        client.once('close', () => reject(new Error(`${device}: connection closed before CONNACK`)));
+      });
+    };
+    try {
+      const door = await dial('door-1');
+      await door.publishAsync('cf/v1/acme/door-1/status', '{"state":"online"}', { qos: 1 });
+      expect(received).toContain('door-1 cf/v1/acme/door-1/status {"state":"online"}');
+      await door.endAsync();
+      await expect(dial('clock-1')).rejects.toThrow(/clock-1: connection closed before CONNACK|revoked/);
+    } finally {
+      server.close();
+      await new Promise<void>((r) => broker.close(() => r()));
     }
   });
 });
