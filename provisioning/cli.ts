@@ -6,7 +6,7 @@ import { extractTarGz } from './archive.js';
 import { CloudAdminClient } from './cloud-client.js';
 import { OutputFolder, ProvisionError } from './output.js';
 import { PROFILE_NAMES, hardwareProfile } from './profiles.js';
-import { TENANT_DIR, initTenant, loadTenant } from './tenant.js';
+import { TENANT_DIR, exportCloudKeys, initTenant, loadTenant } from './tenant.js';
 import { DEVICE_MODES, addDevice, addGateway, revoke, rotateUnit, type DeviceMode, type RevokeTarget } from './units.js';
 
 /**
@@ -22,6 +22,7 @@ Commands (in the order a site is set up):
   device add      --device D --gateway G --profile P [--mode access|timekeeping|both]
   rotate          (--device D | --gateway G) [--overlap-hours 24]  new TLS key; old one valid during the overlap
   revoke          (--device D | --gateway G | --serial HEX | --due)  rebuild the CRL (--due: end finished overlaps)
+  tenant export-cloud                                        DIR/cloud/<tenant>/: the keys the cloud needs (no CA key)
   tenant backup   [--backup-to REL]                          encrypted copy of DIR/tenant (scrypt + AES-256-GCM)
   tenant restore  --from FILE                                unpack a backup into DIR
   profiles                                                   list hardware profiles
@@ -135,6 +136,12 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<Rec
       progress(`done: keep ${out.resolveInside(TENANT_DIR)} offline and backed up; the cloud needs its keys (see the facilities guide)`);
       return { command, ...result, dir: out.resolveInside(TENANT_DIR), ...(backup ? { backup } : {}), dryRun };
     }
+    case 'tenant export-cloud': {
+      const ring = loadTenant(out.root);
+      const keysDir = exportCloudKeys(out, ring);
+      progress(`give ${keysDir} to the cloud as tenants[].keysDir for ${ring.tenant}; it holds no CA key`);
+      return { command, tenant: ring.tenant, keysDir, dryRun };
+    }
     case 'tenant backup': {
       const passphrase = readPassphrase(values['passphrase-file'], io.env);
       loadTenant(out.root);
@@ -163,6 +170,7 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<Rec
         cloud: cloud ? { client: cloud.client, url: cloud.url, caPem: cloud.caPem } : undefined,
       });
       if (cloud && !dryRun) progress(`registered gateway ${gateway} with ${cloud.url}; its token is in the bundle (0600)`);
+      warnReplaced(result.replaced, progress);
       progress(`bundle ready: ${result.archive}`);
       return { command, ...result, dryRun };
     }
@@ -174,6 +182,7 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<Rec
       progress(`issuing device ${device} (profile ${need(values, 'profile')}, mode ${mode}) for gateway ${need(values, 'gateway')}`);
       const result = await addDevice(out, ring, { device, gateway: need(values, 'gateway'), profile: need(values, 'profile'), mode, cloud });
       if (cloud && !dryRun) progress(`registered device ${device} with ${cloud.url}`);
+      warnReplaced(result.replaced, progress);
       progress(`bundle ready: ${result.archive}`);
       return { command, ...result, dryRun };
     }
@@ -201,6 +210,12 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<Rec
     }
     default:
       return undefined;
+  }
+}
+
+function warnReplaced(serials: string[] | undefined, progress: (l: string) => void): void {
+  if (serials && serials.length > 0) {
+    progress(`replaced: the old certificate(s) ${serials.join(', ')} are retired; run "provision revoke --due" to put them in the CRL`);
   }
 }
 

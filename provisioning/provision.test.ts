@@ -63,6 +63,17 @@ describe('provisioned tenant, gateway and devices', () => {
     expect(Buffer.from(readFileSync(join(t, 'card-pepper.key'), 'utf8').trim(), 'base64')).toHaveLength(32);
   });
 
+  it('exports the keys the cloud needs, without the CA key', async () => {
+    const r = await ok(['tenant', 'export-cloud', '--out', dir]);
+    const keysDir = r.json.keysDir as string;
+    expect(keysDir).toBe(join(dir, 'cloud', 'acme'));
+    expect(readdirSync(keysDir).sort()).toEqual(['admin-signing.key', 'admin-signing.pub', 'ca.crt', 'card-pepper.key', 'cloud-sealing.key', 'cloud-sealing.pub']);
+    for (const f of ['admin-signing.key', 'cloud-sealing.key', 'card-pepper.key']) {
+      expect(mode(join(keysDir, f)), f).toBe(0o600);
+      expect(readFileSync(join(keysDir, f)).equals(readFileSync(join(dir, 'tenant', f)))).toBe(true);
+    }
+  });
+
   it('never prints private key material', () => {
     const all = transcript.join('\n');
     expect(all).not.toMatch(/PRIVATE KEY/);
@@ -334,6 +345,20 @@ describe('safe by construction', () => {
     const dup = await provision(['device', 'add', '--out', dir, '--device', 'door-1', '--gateway', 'site-1', '--profile', 'simulator']);
     expect(dup.code).toBe(1);
     expect(dup.stderr).toMatch(/device door-1 already exists/);
+  });
+
+  it('a unit replaced with --force gets new keys, and its old certificate is retired into the CRL', async () => {
+    const scratch = join(root, 'replace');
+    await ok(['tenant', 'init', '--out', scratch, '--tenant', 'eps']);
+    await ok(['gateway', 'add', '--out', scratch, '--gateway', 'gw', '--host', 'gw.local']);
+    await ok(['device', 'add', '--out', scratch, '--device', 'd1', '--gateway', 'gw', '--profile', 'simulator']);
+    const oldSerial = normalizeSerial(new X509Certificate(readFileSync(join(scratch, 'devices', 'd1', 'device.crt'))).serialNumber);
+    const again = await ok(['device', 'add', '--out', scratch, '--device', 'd1', '--gateway', 'gw', '--profile', 'simulator', '--force']);
+    expect(again.json.replaced).toEqual([oldSerial]);
+    expect(again.stderr).toMatch(/retired; run "provision revoke --due"/);
+    const due = await ok(['revoke', '--out', scratch, '--due']);
+    expect(due.json.newlyRevoked).toEqual([oldSerial]);
+    expect(due.json.refused).toEqual([oldSerial]);
   });
 
   it('--force replaces a tenant on purpose', async () => {

@@ -102,6 +102,23 @@ export function loadTenant(root: string): TenantKeyring {
   };
 }
 
+/** What the cloud needs of a keyring (its `keysDir`): everything except the CA's private key. */
+export const CLOUD_KEY_FILES = ['ca.crt', 'admin-signing.key', 'admin-signing.pub', 'cloud-sealing.key', 'cloud-sealing.pub', 'card-pepper.key'] as const;
+
+/**
+ * Writes cloud/<tenant>/ for the cloud's `tenants[].keysDir`. The CA key stays with the
+ * tenant folder: a compromised cloud can then not mint device or gateway certificates.
+ */
+export function exportCloudKeys(out: OutputFolder, ring: TenantKeyring): string {
+  const dir = `cloud/${ring.tenant}`;
+  const secret = (f: string) => f.endsWith('.key');
+  out.assertWritable(CLOUD_KEY_FILES.map((f) => `${dir}/${f}`));
+  out.mkdir(dir, 0o700);
+  for (const f of CLOUD_KEY_FILES) out.write(`${dir}/${f}`, readFileSync(join(ring.root, TENANT_DIR, f)), { secret: secret(f) });
+  if (existsSync(join(ring.root, TENANT_FILES.crl))) out.write(`${dir}/crl.pem`, readFileSync(join(ring.root, TENANT_FILES.crl)), { overwrite: true });
+  return out.resolveInside(dir);
+}
+
 export function inventoryJson(inv: Inventory): string {
   return `${JSON.stringify(inv, null, 2)}\n`;
 }

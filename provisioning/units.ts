@@ -53,6 +53,8 @@ export interface UnitResult {
   serial: string;
   bundle: string;
   archive: string;
+  /** Serials of the unit's earlier certificates, retired because it was replaced with --force. */
+  replaced?: string[];
 }
 
 export async function addGateway(out: OutputFolder, ring: TenantKeyring, opts: AddGatewayOptions): Promise<UnitResult> {
@@ -94,11 +96,12 @@ export async function addGateway(out: OutputFolder, ring: TenantKeyring, opts: A
   if (opts.cloud?.caPem) out.write(`${dir}/cloud-ca.crt`, opts.cloud.caPem, { overwrite: true });
   if (opts.cloud) out.write(`${dir}/gateway.token`, `${token ?? 'dry-run'}\n`, { secret: true, overwrite: true });
 
+  const replaced = retirePrevious(ring.inventory, 'gateway', id, opts.now);
   upsertUnit(ring.inventory, { role: 'gateway', id, host, port });
   recordCertificate(ring.inventory, 'gateway', id, cert, opts.now);
   saveInventory(out, ring.inventory);
   await writeArchive(out, 'gateway', id);
-  return { role: 'gateway', id, serial: normalizeSerial(cert.serial), bundle: out.resolveInside(dir), archive: out.resolveInside(bundleArchive('gateway', id)) };
+  return { role: 'gateway', id, serial: normalizeSerial(cert.serial), bundle: out.resolveInside(dir), archive: out.resolveInside(bundleArchive('gateway', id)), replaced };
 }
 
 export async function addDevice(out: OutputFolder, ring: TenantKeyring, opts: AddDeviceOptions): Promise<UnitResult> {
@@ -155,11 +158,12 @@ export async function addDevice(out: OutputFolder, ring: TenantKeyring, opts: Ad
   out.write(`${dir}/admin-signing.pub`, `${ring.adminSigningPublic}\n`, { overwrite: true });
   out.write(`${dir}/card-pepper.key`, `${ring.cardPepper}\n`, { secret: true, overwrite: true });
 
+  const replaced = retirePrevious(ring.inventory, 'device', id, opts.now);
   upsertUnit(ring.inventory, { role: 'device', id, gateway: gatewayId, profile: opts.profile });
   recordCertificate(ring.inventory, 'device', id, cert, opts.now);
   saveInventory(out, ring.inventory);
   await writeArchive(out, 'device', id);
-  return { role: 'device', id, serial: normalizeSerial(cert.serial), bundle: out.resolveInside(dir), archive: out.resolveInside(bundleArchive('device', id)) };
+  return { role: 'device', id, serial: normalizeSerial(cert.serial), bundle: out.resolveInside(dir), archive: out.resolveInside(bundleArchive('device', id)), replaced };
 }
 
 export interface RotateOptions {
@@ -282,6 +286,22 @@ function refuseExistingUnit(out: OutputFolder, inv: Inventory, role: 'device' | 
   if (!out.force && findUnit(inv, role, id)) {
     throw new ProvisionError(`${role} ${id} already exists in this tenant (use "provision rotate" for new keys, or --force to replace it)`);
   }
+}
+
+/**
+ * A unit replaced with --force (a lost SD card, a swapped board) must not leave its old
+ * certificates working: they are retired at once, and the next revoke (e.g. --due) lists them.
+ */
+function retirePrevious(inv: Inventory, role: 'device' | 'gateway', id: string, now = new Date()): string[] {
+  const retired: string[] = [];
+  for (const c of inv.certificates) {
+    if (c.role === role && c.id === id && c.status === 'active') {
+      c.status = 'retiring';
+      c.retireAt = now.toISOString();
+      retired.push(c.serial);
+    }
+  }
+  return retired;
 }
 
 function upsertUnit(inv: Inventory, unit: UnitRecord): void {
