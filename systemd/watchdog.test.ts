@@ -32,12 +32,18 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Resolves when `predicate` holds for the messages received so far. */
-function waitFor(messages: string[], socket: DgramServer, predicate: (m: string[]) => boolean): Promise<void> {
+/**
+ * Resolves when `predicate` holds for the messages received so far; rejects if the child
+ * exits first while still expected to run (a crash shows as a failure, not a hang).
+ */
+function waitFor(messages: string[], socket: DgramServer, predicate: (m: string[]) => boolean, child?: ChildProcess): Promise<void> {
   if (predicate(messages)) return Promise.resolve();
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     socket.on('message', () => {
       if (predicate(messages)) resolve();
+    });
+    child?.once('exit', (code, signal) => {
+      if (!predicate(messages)) reject(new Error(`service exited (${code ?? signal}) after: ${JSON.stringify(messages)}`));
     });
   });
 }
@@ -55,7 +61,7 @@ describe('systemd notify protocol', () => {
         env: { PATH: process.env.PATH, NOTIFY_SOCKET: path, WATCHDOG_USEC: '200000' },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
-      await waitFor(messages, socket, (m) => m.filter((x) => x === 'WATCHDOG=1').length >= 3);
+      await waitFor(messages, socket, (m) => m.filter((x) => x === 'WATCHDOG=1').length >= 3, child);
       const ready = messages.findIndex((m) => m.startsWith('READY=1'));
       expect(ready).toBeGreaterThanOrEqual(0);
       expect(messages[ready]).toMatch(/STATUS=ops http:\/\/127\.0\.0\.1:\d+; watchdog every 100 ms/);
@@ -81,9 +87,10 @@ describe('systemd notify protocol', () => {
     socket.bind(path);
     const child = spawn(process.execPath, [bundled.file], { env: { PATH: process.env.PATH, NOTIFY_SOCKET: path }, stdio: 'ignore' });
     try {
-      await waitFor(messages, socket, (m) => m.some((x) => x.startsWith('READY=1')));
+      await waitFor(messages, socket, (m) => m.some((x) => x.startsWith('READY=1')), child);
       child.kill('SIGTERM');
-      await once(child, 'exit');
+      const [code] = (await once(child, 'exit')) as [number | null];
+      expect(code).toBe(0);
       await waitFor(messages, socket, (m) => m.includes('STOPPING=1'));
       expect(messages.filter((m) => m === 'WATCHDOG=1')).toEqual([]);
       expect(messages[0]).toMatch(/watchdog every 0 ms/);

@@ -11,9 +11,8 @@ import { createNotifier } from '../../common/systemd.js';
 const notifier = createNotifier();
 const registry = new Registry();
 const ops = await startOpsServer({ host: '127.0.0.1', port: 0, registry, health: () => ({ ok: true }) });
-const everyMs = notifier.startWatchdog(() => true);
-notifier.ready(`ops ${ops.url}; watchdog every ${everyMs} ms`);
 
+// The stop handler goes in before READY: systemd may stop a service the moment it is ready.
 process.on('SIGTERM', () => {
   notifier.stopping();
   void ops.close().then(() => {
@@ -21,3 +20,6 @@ process.on('SIGTERM', () => {
     process.exit(0);
   });
 });
+
+const everyMs = notifier.startWatchdog(() => true);
+notifier.ready(`ops ${ops.url}; watchdog every ${everyMs} ms`);
