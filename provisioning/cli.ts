@@ -3,6 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ProtocolError } from '../protocol/index.js';
 import { decryptBackup, encryptFolder, readPassphrase } from './backup.js';
 import { extractTarGz } from './archive.js';
+import { checkBundle } from './check.js';
 import { CloudAdminClient } from './cloud-client.js';
 import { OutputFolder, ProvisionError } from './output.js';
 import { PROFILE_NAMES, hardwareProfile } from './profiles.js';
@@ -26,6 +27,7 @@ Commands (in the order a site is set up):
   tenant backup   [--backup-to REL]                          encrypted copy of DIR/tenant (scrypt + AES-256-GCM)
   tenant restore  --from FILE                                unpack a backup into DIR
   profiles                                                   list hardware profiles
+  check           --bundle DIR                               prove a bundle is complete and its certificate usable
 
 Common options:
   --out DIR            the tenant's folder; every file is written inside it
@@ -55,6 +57,7 @@ const OPTIONS = {
   'backup-to': { type: 'string' },
   from: { type: 'string' },
   'passphrase-file': { type: 'string' },
+  bundle: { type: 'string' },
   'dry-run': { type: 'boolean' },
   force: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -119,6 +122,11 @@ function need(values: Values, name: keyof Values): string {
 async function dispatch(command: string, values: Values, io: CliIo): Promise<Record<string, unknown> | undefined> {
   if (command === 'profiles') {
     return { profiles: Object.fromEntries(PROFILE_NAMES.map((n) => [n, hardwareProfile(n)])) };
+  }
+  if (command === 'check') {
+    const report = checkBundle(need(values, 'bundle'));
+    io.stderr(`bundle ok: ${report.role} ${report.id} of tenant ${report.tenant}, certificate ${report.serial} valid until ${report.notAfter}`);
+    return { command, ...report };
   }
   const dryRun = values['dry-run'] ?? false;
   const progress = (line: string) => io.stderr(`${dryRun ? '[dry-run] ' : ''}${line}`);

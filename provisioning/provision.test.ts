@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -106,6 +106,32 @@ describe('provisioned tenant, gateway and devices', () => {
       expect(readFileSync(join(unpacked, 'door-1', f)).equals(readFileSync(join(b, f))), f).toBe(true);
       expect(mode(join(unpacked, 'door-1', f)), f).toBe(mode(join(b, f)));
     }
+  });
+
+  it('check proves each bundle complete and usable, and names what is wrong with a broken one', async () => {
+    for (const [b, id] of [['devices/door-1', 'door-1'], ['devices/clock-1', 'clock-1'], ['gateways/site-1', 'site-1']] as const) {
+      const r = await ok(['check', '--bundle', join(dir, b)]);
+      expect(r.json).toMatchObject({ tenant: 'acme', id });
+    }
+    const broken = join(root, 'broken');
+    cpSync(join(dir, 'devices', 'door-1'), broken, { recursive: true });
+    // Another device's key in door-1's bundle.
+    copyFileSync(join(dir, 'devices', 'clock-1', 'device.key'), join(broken, 'device.key'));
+    expect((await provision(['check', '--bundle', broken])).stderr).toMatch(/private key does not belong to the certificate/);
+    copyFileSync(join(dir, 'devices', 'door-1', 'device.key'), join(broken, 'device.key'));
+    chmodSync(join(broken, 'device.key'), 0o644);
+    expect((await provision(['check', '--bundle', broken])).stderr).toMatch(/device\.key must be readable by its owner only/);
+    chmodSync(join(broken, 'device.key'), 0o600);
+    rmSync(join(broken, 'card-pepper.key'));
+    const missing = await provision(['check', '--bundle', broken]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/bundle is incomplete: card-pepper\.key \(keys\.cardPepper\) is missing/);
+    // A certificate from another tenant's CA.
+    const other = join(root, 'other');
+    await ok(['tenant', 'init', '--out', other, '--tenant', 'acme']);
+    writeFileSync(join(broken, 'card-pepper.key'), readFileSync(join(dir, 'devices', 'door-1', 'card-pepper.key')), { mode: 0o600 });
+    copyFileSync(join(other, 'tenant', 'ca.crt'), join(broken, 'ca.crt'));
+    expect((await provision(['check', '--bundle', broken])).stderr).toMatch(/not signed by the bundled CA/);
   });
 
   it('gives the gateway a bundle with its server certificate for the address devices dial', () => {

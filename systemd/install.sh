@@ -211,6 +211,9 @@ put 0755 "$WORK/clockface" "$BIN"
 # ---- config bundle -----------------------------------------------------------------------------
 CONFIG_CHANGED=0
 if [[ -n "$BUNDLE_DIR" ]]; then
+  # Refuse a bundle whose certificate does not chain, match its key or carry its identity
+  # before it replaces a working config.
+  sys "$BIN" provision check --bundle "$BUNDLE_DIR"
   say "applying the $ROLE bundle to $CONFROOT/$ROLE"
   for f in "$BUNDLE_DIR"/*; do
     name="$(basename "$f")"

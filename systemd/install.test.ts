@@ -64,6 +64,7 @@ describe('install.sh', () => {
     expect(r.out).toMatch(/would run: .*apt-get install -y -qq nodejs/);
     expect(r.out).toContain('would run: useradd --system --user-group --no-create-home --home-dir /var/lib/clockface/device --shell /usr/sbin/nologin clockface-device');
     expect(r.out).toContain('would run: groupadd --system -f gpio');
+    expect(r.out).toMatch(/would run: \/usr\/bin\/clockface provision check --bundle \S+door-1/);
     const conf = join(root, 'etc/clockface/device');
     for (const f of ['device.key', 'device-signing.key', 'device-sealing.key', 'card-pepper.key']) {
       expect(mode(join(conf, f)), f).toBe(0o600);
