@@ -47,6 +47,8 @@ export const Inventory = z
     certificates: z.array(CertificateRecord),
     /** Bumped each time the revocation list changes. */
     crlVersion: z.number().int().min(0),
+    /** The crlVersion last accepted by the cloud: a failed publish is retried by the next revoke. */
+    cloudPublished: z.number().int().min(0).optional(),
   })
   .strict();
 export type Inventory = z.infer<typeof Inventory>;

@@ -495,6 +495,8 @@ interface Seen {
 async function standInCloud(): Promise<{ server: HttpServer; url: string; seen: Seen[] }> {
   const seen: Seen[] = [];
   let version = 0;
+  const gateways = new Set<string>();
+  const devices = new Set<string>();
   const server = createHttpServer((req: IncomingMessage, res) => {
     let text = '';
     req.on('data', (c) => (text += c));
@@ -504,13 +506,18 @@ async function standInCloud(): Promise<{ server: HttpServer; url: string; seen: 
       const reply = (status: number, obj: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(obj));
       if (req.headers.authorization !== 'Bearer owner-key-123') return reply(401, { error: 'unauthorized' });
       if (req.method === 'POST' && req.url === '/v1/tenants/acme/gateways' && typeof body.gateway === 'string') {
+        gateways.add(body.gateway);
         return reply(201, { gateway: body.gateway, token: `gw-token-${body.gateway}` });
       }
       if (req.method === 'POST' && req.url === '/v1/tenants/acme/devices') {
         const valid = ['device', 'gateway', 'signingPublicKey', 'sealingPublicKey', 'certSerial'].every((k) => typeof body[k] === 'string');
-        return valid ? reply(201, {}) : reply(400, { error: 'bad device' });
+        if (!valid) return reply(400, { error: 'bad device' });
+        if (!gateways.has(body.gateway as string)) return reply(404, { error: `gateway ${body.gateway} is not registered in this tenant` });
+        if (devices.has(body.device as string)) return reply(409, { error: `device ${body.device} is already registered` });
+        devices.add(body.device as string);
+        return reply(201, { device: body.device });
       }
-      if (req.method === 'POST' && req.url === '/v1/tenants/acme/revocations' && Array.isArray(body.serials)) {
+      if (req.method === 'POST' && req.url === '/v1/tenants/acme/revocations' && Array.isArray(body.serials) && body.serials.length > 0) {
         return reply(200, { version: ++version });
       }
       return reply(404, { error: 'not found' });
@@ -551,6 +558,18 @@ describe('registration with the cloud', () => {
       const pub = cloud.seen.find((s) => s.url === '/v1/tenants/acme/revocations')!;
       expect(pub.body.serials).toContain(reg.body.certSerial);
       expect(cloud.seen.every((s) => s.auth === 'Bearer owner-key-123' && s.method === 'POST')).toBe(true);
+
+      // The cloud refuses a second registration of the same device: nothing in the bundle changes.
+      const keyBefore = readFileSync(join(dev, 'device.key'));
+      const dup = await provision(['device', 'add', '--out', dir, '--device', 'door-2', '--gateway', 'site-2', '--profile', 'pi-usb', '--force', ...c]);
+      expect(dup.code).toBe(1);
+      expect(dup.stderr).toMatch(/HTTP 409 device door-2 is already registered/);
+      expect(readFileSync(join(dev, 'device.key')).equals(keyBefore)).toBe(true);
+
+      // Nothing new: no second publish (the cloud would tell every device again).
+      const quiet = await ok(['revoke', '--out', dir, '--due', ...c]);
+      expect(quiet.json.cloudVersion).toBeUndefined();
+      expect(cloud.seen.filter((s) => s.url === '/v1/tenants/acme/revocations')).toHaveLength(1);
     } finally {
       cloud.server.close();
     }

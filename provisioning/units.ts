@@ -277,8 +277,15 @@ export async function revoke(
   const crl = await createRevocationList(ring.ca, refused);
   const crlPath = out.write(TENANT_FILES.crl, crl, { overwrite: true });
   saveInventory(out, ring.inventory);
+  // The cloud unions what it is sent and tells every device, so send the whole list, but only
+  // when it holds something the cloud has not yet accepted (a cron'd `revoke --due` stays quiet).
   let cloudVersion: number | undefined;
-  if (opts.cloud && !out.dryRun) cloudVersion = (await opts.cloud.client.publishRevocations(ring.tenant, refused)).version;
+  const unpublished = ring.inventory.cloudPublished !== ring.inventory.crlVersion;
+  if (opts.cloud && !out.dryRun && refused.length > 0 && unpublished) {
+    cloudVersion = (await opts.cloud.client.publishRevocations(ring.tenant, refused)).version;
+    ring.inventory.cloudPublished = ring.inventory.crlVersion;
+    saveInventory(out, ring.inventory);
+  }
   return { newlyRevoked, refused, crlVersion: ring.inventory.crlVersion, crlPath, cloudVersion };
 }
 
