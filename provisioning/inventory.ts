@@ -34,6 +34,8 @@ export const UnitRecord = z
     /** Gateways: the address devices dial (host name or IP) and the MQTT port. */
     host: z.string().optional(),
     port: z.number().int().optional(),
+    /** Gateways: further names in the server certificate, kept so a rotation keeps them. */
+    altNames: z.array(z.string()).optional(),
     profile: z.string().optional(),
   })
   .strict();

@@ -438,6 +438,30 @@ describe('safe by construction', () => {
     expect(readdirSync(elsewhere)).toEqual([]);
   });
 
+  it('tenant init --backup writes an encrypted backup at once, and without a passphrase writes nothing at all', async () => {
+    const none = join(root, 'nopass');
+    const r = await provision(['tenant', 'init', '--out', none, '--tenant', 'zeta', '--backup']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/needs a passphrase/);
+    expect(existsSync(none)).toBe(false);
+    const withPass = join(root, 'withpass');
+    const ok2 = await ok(['tenant', 'init', '--out', withPass, '--tenant', 'zeta', '--backup'], { CLOCKFACE_BACKUP_PASSPHRASE: 'twelve chars or more' });
+    const backup = ok2.json.backup as string;
+    expect(backup.startsWith(join(withPass, 'backups'))).toBe(true);
+    expect(mode(backup)).toBe(0o600);
+  });
+
+  it('rotates a gateway: the new server certificate keeps the address devices dial', async () => {
+    const before = readFileSync(join(dir, 'gateways', 'site-1', 'gateway.crt'));
+    const r = await ok(['rotate', '--out', dir, '--gateway', 'site-1', '--overlap-hours', '1']);
+    const cert = new X509Certificate(readFileSync(join(dir, 'gateways', 'site-1', 'gateway.crt')));
+    expect(cert.raw.equals(new X509Certificate(before).raw)).toBe(false);
+    expect(cert.checkHost('localhost')).toBe('localhost');
+    expect(cert.checkIP('127.0.0.1')).toBe('127.0.0.1');
+    expect(r.json.retiring).toEqual([normalizeSerial(new X509Certificate(before).serialNumber)]);
+    expect(certificateIdentity(cert)).toMatchObject({ role: 'gateway', id: 'site-1' });
+  });
+
   it('--dry-run reports the plan and writes nothing', async () => {
     const fresh = join(root, 'dry');
     const r = await ok(['tenant', 'init', '--out', fresh, '--tenant', 'delta', '--dry-run']);

@@ -97,7 +97,7 @@ export async function addGateway(out: OutputFolder, ring: TenantKeyring, opts: A
   if (opts.cloud) out.write(`${dir}/gateway.token`, `${token ?? 'dry-run'}\n`, { secret: true, overwrite: true });
 
   const replaced = retirePrevious(ring.inventory, 'gateway', id, opts.now);
-  upsertUnit(ring.inventory, { role: 'gateway', id, host, port });
+  upsertUnit(ring.inventory, { role: 'gateway', id, host, port, ...(names.length > 1 ? { altNames: names.slice(1) } : {}) });
   recordCertificate(ring.inventory, 'gateway', id, cert, opts.now);
   saveInventory(out, ring.inventory);
   await writeArchive(out, 'gateway', id);
@@ -191,7 +191,7 @@ export async function rotateUnit(out: OutputFolder, ring: TenantKeyring, opts: R
   if (!(overlapHours >= 0 && overlapHours <= 24 * 90)) throw new ProvisionError('overlap must be between 0 and 2160 hours');
   const now = opts.now ?? new Date();
   const dir = bundleDir(opts.role, id);
-  const names = opts.role === 'gateway' && unit.host ? [unit.host] : [];
+  const names = opts.role === 'gateway' && unit.host ? [unit.host, ...(unit.altNames ?? [])] : [];
   const cert = await issueCertificate({
     ca: ring.ca,
     tenant: ring.tenant,
