@@ -246,6 +246,15 @@ Environment=CLOCKFACE_CLOUD__TOKEN_FILE=%d/gateway.token
 EOF
   put 0644 "$WORK/cloud-token.conf" "$UNITDIR/$UNIT.d/cloud-token.conf"
 fi
+if [[ "$ROLE" == cloud && -f "$(P "$CONFROOT/cloud/tls.key")" ]]; then
+  # Only a cloud that terminates TLS itself has a key; behind a proxy there is none to load.
+  cat >"$WORK/tls-key.conf" <<'EOF'
+[Service]
+LoadCredential=tls.key:/etc/clockface/cloud/tls.key
+Environment=CLOCKFACE_HTTP__TLS__KEY=%d/tls.key
+EOF
+  put 0644 "$WORK/tls-key.conf" "$UNITDIR/$UNIT.d/tls-key.conf"
+fi
 ((CHANGED)) && UNIT_CHANGED=1
 CHANGED=$((before | CHANGED))
 

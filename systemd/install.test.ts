@@ -117,6 +117,19 @@ describe('install.sh', () => {
     expect(r.out).not.toContain('groupadd');
   });
 
+  it('installs the cloud unit; its TLS key becomes a credential only when there is one', () => {
+    const root = join(tmp, 'root-cloud');
+    const plain = install(['--root', root, '--role', 'cloud', '--skip-packages', '--no-start']);
+    expect(plain.code).toBe(0);
+    expect(existsSync(join(root, 'etc/systemd/system/clockface-cloud.service'))).toBe(true);
+    expect(existsSync(join(root, 'etc/systemd/system/clockface-cloud.service.d/tls-key.conf'))).toBe(false);
+    writeFileSync(join(root, 'etc/clockface/cloud/tls.key'), 'key', { mode: 0o600 });
+    const tls = install(['--root', root, '--role', 'cloud', '--skip-packages', '--no-start']);
+    expect(tls.code).toBe(0);
+    expect(readFileSync(join(root, 'etc/systemd/system/clockface-cloud.service.d/tls-key.conf'), 'utf8')).toContain('Environment=CLOCKFACE_HTTP__TLS__KEY=%d/tls.key');
+    expect(tls.out).toContain('would run: systemctl daemon-reload');
+  });
+
   it('refuses incomplete bundles, archives with unsafe paths and a role that does not match', () => {
     const partial = join(tmp, 'partial');
     cpSync(join(tenant, 'devices', 'door-1'), partial, { recursive: true });
