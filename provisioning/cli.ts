@@ -1,0 +1,263 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ProtocolError } from '../protocol/index.js';
+import { decryptBackup, encryptFolder, readPassphrase } from './backup.js';
+import { extractTarGz } from './archive.js';
+import { checkBundle } from './check.js';
+import { CloudAdminClient } from './cloud-client.js';
+import { OutputFolder, ProvisionError } from './output.js';
+import { PROFILE_NAMES, hardwareProfile } from './profiles.js';
+import { TENANT_DIR, exportCloudKeys, initTenant, loadTenant } from './tenant.js';
+import { DEVICE_MODES, addDevice, addGateway, revoke, rotateUnit, type DeviceMode, type RevokeTarget } from './units.js';
+
+/**
+ * `clockface provision`: the facilities-staff front end. Progress goes to stderr, the one
+ * result line (JSON: ids, serials, paths; never key material) to stdout, so scripts can
+ * read it. Every command takes --dry-run (plan and report, write nothing) and --force.
+ */
+const USAGE = `Usage: clockface provision <command> --out DIR [options]
+
+Commands (in the order a site is set up):
+  tenant init     --tenant T [--backup [--backup-to REL]]   CA, admin signing and cloud sealing keys, card pepper
+  gateway add     --gateway G --host HOST [--port 8883] [--alt-name NAME]...
+  device add      --device D --gateway G --profile P [--mode access|timekeeping|both]
+  rotate          (--device D | --gateway G) [--overlap-hours 24]  new TLS key; old one valid during the overlap
+  revoke          (--device D | --gateway G | --serial HEX | --due)  rebuild the CRL (--due: end finished overlaps)
+  tenant export-cloud                                        DIR/cloud/<tenant>/: the keys the cloud needs (no CA key)
+  tenant backup   [--backup-to REL]                          encrypted copy of DIR/tenant (scrypt + AES-256-GCM)
+  tenant restore  --from FILE                                unpack a backup into DIR
+  profiles                                                   list hardware profiles
+  check           --bundle DIR                               prove a bundle is complete and its certificate usable
+
+Common options:
+  --out DIR            the tenant's folder; every file is written inside it
+  --dry-run            show what would be written; write nothing, contact nothing
+  --force              replace existing keys and units (never needed for rotate)
+  --cloud URL --api-key-file FILE [--cloud-ca FILE]   register with / publish to the cloud
+  --passphrase-file FILE   backup passphrase (or env CLOCKFACE_BACKUP_PASSPHRASE; never argv)
+  --profile NAME       hardware profile: ${PROFILE_NAMES.join(', ')}`;
+
+const OPTIONS = {
+  out: { type: 'string' },
+  tenant: { type: 'string' },
+  gateway: { type: 'string' },
+  device: { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  'alt-name': { type: 'string', multiple: true },
+  profile: { type: 'string' },
+  mode: { type: 'string' },
+  serial: { type: 'string' },
+  due: { type: 'boolean' },
+  'overlap-hours': { type: 'string' },
+  cloud: { type: 'string' },
+  'api-key-file': { type: 'string' },
+  'cloud-ca': { type: 'string' },
+  backup: { type: 'boolean' },
+  'backup-to': { type: 'string' },
+  from: { type: 'string' },
+  'passphrase-file': { type: 'string' },
+  bundle: { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  force: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} satisfies ParseArgsConfig['options'];
+
+type Values = ReturnType<typeof parse>['values'];
+function parse(argv: string[]) {
+  return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+}
+
+export interface CliIo {
+  stdout: (line: string) => void;
+  stderr: (line: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+const defaultIo: CliIo = {
+  stdout: (line) => process.stdout.write(`${line}\n`),
+  stderr: (line) => process.stderr.write(`${line}\n`),
+  env: process.env,
+};
+
+export async function run(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    io.stderr(`clockface provision: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const command = positionals.join(' ');
+  if (values.help || command === '' || command === 'help') {
+    io.stdout(USAGE);
+    return command === '' && !values.help ? 2 : 0;
+  }
+  try {
+    const result = await dispatch(command, values, io);
+    if (result === undefined) {
+      io.stderr(`clockface provision: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+    }
+    io.stdout(JSON.stringify(result));
+    return 0;
+  } catch (err) {
+    if (err instanceof ProvisionError || err instanceof ProtocolError || err instanceof UsageError) {
+      io.stderr(`clockface provision: ${err.message}`);
+      return err instanceof UsageError ? 2 : 1;
+    }
+    throw err;
+  }
+}
+
+class UsageError extends Error {}
+
+function need(values: Values, name: keyof Values): string {
+  const v = values[name];
+  if (typeof v !== 'string' || v.length === 0) throw new UsageError(`--${name} is required`);
+  return v;
+}
+
+async function dispatch(command: string, values: Values, io: CliIo): Promise<Record<string, unknown> | undefined> {
+  if (command === 'profiles') {
+    return { profiles: Object.fromEntries(PROFILE_NAMES.map((n) => [n, hardwareProfile(n)])) };
+  }
+  if (command === 'check') {
+    const report = checkBundle(need(values, 'bundle'));
+    io.stderr(`bundle ok: ${report.role} ${report.id} of tenant ${report.tenant}, certificate ${report.serial} valid until ${report.notAfter}`);
+    return { command, ...report };
+  }
+  const dryRun = values['dry-run'] ?? false;
+  const progress = (line: string) => io.stderr(`${dryRun ? '[dry-run] ' : ''}${line}`);
+  const out = new OutputFolder(need(values, 'out'), { dryRun, force: values.force ?? false, progress });
+  const cloud = cloudFrom(values, dryRun, progress);
+
+  switch (command) {
+    case 'tenant init': {
+      const tenant = need(values, 'tenant');
+      // Check the passphrase before making keys, so a missing one fails fast and writes nothing.
+      const passphrase = values.backup ? readPassphrase(values['passphrase-file'], io.env) : undefined;
+      progress(`creating tenant ${tenant}: CA (ECDSA P-256), admin signing key (Ed25519), cloud sealing key (X25519), card pepper`);
+      const result = await initTenant(out, tenant);
+      const backup = passphrase ? await writeBackup(out, values, passphrase, progress) : undefined;
+      progress(`done: keep ${out.resolveInside(TENANT_DIR)} offline and backed up; the cloud needs its keys (see the facilities guide)`);
+      return { command, ...result, dir: out.resolveInside(TENANT_DIR), ...(backup ? { backup } : {}), dryRun };
+    }
+    case 'tenant export-cloud': {
+      const ring = loadTenant(out.root);
+      const keysDir = exportCloudKeys(out, ring);
+      progress(`give ${keysDir} to the cloud as tenants[].keysDir for ${ring.tenant}; it holds no CA key`);
+      return { command, tenant: ring.tenant, keysDir, dryRun };
+    }
+    case 'tenant backup': {
+      const passphrase = readPassphrase(values['passphrase-file'], io.env);
+      loadTenant(out.root);
+      return { command, backup: await writeBackup(out, values, passphrase, progress), dryRun };
+    }
+    case 'tenant restore': {
+      const from = need(values, 'from');
+      if (!existsSync(from)) throw new ProvisionError(`backup ${from} does not exist`);
+      const passphrase = readPassphrase(values['passphrase-file'], io.env);
+      out.assertWritable([TENANT_DIR]);
+      const archive = await decryptBackup(readFileSync(from), passphrase);
+      if (!dryRun) await extractTarGz(archive, out.root);
+      const ring = loadTenant(out.root);
+      progress(`${dryRun ? 'checked' : 'restored'} tenant ${ring.tenant} into ${out.resolveInside(TENANT_DIR)}`);
+      return { command, tenant: ring.tenant, dir: out.resolveInside(TENANT_DIR), dryRun };
+    }
+    case 'gateway add': {
+      const ring = loadTenant(out.root);
+      const gateway = need(values, 'gateway');
+      progress(`issuing gateway ${gateway} for tenant ${ring.tenant}`);
+      const result = await addGateway(out, ring, {
+        gateway,
+        host: need(values, 'host'),
+        port: values.port === undefined ? undefined : intOption('port', values.port),
+        altNames: values['alt-name'],
+        cloud: cloud ? { client: cloud.client, url: cloud.url, caPem: cloud.caPem } : undefined,
+      });
+      if (cloud && !dryRun) progress(`registered gateway ${gateway} with ${cloud.url}; its token is in the bundle (0600)`);
+      warnReplaced(result.replaced, progress);
+      progress(`bundle ready: ${result.archive}`);
+      return { command, ...result, dryRun };
+    }
+    case 'device add': {
+      const ring = loadTenant(out.root);
+      const device = need(values, 'device');
+      const mode = (values.mode ?? 'both') as DeviceMode;
+      if (!DEVICE_MODES.includes(mode)) throw new UsageError(`--mode must be one of ${DEVICE_MODES.join(', ')}`);
+      progress(`issuing device ${device} (profile ${need(values, 'profile')}, mode ${mode}) for gateway ${need(values, 'gateway')}`);
+      const result = await addDevice(out, ring, { device, gateway: need(values, 'gateway'), profile: need(values, 'profile'), mode, cloud });
+      if (cloud && !dryRun) progress(`registered device ${device} with ${cloud.url}`);
+      warnReplaced(result.replaced, progress);
+      progress(`bundle ready: ${result.archive}`);
+      return { command, ...result, dryRun };
+    }
+    case 'rotate': {
+      const ring = loadTenant(out.root);
+      const target = unitTarget(values);
+      if (!target) throw new UsageError('rotate needs --device D or --gateway G');
+      const overlapHours = values['overlap-hours'] === undefined ? undefined : Number(values['overlap-hours']);
+      if (overlapHours !== undefined && !Number.isFinite(overlapHours)) throw new UsageError('--overlap-hours must be a number');
+      const result = await rotateUnit(out, ring, { ...target, overlapHours });
+      progress(`new certificate ${result.serial} for ${target.role} ${target.id}; apply ${result.archive} to the unit`);
+      progress(`old certificate(s) ${result.retiring.join(', ') || '(none)'} keep working until ${result.retireAt}; then run "provision revoke --due"`);
+      return { command, ...result, dryRun };
+    }
+    case 'revoke': {
+      const ring = loadTenant(out.root);
+      const unit = unitTarget(values);
+      const target: RevokeTarget | undefined = unit ?? (values.serial ? { serial: values.serial } : values.due ? { due: true } : undefined);
+      if (!target) throw new UsageError('revoke needs --device D, --gateway G, --serial HEX or --due');
+      const result = await revoke(out, ring, target, { cloud });
+      progress(`revoked ${result.newlyRevoked.length} certificate(s); the CRL lists ${result.refused.length} (version ${result.crlVersion})`);
+      if (cloud && !dryRun) progress(`published the revocation list to ${cloud.url} (cloud version ${result.cloudVersion})`);
+      else if (!cloud) progress('no --cloud given: copy the CRL to the gateway, or publish with --cloud URL --api-key-file FILE');
+      return { command, ...result, dryRun };
+    }
+    default:
+      return undefined;
+  }
+}
+
+function warnReplaced(serials: string[] | undefined, progress: (l: string) => void): void {
+  if (serials && serials.length > 0) {
+    progress(`replaced: the old certificate(s) ${serials.join(', ')} are retired; run "provision revoke --due" to put them in the CRL`);
+  }
+}
+
+function unitTarget(values: Values): { role: 'device' | 'gateway'; id: string } | undefined {
+  if (values.device && values.gateway) throw new UsageError('give either --device or --gateway, not both');
+  if (values.device) return { role: 'device', id: values.device };
+  if (values.gateway) return { role: 'gateway', id: values.gateway };
+  return undefined;
+}
+
+function intOption(name: string, value: string): number {
+  if (!/^\d+$/.test(value)) throw new UsageError(`--${name} must be a whole number`);
+  return Number(value);
+}
+
+function cloudFrom(values: Values, dryRun: boolean, progress: (l: string) => void) {
+  if (!values.cloud) {
+    if (values['api-key-file']) throw new UsageError('--api-key-file needs --cloud URL');
+    return undefined;
+  }
+  const keyFile = need(values, 'api-key-file');
+  if (!existsSync(keyFile)) throw new ProvisionError(`API key file ${keyFile} does not exist`);
+  const apiKey = readFileSync(keyFile, 'utf8').trim();
+  const caPem = values['cloud-ca'] ? readFileSync(values['cloud-ca'], 'utf8') : undefined;
+  if (dryRun) progress(`would contact ${values.cloud}`);
+  return { client: new CloudAdminClient({ url: values.cloud, apiKey, ca: caPem }), url: values.cloud, caPem };
+}
+
+async function writeBackup(out: OutputFolder, values: Values, passphrase: string, progress: (l: string) => void): Promise<string> {
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const rel = values['backup-to'] ?? `backups/tenant-${stamp}.cfbackup`;
+  out.resolveInside(rel);
+  if (out.dryRun) return out.write(rel, Buffer.alloc(0), { secret: true });
+  progress('encrypting a backup of the tenant folder (scrypt, AES-256-GCM)');
+  const sealed = await encryptFolder(out.root, TENANT_DIR, passphrase);
+  return out.write(rel, sealed, { secret: true });
+}

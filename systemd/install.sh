@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# Clockface installer for Raspberry Pi OS (Debian bookworm, arm64) and Debian servers.
+#
+#   sudo ./systemd/install.sh --bundle door-1.tar.gz          # a terminal (role read from the bundle)
+#   sudo ./systemd/install.sh --bundle site-1.tar.gz          # a gateway
+#   sudo ./systemd/install.sh --role cloud                    # the cloud (config written by hand, issue 7)
+#   sudo ./systemd/install.sh --bundle door-1-rotated.tar.gz  # apply a new bundle (rotation): restarts the unit
+#   sudo ./systemd/install.sh --uninstall [--purge]           # remove units and program; --purge also config, data, users
+#
+# Idempotent: running it again with the same bundle changes nothing and restarts nothing.
+# Options:
+#   --bundle PATH      device or gateway bundle (.tar.gz or folder) from `clockface provision`
+#   --role ROLE        device | gateway | cloud (default: from the bundle)
+#   --source DIR       the Clockface release to install (default: the folder above this script)
+#   --root DIR         install into DIR instead of /, and only print the commands that would change
+#                      the system (apt-get, useradd, systemctl, chown): a dry run you can inspect
+#   --no-start         install and enable, but do not start
+#   --skip-packages    do not install Node or Debian packages
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SOURCE="$(cd "$SCRIPT_DIR/.." && pwd)"
+ROOT=""
+BUNDLE=""
+ROLE=""
+UNINSTALL=0
+PURGE=0
+START=1
+PACKAGES=1
+NODE_MAJOR=20
+
+say() { printf 'clockface-install: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+while (($#)); do
+  case "$1" in
+    --bundle) BUNDLE="${2:?--bundle needs a path}"; shift 2 ;;
+    --role) ROLE="${2:?--role needs device, gateway or cloud}"; shift 2 ;;
+    --source) SOURCE="$(cd "${2:?--source needs a folder}" && pwd)"; shift 2 ;;
+    --root) ROOT="${2:?--root needs a folder}"; shift 2 ;;
+    --uninstall) UNINSTALL=1; shift ;;
+    --purge) PURGE=1; shift ;;
+    --no-start) START=0; shift ;;
+    --skip-packages) PACKAGES=0; shift ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+done
+
+if [[ -n "$ROOT" ]]; then
+  mkdir -p "$ROOT"
+  ROOT="$(cd "$ROOT" && pwd)"
+  [[ "$ROOT" != "/" ]] || ROOT=""
+fi
+[[ -n "$ROOT" || $EUID -eq 0 ]] || die "run as root (sudo), or use --root DIR for a dry run"
+
+# Commands that change the system beyond files: run for real, or only shown under --root.
+sys() {
+  if [[ -n "$ROOT" ]]; then
+    printf 'would run: %s\n' "$*"
+  else
+    "$@"
+  fi
+}
+
+P() { printf '%s%s' "$ROOT" "$1"; }
+
+APP=/opt/clockface
+BIN=/usr/bin/clockface
+UNITDIR=/etc/systemd/system
+CONFROOT=/etc/clockface
+DATAROOT=/var/lib/clockface
+
+# Installs a file only when its content or mode differs; prints whether it changed.
+CHANGED=0
+put() { # put MODE SRC DEST
+  local mode="$1" src="$2" dest
+  dest="$(P "$3")"
+  mkdir -p "$(dirname "$dest")"
+  if [[ -f "$dest" ]] && cmp -s "$src" "$dest" && [[ "$(stat -c %a "$dest")" == "${mode#0}" ]]; then
+    return 0
+  fi
+  install -m "$mode" "$src" "$dest"
+  say "installed $3 ($mode)"
+  CHANGED=1
+}
+
+owner() { # owner USER:GROUP PATH...
+  local who="$1"; shift
+  local p
+  for p in "$@"; do sys chown "$who" "$p"; done
+}
+
+# ---- uninstall ---------------------------------------------------------------------------------
+if ((UNINSTALL)); then
+  for role in device gateway cloud; do
+    unit="clockface-$role.service"
+    if [[ -f "$(P "$UNITDIR/$unit")" ]]; then
+      sys systemctl disable --now "$unit" || true
+      rm -f "$(P "$UNITDIR/$unit")"
+      rm -rf "$(P "$UNITDIR/$unit.d")"
+      say "removed $unit"
+    fi
+  done
+  sys systemctl daemon-reload
+  rm -f "$(P "$BIN")"
+  rm -rf "$(P "$APP")"
+  if ((PURGE)); then
+    rm -rf "$(P "$CONFROOT")" "$(P "$DATAROOT")"
+    for role in device gateway cloud; do
+      if [[ -n "$ROOT" ]] || id "clockface-$role" >/dev/null 2>&1; then sys userdel "clockface-$role" || true; fi
+    done
+    say "purged config, data and service users"
+  else
+    say "kept $CONFROOT and $DATAROOT (use --purge to remove them)"
+  fi
+  exit 0
+fi
+
+# ---- the bundle --------------------------------------------------------------------------------
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+BUNDLE_DIR=""
+if [[ -n "$BUNDLE" ]]; then
+  if [[ -d "$BUNDLE" ]]; then
+    BUNDLE_DIR="$(cd "$BUNDLE" && pwd)"
+  elif [[ -f "$BUNDLE" ]]; then
+    # Refuse archives with absolute paths or "..": a bundle unpacks into one folder, nowhere else.
+    if tar -tzf "$BUNDLE" | grep -Eq '(^/|(^|/)\.\.(/|$))'; then die "bundle $BUNDLE has unsafe paths"; fi
+    tar -xzf "$BUNDLE" -C "$WORK" --no-same-owner
+    BUNDLE_DIR="$(find "$WORK" -mindepth 1 -maxdepth 1 -type d | head -n 1)"
+  else
+    die "bundle $BUNDLE does not exist"
+  fi
+  [[ -f "$BUNDLE_DIR/config.json" ]] || die "bundle has no config.json"
+  if grep -q '"device":' "$BUNDLE_DIR/config.json"; then bundle_role=device
+  elif grep -q '"gateway":' "$BUNDLE_DIR/config.json"; then bundle_role=gateway
+  else die "bundle config.json names neither a device nor a gateway"; fi
+  [[ -z "$ROLE" || "$ROLE" == "$bundle_role" ]] || die "--role $ROLE does not match the $bundle_role bundle"
+  ROLE="$bundle_role"
+fi
+[[ "$ROLE" =~ ^(device|gateway|cloud)$ ]] || die "give --bundle, or --role device|gateway|cloud"
+USER_NAME="clockface-$ROLE"
+UNIT="clockface-$ROLE.service"
+[[ -f "$SCRIPT_DIR/$UNIT" ]] || die "unit file $SCRIPT_DIR/$UNIT is missing"
+
+case "$ROLE" in
+  device) REQUIRED=(config.json ca.crt device.crt device.key device-signing.key device-sealing.key cloud-sealing.pub admin-signing.pub card-pepper.key)
+          SECRETS=(device.key device-signing.key device-sealing.key card-pepper.key) ;;
+  gateway) REQUIRED=(config.json ca.crt gateway.crt gateway.key)
+           SECRETS=(gateway.key gateway.token) ;;
+  cloud) REQUIRED=(); SECRETS=() ;;
+esac
+if [[ -n "$BUNDLE_DIR" ]]; then
+  for f in "${REQUIRED[@]}"; do [[ -f "$BUNDLE_DIR/$f" ]] || die "bundle is incomplete: $f is missing"; done
+fi
+
+# ---- packages ----------------------------------------------------------------------------------
+if ((PACKAGES)); then
+  say "installing system packages"
+  pkgs=(ca-certificates curl gnupg python3 make g++)
+  [[ "$ROLE" == device ]] && pkgs+=(rpicam-apps ffmpeg)
+  sys apt-get update -qq
+  sys env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
+  have_node=0
+  if command -v node >/dev/null 2>&1 && [[ "$(node -p 'process.versions.node.split(".")[0]')" -ge $NODE_MAJOR ]]; then have_node=1; fi
+  if ((!have_node)) || [[ -n "$ROOT" ]]; then
+    # Bookworm ships Node 18; the services need 20. NodeSource's signed apt repository provides it.
+    say "adding the Node.js $NODE_MAJOR apt repository (NodeSource)"
+    sys install -d -m 0755 /etc/apt/keyrings
+    sys sh -c "curl -fsSL https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key | gpg --dearmor --yes -o /etc/apt/keyrings/nodesource.gpg"
+    sys sh -c "echo 'deb [signed-by=/etc/apt/keyrings/nodesource.gpg] https://deb.nodesource.com/node_$NODE_MAJOR.x nodistro main' > /etc/apt/sources.list.d/nodesource.list"
+    sys apt-get update -qq
+    sys env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs
+  fi
+fi
+
+# ---- users and folders -------------------------------------------------------------------------
+if [[ -n "$ROOT" ]] || ! id "$USER_NAME" >/dev/null 2>&1; then
+  sys useradd --system --user-group --no-create-home --home-dir "$DATAROOT/$ROLE" --shell /usr/sbin/nologin "$USER_NAME"
+fi
+if [[ "$ROLE" == device ]]; then
+  for g in gpio dialout video; do
+    if [[ -n "$ROOT" ]] || ! getent group "$g" >/dev/null; then sys groupadd --system -f "$g"; fi
+  done
+fi
+install -d -m 0755 "$(P "$CONFROOT")"
+install -d -m 0750 "$(P "$CONFROOT/$ROLE")"
+owner "root:$USER_NAME" "$CONFROOT/$ROLE"
+install -d -m 0700 "$(P "$DATAROOT/$ROLE")"
+owner "$USER_NAME:$USER_NAME" "$DATAROOT/$ROLE"
+
+# ---- program -----------------------------------------------------------------------------------
+if [[ -f "$SOURCE/package.json" ]]; then
+  say "installing the program into $APP"
+  mkdir -p "$(P "$APP")"
+  for f in package.json package-lock.json; do [[ -f "$SOURCE/$f" ]] && put 0644 "$SOURCE/$f" "$APP/$f"; done
+  if [[ -d "$SOURCE/dist" ]]; then
+    rm -rf "$(P "$APP/dist.new")"
+    cp -r "$SOURCE/dist" "$(P "$APP/dist.new")"
+    rm -rf "$(P "$APP/dist")"
+    mv "$(P "$APP/dist.new")" "$(P "$APP/dist")"
+  else
+    say "note: $SOURCE has no dist/ (run npm run build there first)"
+  fi
+  sys sh -c "cd $APP && npm ci --omit=dev --no-audit --no-fund"
+fi
+printf '#!/bin/sh\nexec /usr/bin/node %s/dist/cli/main.js "$@"\n' "$APP" >"$WORK/clockface"
+put 0755 "$WORK/clockface" "$BIN"
+
+# ---- config bundle -----------------------------------------------------------------------------
+CONFIG_CHANGED=0
+if [[ -n "$BUNDLE_DIR" ]]; then
+  # Refuse a bundle whose certificate does not chain, match its key or carry its identity
+  # before it replaces a working config.
+  sys "$BIN" provision check --bundle "$BUNDLE_DIR"
+  say "applying the $ROLE bundle to $CONFROOT/$ROLE"
+  for f in "$BUNDLE_DIR"/*; do
+    name="$(basename "$f")"
+    [[ -f "$f" ]] || continue
+    before=$CHANGED
+    CHANGED=0
+    if [[ " ${SECRETS[*]} " == *" $name "* ]]; then
+      # Private keys: root only. systemd hands them to the service as credentials.
+      put 0600 "$f" "$CONFROOT/$ROLE/$name"
+      owner root:root "$CONFROOT/$ROLE/$name"
+    else
+      put 0640 "$f" "$CONFROOT/$ROLE/$name"
+      owner "root:$USER_NAME" "$CONFROOT/$ROLE/$name"
+    fi
+    ((CHANGED)) && CONFIG_CHANGED=1
+    CHANGED=$((before | CHANGED))
+  done
+fi
+
+# ---- units -------------------------------------------------------------------------------------
+UNIT_CHANGED=0
+before=$CHANGED; CHANGED=0
+put 0644 "$SCRIPT_DIR/$UNIT" "$UNITDIR/$UNIT"
+if [[ "$ROLE" == gateway && -f "$(P "$CONFROOT/gateway/gateway.token")" ]]; then
+  # The cloud token is a credential too, but only gateways registered with a cloud have one.
+  cat >"$WORK/cloud-token.conf" <<'EOF'
+[Service]
+LoadCredential=gateway.token:/etc/clockface/gateway/gateway.token
+Environment=CLOCKFACE_CLOUD__TOKEN_FILE=%d/gateway.token
+EOF
+  put 0644 "$WORK/cloud-token.conf" "$UNITDIR/$UNIT.d/cloud-token.conf"
+fi
+if [[ "$ROLE" == cloud && -f "$(P "$CONFROOT/cloud/tls.key")" ]]; then
+  # Only a cloud that terminates TLS itself has a key; behind a proxy there is none to load.
+  cat >"$WORK/tls-key.conf" <<'EOF'
+[Service]
+LoadCredential=tls.key:/etc/clockface/cloud/tls.key
+Environment=CLOCKFACE_HTTP__TLS__KEY=%d/tls.key
+EOF
+  put 0644 "$WORK/tls-key.conf" "$UNITDIR/$UNIT.d/tls-key.conf"
+fi
+((CHANGED)) && UNIT_CHANGED=1
+CHANGED=$((before | CHANGED))
+
+if ((UNIT_CHANGED)); then sys systemctl daemon-reload; fi
+sys systemctl enable "$UNIT"
+if ((START)); then
+  if ((CONFIG_CHANGED || UNIT_CHANGED)); then
+    sys systemctl restart "$UNIT"
+  else
+    sys systemctl start "$UNIT"
+  fi
+fi
+if ((CHANGED)); then say "done: $UNIT installed (journalctl -u $UNIT -f to follow it)"; else say "done: nothing changed"; fi

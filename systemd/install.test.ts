@@ -1,0 +1,172 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { provision } from '../provisioning/test-support.js';
+
+/**
+ * install.sh under --root: every file lands in a temp root exactly as it would on a Pi, and
+ * the commands that would change the system (apt-get, useradd, systemctl, chown) are printed
+ * instead of run, so the test reads them. Bundles come from a real `provision` run.
+ */
+const here = dirname(fileURLToPath(import.meta.url));
+const script = join(here, 'install.sh');
+let tmp: string;
+let tenant: string;
+let release: string;
+
+function install(args: string[]) {
+  const r = spawnSync('bash', [script, '--source', release, ...args], { encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+const mode = (p: string) => statSync(p).mode & 0o777;
+
+async function ok(argv: string[]) {
+  const r = await provision(argv);
+  if (r.code !== 0) throw new Error(r.stderr);
+}
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'cf-install-'));
+  tenant = join(tmp, 'acme');
+  await ok(['tenant', 'init', '--out', tenant, '--tenant', 'acme']);
+  await ok(['gateway', 'add', '--out', tenant, '--gateway', 'site-1', '--host', 'gw.local']);
+  await ok(['device', 'add', '--out', tenant, '--device', 'door-1', '--gateway', 'site-1', '--profile', 'pi-standard']);
+  // A stand-in release tree: what `npm run build` leaves (package.json and dist/).
+  release = join(tmp, 'release');
+  mkdirSync(join(release, 'dist', 'cli'), { recursive: true });
+  writeFileSync(join(release, 'package.json'), '{"name":"clockface","version":"0.0.0-test"}\n');
+  writeFileSync(join(release, 'dist', 'cli', 'main.js'), 'console.log("clockface")\n');
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('install.sh', () => {
+  it('is valid bash', () => {
+    const r = spawnSync('bash', ['-n', script], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('passes shellcheck (installed by .ci/run)', () => {
+    const r = spawnSync('shellcheck', ['-S', 'warning', script], { encoding: 'utf8' });
+    expect(r.stdout).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('installs a terminal from its bundle: packages, user, folders, program, config, keys 0600, unit; then starts it', () => {
+    const root = join(tmp, 'root-device');
+    const r = install(['--root', root, '--bundle', join(tenant, 'devices', 'door-1.tar.gz')]);
+    expect(r.err).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/would run: env DEBIAN_FRONTEND=noninteractive apt-get install .*rpicam-apps/);
+    expect(r.out).toMatch(/would run: .*apt-get install -y -qq nodejs/);
+    expect(r.out).toContain('would run: useradd --system --user-group --no-create-home --home-dir /var/lib/clockface/device --shell /usr/sbin/nologin clockface-device');
+    expect(r.out).toContain('would run: groupadd --system -f gpio');
+    expect(r.out).toMatch(/would run: \/usr\/bin\/clockface provision check --bundle \S+door-1/);
+    const conf = join(root, 'etc/clockface/device');
+    for (const f of ['device.key', 'device-signing.key', 'device-sealing.key', 'card-pepper.key']) {
+      expect(mode(join(conf, f)), f).toBe(0o600);
+      expect(r.out).toContain(`would run: chown root:root /etc/clockface/device/${f}`);
+    }
+    expect(mode(join(conf, 'config.json'))).toBe(0o640);
+    expect(r.out).toContain('would run: chown root:clockface-device /etc/clockface/device/config.json');
+    expect(readFileSync(join(conf, 'device.crt'))).toEqual(readFileSync(join(tenant, 'devices', 'door-1', 'device.crt')));
+    expect(mode(join(root, 'var/lib/clockface/device'))).toBe(0o700);
+    expect(readFileSync(join(root, 'etc/systemd/system/clockface-device.service'), 'utf8')).toBe(readFileSync(join(here, 'clockface-device.service'), 'utf8'));
+    expect(readFileSync(join(root, 'usr/bin/clockface'), 'utf8')).toContain('exec /usr/bin/node /opt/clockface/dist/cli/main.js "$@"');
+    expect(mode(join(root, 'usr/bin/clockface'))).toBe(0o755);
+    expect(existsSync(join(root, 'opt/clockface/dist/cli/main.js'))).toBe(true);
+    expect(r.out).toContain('would run: systemctl daemon-reload');
+    expect(r.out).toContain('would run: systemctl enable clockface-device.service');
+    expect(r.out).toContain('would run: systemctl restart clockface-device.service');
+  });
+
+  it('is idempotent: a second run changes nothing and restarts nothing; a rotated bundle restarts the unit', async () => {
+    const root = join(tmp, 'root-device');
+    const again = install(['--root', root, '--bundle', join(tenant, 'devices', 'door-1.tar.gz'), '--skip-packages']);
+    expect(again.code).toBe(0);
+    expect(again.err).toContain('done: nothing changed');
+    expect(again.out).not.toContain('systemctl restart');
+    expect(again.out).not.toContain('daemon-reload');
+    expect(again.out).toContain('would run: systemctl start clockface-device.service');
+
+    await ok(['rotate', '--out', tenant, '--device', 'door-1']);
+    const rotated = install(['--root', root, '--bundle', join(tenant, 'devices', 'door-1.tar.gz'), '--skip-packages']);
+    expect(rotated.code).toBe(0);
+    expect(rotated.err).toContain('installed /etc/clockface/device/device.key (0600)');
+    expect(rotated.out).toContain('would run: systemctl restart clockface-device.service');
+    expect(readFileSync(join(root, 'etc/clockface/device/device.crt'))).toEqual(readFileSync(join(tenant, 'devices', 'door-1', 'device.crt')));
+  });
+
+  it('installs a gateway from its bundle folder, with the cloud token as a credential when there is one', () => {
+    const bundle = join(tmp, 'gw-bundle');
+    cpSync(join(tenant, 'gateways', 'site-1'), bundle, { recursive: true });
+    writeFileSync(join(bundle, 'gateway.token'), 'token-from-cloud\n', { mode: 0o600 });
+    const root = join(tmp, 'root-gateway');
+    const r = install(['--root', root, '--bundle', bundle, '--skip-packages', '--no-start']);
+    expect(r.code).toBe(0);
+    expect(mode(join(root, 'etc/clockface/gateway/gateway.key'))).toBe(0o600);
+    expect(mode(join(root, 'etc/clockface/gateway/gateway.token'))).toBe(0o600);
+    expect(readFileSync(join(root, 'etc/systemd/system/clockface-gateway.service.d/cloud-token.conf'), 'utf8')).toContain(
+      'LoadCredential=gateway.token:/etc/clockface/gateway/gateway.token',
+    );
+    expect(r.out).toContain('would run: systemctl enable clockface-gateway.service');
+    expect(r.out).not.toMatch(/systemctl (re)?start/);
+    expect(r.out).not.toContain('groupadd');
+  });
+
+  it('installs the cloud unit; its TLS key becomes a credential only when there is one', () => {
+    const root = join(tmp, 'root-cloud');
+    const plain = install(['--root', root, '--role', 'cloud', '--skip-packages', '--no-start']);
+    expect(plain.code).toBe(0);
+    expect(existsSync(join(root, 'etc/systemd/system/clockface-cloud.service'))).toBe(true);
+    expect(existsSync(join(root, 'etc/systemd/system/clockface-cloud.service.d/tls-key.conf'))).toBe(false);
+    writeFileSync(join(root, 'etc/clockface/cloud/tls.key'), 'key', { mode: 0o600 });
+    const tls = install(['--root', root, '--role', 'cloud', '--skip-packages', '--no-start']);
+    expect(tls.code).toBe(0);
+    expect(readFileSync(join(root, 'etc/systemd/system/clockface-cloud.service.d/tls-key.conf'), 'utf8')).toContain('Environment=CLOCKFACE_HTTP__TLS__KEY=%d/tls.key');
+    expect(tls.out).toContain('would run: systemctl daemon-reload');
+  });
+
+  it('refuses incomplete bundles, archives with unsafe paths and a role that does not match', () => {
+    const partial = join(tmp, 'partial');
+    cpSync(join(tenant, 'devices', 'door-1'), partial, { recursive: true });
+    rmSync(join(partial, 'device-signing.key'));
+    const r1 = install(['--root', join(tmp, 'root-x'), '--bundle', partial, '--skip-packages']);
+    expect(r1.code).toBe(1);
+    expect(r1.err).toContain('bundle is incomplete: device-signing.key is missing');
+
+    const evil = join(tmp, 'evil.tar.gz');
+    mkdirSync(join(tmp, 'evil', 'b'), { recursive: true });
+    writeFileSync(join(tmp, 'evil', 'x'), 'x');
+    spawnSync('tar', ['-czPf', evil, '-C', join(tmp, 'evil', 'b'), '../x']);
+    const r2 = install(['--root', join(tmp, 'root-x'), '--bundle', evil, '--skip-packages']);
+    expect(r2.code).toBe(1);
+    expect(r2.err).toMatch(/unsafe paths/);
+
+    const r3 = install(['--root', join(tmp, 'root-x'), '--role', 'gateway', '--bundle', join(tenant, 'devices', 'door-1.tar.gz'), '--skip-packages']);
+    expect(r3.code).toBe(1);
+    expect(r3.err).toMatch(/does not match the device bundle/);
+    expect(existsSync(join(tmp, 'root-x', 'etc/clockface/device'))).toBe(false);
+  });
+
+  it('--uninstall removes units and program but keeps config and data; --purge removes those and the users', () => {
+    const root = join(tmp, 'root-device');
+    const r = install(['--root', root, '--uninstall']);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('would run: systemctl disable --now clockface-device.service');
+    expect(existsSync(join(root, 'etc/systemd/system/clockface-device.service'))).toBe(false);
+    expect(existsSync(join(root, 'usr/bin/clockface'))).toBe(false);
+    expect(existsSync(join(root, 'opt/clockface'))).toBe(false);
+    expect(existsSync(join(root, 'etc/clockface/device/device.key'))).toBe(true);
+    const again = install(['--root', root, '--uninstall']);
+    expect(again.code).toBe(0);
+    const purge = install(['--root', root, '--uninstall', '--purge']);
+    expect(purge.code).toBe(0);
+    expect(purge.out).toContain('would run: userdel clockface-device');
+    expect(existsSync(join(root, 'etc/clockface'))).toBe(false);
+    expect(existsSync(join(root, 'var/lib/clockface'))).toBe(false);
+  });
+});
