@@ -99,7 +99,7 @@ async function benchGateway(dir: string, pki: SitePki, terminals: { certPem: str
   };
   const configFile = join(runDir, 'gateway.json');
   writeFileSync(configFile, JSON.stringify(config));
-  const child = spawn(process.execPath, [join(here, '..', 'cli', 'main.js'), 'gateway', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeFlags(), join(here, '..', 'cli', 'main.js'), 'gateway', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
     const port = await readyPort(child);
     const load = await publishLoad(port, pki, terminals, pool, child.pid);
@@ -168,6 +168,11 @@ async function benchMosquitto(dir: string, pki: SitePki, terminals: { certPem: s
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
   }
+}
+
+/** Extra Node flags for the gateway process, e.g. BENCH_GATEWAY_NODE_FLAGS="--cpu-prof" to profile it. */
+function nodeFlags(): string[] {
+  return (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 }
 
 function readyPort(child: ChildProcess): Promise<number> {

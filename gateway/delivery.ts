@@ -44,6 +44,15 @@ export class OutboundDelivery {
     if (this.store.addOutbound({ id, device, channel, envelope, expiresAt })) this.flush(device, channel);
   }
 
+  /** Stores a set of envelopes in one transaction, then sends them to listening devices. */
+  enqueueMany(messages: readonly { device: string; channel: OutboundChannel; envelope: Buffer; expiresAt: number | null }[]): void {
+    const added = this.store.addOutboundMany(messages.map((m) => ({ ...m, id: peekHeader(m.envelope).id })));
+    for (const key of new Set(added.map((m) => `${m.device}\u0000${m.channel}`))) {
+      const [device, channel] = key.split('\u0000') as [string, OutboundChannel];
+      this.flush(device, channel);
+    }
+  }
+
   /** Sends whatever is waiting for a device on a channel, if it is subscribed. */
   flush(device: string, channel: OutboundChannel): void {
     if (!this.subscribed.get(device)?.has(channel)) return;

@@ -1,4 +1,5 @@
-import type { MqttClient } from 'mqtt';
+import { readFileSync } from 'node:fs';
+import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../common/log.js';
 import { Ack, topics, verifyAndOpen } from '../protocol/index.js';
@@ -37,6 +38,7 @@ async function device(id: string) {
 beforeAll(async () => {
   site = await createSite('acme');
   ({ config } = site.writeConfig({
+    mqtt: { host: '127.0.0.1', port: 0, ca: 'pki/ca.crt', cert: 'pki/gateway.crt', key: 'pki/gateway.key', wsPort: 0 },
     limits: { maxPacketBytes: 600 * 1024, publishRate: 100, publishBurst: 200, maxInflight: 200 },
     forwarder: { batchSize: 50, requestTimeoutMs: 5000, backoffBaseMs: 20, backoffMaxMs: 200, breakerThreshold: 3, breakerCooldownMs: 300, longPollSeconds: 1, revocationRefreshMs: 3_600_000 },
   }));
@@ -69,6 +71,16 @@ describe('gateway over TLS', () => {
     });
     expect(opened.body.eventIds).toContain(ev.id);
     await until(() => gw.store.outboundDepth() === 0);
+  });
+
+  it('serves MQTT over WebSocket with the same certificate rules', async () => {
+    const creds = await site.pki.issue('operator', 'kiosk');
+    const ws = await mqtt.connectAsync({ protocol: 'wss', host: '127.0.0.1', port: gw.wsPort!, path: '/', ca: readFileSync(site.pki.caFile), cert: creds.certPem, key: creds.keyPem, protocolVersion: 4, reconnectPeriod: 0 });
+    clients.push(ws);
+    expect(await suback(ws, topics.tenantWildcard('acme', 'status'))).toBe(1);
+    expect(await suback(ws, topics.tenantWildcard('acme', 'events'))).toBe(128);
+    // Without a client certificate the WebSocket upgrade never happens.
+    await expect(mqtt.connectAsync({ protocol: 'wss', host: '127.0.0.1', port: gw.wsPort!, path: '/', ca: readFileSync(site.pki.caFile), protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 })).rejects.toThrow();
   });
 
   it('refuses certificates from another CA, expired ones, another tenant, and roles without broker rights', async () => {

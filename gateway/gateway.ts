@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createLogger, type Logger } from '../common/log.js';
 import { startOpsServer, type OpsServer } from '../common/ops-server.js';
+import { isValidId, peekHeader } from '../protocol/index.js';
 import { SiteBroker } from './broker.js';
 import { CloudClient } from './cloud-client.js';
 import { CloudSync, storedRevocations } from './cloud-sync.js';
@@ -14,6 +15,9 @@ import { GatewayStore } from './store.js';
  * One site gateway: the broker, the durable store, the forwarder and the downlink, wired
  * together. startGateway() is what `clockface gateway` runs and what tests start in-process.
  */
+/** How long a receipt waits for its device (the receipt max age in docs/PROTOCOL.md). */
+const RECEIPT_KEEP_MS = 7 * 86_400_000;
+
 export interface Gateway {
   readonly config: GatewayConfig;
   readonly store: GatewayStore;
@@ -102,14 +106,20 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       metrics,
       log,
       onReceipts: (receipts) => {
+        const valid = [];
         for (const r of receipts) {
-          if (r.tenant !== config.tenant) continue;
+          if (r.tenant !== config.tenant || !isValidId(r.device)) continue;
+          const envelope = Buffer.from(r.envelope, 'base64');
           try {
-            d.enqueue(r.device, 'ack', Buffer.from(r.envelope, 'base64'), null);
+            peekHeader(envelope);
           } catch (err) {
             log.warn({ device: r.device, err: { message: (err as Error).message } }, 'receipt from the cloud is not an envelope; skipped');
+            continue;
           }
+          // Receipts older than the protocol's receipt window would be refused by the device anyway.
+          valid.push({ device: r.device, channel: 'ack' as const, envelope, expiresAt: Date.now() + RECEIPT_KEEP_MS });
         }
+        d.enqueueMany(valid);
       },
     });
     sync = new CloudSync({ tenant: config.tenant, store, cloud, delivery, ...config.forwarder, metrics, log, onRevocations: applyRevocations });

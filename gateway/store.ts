@@ -140,6 +140,11 @@ export class GatewayStore {
     return this.stmts.insertOutbound.run(m.id, m.device, m.channel, m.envelope, m.expiresAt, now).changes > 0;
   }
 
+  /** Several outbound messages in one transaction (one fsync); returns those that were new. */
+  addOutboundMany(messages: readonly { id: string; device: string; channel: OutboundChannel; envelope: Buffer; expiresAt: number | null }[], now = Date.now()): typeof messages {
+    return this.db.transaction(() => messages.filter((m) => this.addOutbound(m, now)))();
+  }
+
   pendingOutbound(device: string, channel: OutboundChannel, now = Date.now()): OutboundMessage[] {
     return this.stmts.outboundFor.all(device, channel, now) as OutboundMessage[];
   }
