@@ -101,10 +101,13 @@ describe('gateway process durability', () => {
     expect(missing).toEqual([]);
 
     gw = await spawnGateway(configFile);
-    await until(() => acked.every((id) => site.cloud.events.some((e) => e.id === id)) && queuedIds().size === 0, 50);
+    await until(() => {
+      const stored = new Set(site.cloud.events.map((e) => e.id));
+      return acked.every((id) => stored.has(id)) && queuedIds().size === 0;
+    }, 50);
     gw.child.kill('SIGTERM');
     expect(await gw.exited).toBe(0);
-  });
+  }, 120_000);
 
   it('shuts down gracefully on SIGTERM under load without losing a PUBACKed event', async () => {
     site.cloud.mode = 'error'; // nothing leaves: every acknowledged event must be in the queue file
@@ -118,5 +121,5 @@ describe('gateway process durability', () => {
     const onDisk = queuedIds();
     expect([...run.acked].filter((id) => !onDisk.has(id) && !before.has(id))).toEqual([]);
     expect(gw.stderr()).toMatch(/"msg":"gateway stopped"/);
-  });
+  }, 120_000);
 });
