@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../common/config.js';
 import { loadGatewayConfig } from './config.js';
+import { startGateway } from './gateway.js';
+import { createLogger } from '../common/log.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cf-gw-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,5 +39,12 @@ describe('gateway config', () => {
     expect(() => loadGatewayConfig(write('bad.json', { ...base, tenant: 'Acme Corp' }), {})).toThrow(/tenant: .*lowercase.*file/);
     expect(() => loadGatewayConfig(write('env.json', base), { CLOCKFACE_MQTT__PORT: '70000' })).toThrow(/mqtt.port.*CLOCKFACE_MQTT__PORT/);
     expect(() => loadGatewayConfig(join(dir, 'missing.json'), {})).toThrow(ConfigError);
+  });
+
+  it('refuses to start with a clear error when a certificate file is missing', async () => {
+    const config = loadGatewayConfig(write('nofiles.json', { ...base, ops: { port: 0 }, mqtt: { ...base.mqtt, port: 0 } }), {});
+    await expect(startGateway(config, { log: createLogger({ name: 'gateway-test', level: 'silent' }), ops: false })).rejects.toThrow(
+      /cannot read the tenant CA certificate \(.*ca\.crt\): ENOENT/,
+    );
   });
 });

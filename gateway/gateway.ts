@@ -45,8 +45,6 @@ export interface StartOptions {
 export async function startGateway(config: GatewayConfig, opts: StartOptions = {}): Promise<Gateway> {
   const log = opts.log ?? createLogger({ name: 'gateway', level: config.log.level });
   const metrics = createGatewayMetrics();
-  const store = new GatewayStore({ dataDir: config.dataDir, durability: config.durability });
-  let revoked = storedRevocations(store);
   const readPem = (path: string, what: string) => {
     try {
       return readFileSync(path, 'utf8');
@@ -55,6 +53,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     }
   };
   const tls = { ca: readPem(config.mqtt.ca, 'tenant CA certificate'), cert: readPem(config.mqtt.cert, 'gateway certificate'), key: readPem(config.mqtt.key, 'gateway key') };
+  // Every file is read before the store is opened, so a missing one leaves nothing open.
+  const token = config.cloud ? readPem(config.cloud.tokenFile, 'cloud token file').trim() : null;
+  const cloudCa = config.cloud?.ca ? readPem(config.cloud.ca, 'cloud CA certificate') : undefined;
+  const store = new GatewayStore({ dataDir: config.dataDir, durability: config.durability });
+  let revoked = storedRevocations(store);
 
   let forwarder: Forwarder | null = null;
   let sync: CloudSync | null = null;
@@ -89,12 +92,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   };
 
   let cloud: CloudClient | null = null;
-  if (config.cloud) {
-    const token = readPem(config.cloud.tokenFile, 'cloud token file').trim();
+  if (config.cloud && token !== null) {
     cloud = new CloudClient({
       url: config.cloud.url,
       token,
-      ...(config.cloud.ca ? { ca: readPem(config.cloud.ca, 'cloud CA certificate') } : {}),
+      ...(cloudCa ? { ca: cloudCa } : {}),
       timeoutMs: config.forwarder.requestTimeoutMs,
     });
     const d = delivery;
@@ -131,7 +133,17 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   metrics.backlogOldestSeconds.collect(() => store.eventBacklog().oldestAgeSeconds);
   metrics.outboundDepth.set(store.outboundDepth());
 
-  const { port, wsPort } = await broker.start();
+  let port: number;
+  let wsPort: number | null;
+  try {
+    ({ port, wsPort } = await broker.start());
+  } catch (err) {
+    // Port taken, address not available: leave nothing open behind the error.
+    await broker.close().catch(() => {});
+    cloud?.close();
+    store.close();
+    throw new Error(`cannot listen for MQTT on ${config.mqtt.host}:${config.mqtt.port}: ${(err as Error).message}`);
+  }
   forwarder?.start();
   sync?.start();
 
