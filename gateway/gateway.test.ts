@@ -230,4 +230,25 @@ describe('gateway over TLS', () => {
     client.stream.destroy();
     await until(() => site.cloud.presence.some((p) => p.device === 'door-9' && p.state === 'offline'));
   });
+
+  it('delivers to a device whose subscription the broker kept from its previous connection', async () => {
+    const creds = await site.pki.issue('device', 'door-10');
+    const first = await connectClient({ port: gw.mqttPort, ca: site.pki.caFile, creds });
+    await first.subscribeAsync(topics.cmd('acme', 'door-10'), { qos: 1 });
+    await first.endAsync();
+    await until(() => !gw.broker.connectedDevices().includes('door-10'));
+    const cmd = commandEnvelope(site.adminKey, 'acme', 'door-10');
+    site.cloud.queueCommand('door-10', cmd.envelope);
+    await until(() => gw.store.pendingOutbound('door-10', 'cmd').length === 1);
+
+    // Reconnects and does not subscribe again: the session's subscription still routes the command.
+    const got: Buffer[] = [];
+    const again = await connectClient({ port: gw.mqttPort, ca: site.pki.caFile, creds });
+    clients.push(again);
+    again.on('message', (_t, payload) => got.push(payload));
+    await until(() => got.length > 0);
+    expect(got[0]!.equals(cmd.envelope)).toBe(true);
+    await until(() => site.cloud.delivered.some((d) => d.commandId === cmd.id));
+  });
 });
+
