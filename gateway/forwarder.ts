@@ -65,7 +65,7 @@ export class Forwarder {
         await this.sleeper.sleep(wait);
         continue;
       }
-      const batch = store.nextEvents(this.opts.batchSize);
+      const batch = withinRequestLimit(store.nextEvents(this.opts.batchSize));
       if (batch.length === 0) {
         this.state = 'idle';
         await this.sleeper.sleep(1000);
@@ -110,4 +110,17 @@ export class Forwarder {
       }
     }
   }
+}
+
+/** The ingest contract caps a request at 16 MiB; envelopes travel as base64 (4/3) plus JSON framing. */
+export const INGEST_REQUEST_BYTES = 16 * 1024 * 1024;
+
+/** The longest prefix of a batch (at least one event) whose request stays under the cap. */
+export function withinRequestLimit<T extends { envelope: Buffer }>(batch: T[], maxBytes = INGEST_REQUEST_BYTES): T[] {
+  let bytes = 1024;
+  for (let i = 0; i < batch.length; i++) {
+    bytes += Math.ceil(batch[i]!.envelope.length / 3) * 4 + 256;
+    if (bytes > maxBytes) return batch.slice(0, Math.max(1, i));
+  }
+  return batch;
 }
