@@ -243,6 +243,7 @@ async function publishLoad(port: number, pki: SitePki, terminals: { certPem: str
   while (ackedIds.length < warmup) await new Promise((r) => setTimeout(r, 5));
   measuring = true;
   const t0 = performance.now();
+  const cpu0 = cpuSecondsOf(pid);
   let rssMB = 0;
   const sampler = setInterval(() => (rssMB = Math.max(rssMB, rssOf(pid))), 500);
   const allDone = Promise.all(pumps);
@@ -252,6 +253,7 @@ async function publishLoad(port: number, pki: SitePki, terminals: { certPem: str
   const elapsed = ((lastMeasuredAt || performance.now()) - t0) / 1000;
   clearInterval(sampler);
   rssMB = Math.max(rssMB, rssOf(pid));
+  const cpuSeconds = cpuSecondsOf(pid) - cpu0;
   running = false;
   await Promise.all(pumps);
   for (const c of clients) c.end(true);
@@ -263,12 +265,27 @@ async function publishLoad(port: number, pki: SitePki, terminals: { certPem: str
     summary: {
       eventsPerSecond: Math.round(measured / elapsed),
       measuredSeconds: round(elapsed, 2),
+      // Broker CPU per event (user + system), from /proc: what the broker costs, apart from the load generator.
+      brokerCpuMicrosecondsPerEvent: measured ? Math.round((cpuSeconds * 1e6) / measured) : null,
+      brokerCpuCores: round(cpuSeconds / elapsed, 2),
       pubackLatencyMs: { p50: round(percentile(latencies, 50), 2), p99: round(percentile(latencies, 99), 2) },
       ackedTotal: ackedIds.length,
       publishErrors: errors,
       poolExhausted: exhausted,
     },
   };
+}
+
+/** utime + stime of a process in seconds (Linux /proc, 100 ticks per second). */
+function cpuSecondsOf(pid: number | null | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 function rssOf(pid: number | null | undefined): number {
