@@ -78,6 +78,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       onDeviceAck: (device, channel, payload) => delivery?.acked(device, channel, payload),
       onDeviceDisconnected: (device) => delivery?.deviceDisconnected(device),
       onPresence: (device, state, at) => {
+        // Last Wills fired by our own shutdown may arrive after the store has closed.
+        if (!store.db.open) return;
         store.addPresence(device, state, at);
         sync?.nudge();
       },
