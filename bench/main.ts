@@ -10,6 +10,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   protocol: async () => (await import('./protocol.js')).run,
   camera: async () => (await import('./camera.js')).run,
   provision: async () => (await import('./provision.js')).run,
+  gateway: async () => (await import('./gateway.js')).run,
 };
 
 async function main(names: string[]): Promise<number> {

@@ -1,0 +1,389 @@
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { createServer as createTlsServer, TLSSocket, type Server as TlsServer, type TlsOptions } from 'node:tls';
+import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { Logger } from '../common/log.js';
+import { DoorDecision, LIMITS, Status, parseTopic, peekHeader, topicFor, type Channel } from '../protocol/index.js';
+import { certificateIdentity } from '../provisioning/pki.js';
+import { mayPublish, maySubscribe, sessionId, type ClientIdentity } from './authz.js';
+import { GroupCommit } from './group-commit.js';
+import type { GatewayMetrics } from './metrics.js';
+import { guardPacketSize } from './packet-guard.js';
+import type { GatewayStore } from './store.js';
+
+/**
+ * The site broker: aedes behind TLS with client certificates from the tenant CA.
+ *  - identity: the certificate's SAN (tenant, role, id); the MQTT client id is replaced by a
+ *    session name derived from it, so nobody can claim to be someone else;
+ *  - rights: gateway/authz.ts, checked on every publish and subscribe;
+ *  - durability: an event is committed to SQLite (group commit) inside authorizePublish,
+ *    which aedes runs before it writes the PUBACK;
+ *  - limits: packet size (from the fixed header), publish rate, QoS 1 inflight window.
+ * aedes speaks MQTT 3.1 and 3.1.1; a refused publish therefore ends the connection (3.1.1
+ * has no way to refuse a single publish), a refused subscription gets SUBACK 0x80.
+ */
+export interface BrokerLimits {
+  maxPacketBytes: number;
+  publishRate: number;
+  publishBurst: number;
+  maxInflight: number;
+}
+
+export interface BrokerHooks {
+  /** A device subscribed to its ack or cmd topic: deliver what is waiting. */
+  onDeviceSubscribed?(device: string, channel: 'ack' | 'cmd'): void;
+  /** A device PUBACKed a message the gateway sent it. */
+  onDeviceAck?(device: string, channel: Channel, payload: Buffer): void;
+  onDeviceDisconnected?(device: string): void;
+  /** A status message (including a Last Will) was accepted. */
+  onPresence?(device: string, state: 'online' | 'offline', at: number): void;
+  onEventsQueued?(count: number): void;
+}
+
+export interface SiteBrokerOptions {
+  tenant: string;
+  tls: { ca: string; cert: string; key: string };
+  host: string;
+  port: number;
+  wsPort?: number | null;
+  limits: BrokerLimits;
+  store: GatewayStore;
+  log: Logger;
+  metrics: GatewayMetrics;
+  isRevoked: (serial: string) => boolean;
+  hooks?: BrokerHooks;
+}
+
+interface ClientState {
+  who: ClientIdentity;
+  tokens: number;
+  refilledAt: number;
+  inflight: number;
+}
+
+class Refusal extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface QueuedEvent {
+  id: string;
+  device: string;
+  envelope: Buffer;
+}
+
+export class SiteBroker {
+  readonly aedes: Aedes;
+  private tlsServer: TlsServer | null = null;
+  private wsHttps: HttpsServer | null = null;
+  private wss: WebSocketServer | null = null;
+  /** Per client, from preConnect on (a WeakMap: wills are published after disconnect). */
+  private readonly states = new WeakMap<Client, ClientState>();
+  private readonly refusals = new WeakMap<Client, Refusal>();
+  private readonly connected = new Set<Client>();
+  private readonly writer: GroupCommit<QueuedEvent>;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: SiteBrokerOptions) {
+    this.log = opts.log;
+    this.writer = new GroupCommit<QueuedEvent>(
+      (items) => opts.store.appendEvents(items),
+      (size) => {
+        if (size === 0) return;
+        opts.metrics.commitBatch.observe(size);
+        opts.metrics.eventsQueued.inc(undefined, size);
+        opts.hooks?.onEventsQueued?.(size);
+      },
+    );
+    this.aedes = new Aedes({
+      id: `gateway-${opts.tenant}`,
+      connectTimeout: 10_000,
+      keepaliveLimit: 600,
+      preConnect: (client, packet, done) => this.preConnect(client, packet, done),
+      authenticate: (client, _user, _password, done) => this.authenticate(client, done),
+      authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
+      authorizeSubscribe: (client, sub, done) => {
+        const state = this.states.get(client);
+        if (state && maySubscribe(state.who, sub.topic)) return done(null, sub);
+        opts.metrics.publishesRefused.inc({ reason: 'subscribe-not-allowed' });
+        this.log.warn({ session: client.id, filter: sub.topic.slice(0, 120) }, 'subscription refused: outside the certificate\'s rights');
+        done(null, null);
+      },
+    });
+    this.wireEvents();
+  }
+
+  async start(): Promise<{ port: number; wsPort: number | null }> {
+    await this.aedes.listen();
+    const tlsOptions: TlsOptions = {
+      ca: this.opts.tls.ca,
+      cert: this.opts.tls.cert,
+      key: this.opts.tls.key,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+    };
+    const server = createTlsServer(tlsOptions, (socket) => this.accept(socket));
+    server.on('tlsClientError', (err) => {
+      this.opts.metrics.connectsRefused.inc({ reason: 'tls' });
+      this.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'TLS handshake refused');
+    });
+    this.tlsServer = server;
+    const port = await listen(server, this.opts.host, this.opts.port);
+    let wsPort: number | null = null;
+    if (this.opts.wsPort !== undefined && this.opts.wsPort !== null) {
+      const https = createHttpsServer(tlsOptions);
+      https.on('tlsClientError', () => this.opts.metrics.connectsRefused.inc({ reason: 'tls' }));
+      const wss = new WebSocketServer({ server: https, maxPayload: this.opts.limits.maxPacketBytes });
+      wss.on('connection', (ws, req) => {
+        const stream = createWebSocketStream(ws);
+        guardPacketSize(stream, this.opts.limits.maxPacketBytes, (n) => this.oversize(n));
+        this.aedes.handle(stream, req);
+      });
+      this.wsHttps = https;
+      this.wss = wss;
+      wsPort = await listen(https, this.opts.host, this.opts.wsPort);
+    }
+    return { port, wsPort };
+  }
+
+  /** Publishes an envelope to a device's ack or cmd topic with QoS 1 (the device's PUBACK is reported via onDeviceAck). */
+  publishToDevice(device: string, channel: 'ack' | 'cmd', envelope: Buffer): void {
+    const packet: PublishPacket = { cmd: 'publish', topic: topicFor(this.opts.tenant, device, channel), payload: envelope, qos: 1, retain: false, dup: false };
+    this.aedes.publish(packet, (err) => {
+      if (err) this.log.warn({ err, device, channel }, 'publish to device failed; it stays queued');
+    });
+  }
+
+  /** Disconnects every connected client whose certificate is now revoked. */
+  enforceRevocations(): number {
+    let dropped = 0;
+    for (const client of this.connected) {
+      const state = this.states.get(client);
+      if (state && this.opts.isRevoked(state.who.serial)) {
+        this.log.warn({ session: client.id, serial: state.who.serial }, 'certificate revoked: disconnecting');
+        this.opts.metrics.connectsRefused.inc({ reason: 'revoked-while-connected' });
+        client.close();
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  connectedDevices(): string[] {
+    return [...this.connected].map((c) => this.states.get(c)).filter((s) => s?.who.role === 'device').map((s) => s!.who.id);
+  }
+
+  get connectionCount(): number {
+    return this.connected.size;
+  }
+
+  /**
+   * Graceful stop: refuse new connections, let every event already received reach the disk
+   * (and its PUBACK go out), then close the clients and the broker.
+   */
+  async close(): Promise<void> {
+    const closing = [
+      this.tlsServer ? new Promise<void>((r) => this.tlsServer!.close(() => r())) : Promise.resolve(),
+      this.wsHttps ? new Promise<void>((r) => this.wsHttps!.close(() => r())) : Promise.resolve(),
+    ];
+    await this.writer.drained();
+    this.wss?.close();
+    await new Promise<void>((r) => this.aedes.close(() => r()));
+    await this.writer.drained();
+    await Promise.all(closing);
+  }
+
+  private accept(socket: TLSSocket): void {
+    guardPacketSize(socket, this.opts.limits.maxPacketBytes, (n) => this.oversize(n, socket));
+    socket.on('error', () => {
+      // aedes reports connection errors through clientError; nothing to add here.
+    });
+    this.aedes.handle(socket);
+  }
+
+  private oversize(declared: number, socket?: TLSSocket): void {
+    this.opts.metrics.violations.inc({ limit: 'packet-size' });
+    const cert = socket?.getPeerX509Certificate();
+    const who = cert ? certificateIdentity(cert) : null;
+    this.log.warn({ declaredBytes: declared, max: this.opts.limits.maxPacketBytes, client: who ? `${who.role}:${who.id}` : undefined }, 'oversized packet: disconnecting');
+  }
+
+  private identify(client: Client): ClientIdentity | Refusal {
+    const socket = client.conn instanceof TLSSocket ? client.conn : client.req?.socket;
+    if (!(socket instanceof TLSSocket) || !socket.authorized) return new Refusal('no-certificate', 'no verified client certificate');
+    const cert = socket.getPeerX509Certificate();
+    const who = cert ? certificateIdentity(cert) : null;
+    if (!who) return new Refusal('no-identity', 'certificate carries no Clockface identity');
+    if (who.tenant !== this.opts.tenant) return new Refusal('other-tenant', `certificate is for tenant ${who.tenant}`);
+    if (this.opts.isRevoked(who.serial)) return new Refusal('revoked', `certificate ${who.serial} is revoked`);
+    if (who.role === 'gateway' || who.role === 'cloud') return new Refusal('no-broker-rights', `role ${who.role} has no broker rights`);
+    return who;
+  }
+
+  private preConnect(client: Client, packet: { clientId: string; clean?: boolean }, done: (err: Error | null, ok: boolean) => void): void {
+    const who = this.identify(client);
+    if (who instanceof Refusal) {
+      this.refusals.set(client, who);
+    } else {
+      this.states.set(client, { who, tokens: this.opts.limits.publishBurst, refilledAt: Date.now(), inflight: 0 });
+      packet.clientId = sessionId(who, packet.clientId);
+      // aedes reports a device's PUBACK with the message it acknowledges (the 'ack' event) only
+      // for persistent sessions, and that PUBACK is what releases a command from the store. So
+      // device sessions are persistent whatever the device asked for; the store, not the
+      // session, remains the record of what is still owed to the device.
+      if (who.role === 'device') packet.clean = false;
+    }
+    done(null, true);
+  }
+
+  private authenticate(client: Client, done: (err: AuthenticateError | null, ok: boolean | null) => void): void {
+    const refusal = this.refusals.get(client);
+    if (refusal || !this.states.has(client)) {
+      const reason = refusal?.reason ?? 'no-identity';
+      this.opts.metrics.connectsRefused.inc({ reason });
+      this.log.warn({ reason, detail: refusal?.message }, 'connection refused');
+      const err = Object.assign(new Error(refusal?.message ?? 'not authorized'), { returnCode: 5 }) as AuthenticateError;
+      return done(err, false);
+    }
+    done(null, true);
+  }
+
+  private authorizePublish(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
+    const state = client ? this.states.get(client) : undefined;
+    if (!client || !state) return done(new Error('publish from an unidentified client'));
+    const { who } = state;
+    const refuse = (reason: string, message: string) => {
+      this.opts.metrics.publishesRefused.inc({ reason });
+      this.log.warn({ session: client.id, reason, topic: packet.topic.slice(0, 120) }, `publish refused: ${message}`);
+      done(new Error(message));
+    };
+    if (!mayPublish(who, packet.topic)) return refuse('topic-not-allowed', 'topic outside the certificate\'s rights');
+    if (!this.takeToken(state)) {
+      this.opts.metrics.violations.inc({ limit: 'rate' });
+      return refuse('rate', `more than ${this.opts.limits.publishRate}/s (burst ${this.opts.limits.publishBurst})`);
+    }
+    const channel = parseTopic(packet.topic).channel;
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    if (channel === 'events') {
+      if (payload.length > LIMITS.eventEnvelopeBytes) return refuse('too-large', `event of ${payload.length} bytes`);
+      let header;
+      try {
+        header = peekHeader(payload);
+      } catch (err) {
+        return refuse('malformed', `not an envelope (${(err as Error).message.slice(0, 80)})`);
+      }
+      if (header.kind !== 'event' || header.tenant !== who.tenant || header.device !== who.id) {
+        return refuse('context-mismatch', 'envelope header does not match the certificate');
+      }
+      if (state.inflight >= this.opts.limits.maxInflight) {
+        this.opts.metrics.violations.inc({ limit: 'inflight' });
+        return refuse('inflight', `more than ${this.opts.limits.maxInflight} events awaiting PUBACK`);
+      }
+      // Events are routed to the cloud, never retained or fanned out by the broker.
+      packet.retain = false;
+      state.inflight++;
+      this.writer.add({ id: header.id, device: who.id, envelope: payload }, (err) => {
+        state.inflight--;
+        if (err) this.log.error({ err }, 'durable queue write failed: no PUBACK, the device will retry');
+        done(err);
+      });
+      return;
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(payload.toString('utf8'));
+    } catch {
+      return refuse('malformed', `${channel} payload is not JSON`);
+    }
+    if (channel === 'status') {
+      const status = Status.safeParse(body);
+      if (!status.success || status.data.tenant !== who.tenant || status.data.device !== who.id) {
+        return refuse('malformed', 'status does not match the Status schema or the certificate');
+      }
+      this.opts.hooks?.onPresence?.(who.id, status.data.state, status.data.at);
+      return done(null);
+    }
+    const door = DoorDecision.safeParse(body);
+    if (!door.success || door.data.tenant !== who.tenant) return refuse('malformed', 'door decision does not match the DoorDecision schema');
+    done(null);
+  }
+
+  private takeToken(state: ClientState): boolean {
+    const now = Date.now();
+    const { publishRate, publishBurst } = this.opts.limits;
+    state.tokens = Math.min(publishBurst, state.tokens + ((now - state.refilledAt) / 1000) * publishRate);
+    state.refilledAt = now;
+    if (state.tokens < 1) return false;
+    state.tokens -= 1;
+    return true;
+  }
+
+  private wireEvents(): void {
+    const { metrics, hooks } = this.opts;
+    this.aedes.on('clientReady', (client) => {
+      const state = this.states.get(client);
+      if (!state) return;
+      this.connected.add(client);
+      metrics.connections.set(this.countRole(state.who.role), { role: state.who.role });
+      this.log.info({ session: client.id }, 'client connected');
+      // A persistent session may come back with its subscriptions already in place.
+      if (state.who.role === 'device') {
+        const restored = Object.keys((client as Client & { subscriptions?: Record<string, unknown> }).subscriptions ?? {});
+        for (const filter of restored) {
+          if (!maySubscribe(state.who, filter)) continue;
+          const channel = parseTopic(filter).channel;
+          if (channel === 'ack' || channel === 'cmd') hooks?.onDeviceSubscribed?.(state.who.id, channel);
+        }
+      }
+    });
+    this.aedes.on('clientDisconnect', (client) => {
+      const state = this.states.get(client);
+      if (!this.connected.delete(client) || !state) return;
+      metrics.connections.set(this.countRole(state.who.role), { role: state.who.role });
+      this.log.info({ session: client.id }, 'client disconnected');
+      if (state.who.role === 'device') hooks?.onDeviceDisconnected?.(state.who.id);
+    });
+    this.aedes.on('clientError', (client, err) => {
+      this.log.info({ session: client.id, err: { message: err.message } }, 'client dropped');
+    });
+    this.aedes.on('subscribe', (subs, client) => {
+      const state = this.states.get(client);
+      if (!state || state.who.role !== 'device') return;
+      for (const s of subs) {
+        // The event also lists refused subscriptions (granted 0x80): only act on allowed ones.
+        if (!maySubscribe(state.who, s.topic)) continue;
+        const channel = parseTopic(s.topic).channel;
+        if (channel === 'ack' || channel === 'cmd') hooks?.onDeviceSubscribed?.(state.who.id, channel);
+      }
+    });
+    this.aedes.on('ack', (packet, client) => {
+      const state = client ? this.states.get(client) : undefined;
+      if (!state || !packet || packet.cmd !== 'publish') return;
+      if (!maySubscribe(state.who, packet.topic)) return;
+      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+      hooks?.onDeviceAck?.(state.who.id, parseTopic(packet.topic).channel, payload);
+    });
+  }
+
+  private countRole(role: string): number {
+    let n = 0;
+    for (const c of this.connected) if (this.states.get(c)?.who.role === role) n++;
+    return n;
+  }
+}
+
+function listen(server: TlsServer | HttpsServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}

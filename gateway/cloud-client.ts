@@ -1,0 +1,153 @@
+import { request as httpRequest, Agent as HttpAgent } from 'node:http';
+import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
+import { z } from 'zod';
+
+/**
+ * The gateway's side of the gateway↔cloud HTTP contract (docs/PROTOCOL.md). JSON over HTTPS
+ * with the gateway's bearer token; envelopes travel as base64. This module knows the wire
+ * shapes and nothing about queues or brokers.
+ */
+export class CloudError extends Error {
+  override readonly name = 'CloudError';
+  constructor(
+    message: string,
+    /** HTTP status, or 0 when the request never got an answer (refused, timeout, TLS). */
+    readonly status: number,
+  ) {
+    super(message);
+  }
+  /** 401/403: the token is wrong or revoked. Retrying will not help; someone must act. */
+  get isAuthFailure(): boolean {
+    return this.status === 401 || this.status === 403;
+  }
+}
+
+const B64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
+
+export const IngestResponse = z.object({
+  results: z.array(
+    z.object({ id: z.string(), status: z.enum(['stored', 'duplicate', 'rejected']), reason: z.string().optional() }),
+  ),
+  receipts: z.array(z.object({ tenant: z.string(), device: z.string(), envelope: B64 })).default([]),
+});
+export type IngestResponse = z.infer<typeof IngestResponse>;
+
+export const CommandsResponse = z.object({
+  commands: z.array(
+    z.object({
+      commandId: z.string(),
+      tenant: z.string(),
+      device: z.string(),
+      envelope: B64,
+      expiresAt: z.number().int().nullable().optional(),
+    }),
+  ),
+  cursor: z.string().nullable(),
+});
+export type CommandsResponse = z.infer<typeof CommandsResponse>;
+
+export const RevocationsResponse = z.object({
+  version: z.union([z.string(), z.number()]),
+  serials: z.array(z.string().regex(/^[0-9a-fA-F]+$/)),
+});
+export type RevocationsResponse = z.infer<typeof RevocationsResponse>;
+
+export interface CloudClientOptions {
+  url: string;
+  token: string;
+  /** PEM of the CA that signed the cloud's server certificate (else the system store). */
+  ca?: string;
+  timeoutMs?: number;
+}
+
+export interface IngestEvent {
+  id: string;
+  tenant: string;
+  device: string;
+  envelope: Buffer;
+}
+
+export class CloudClient {
+  private readonly base: URL;
+  private readonly agent: HttpAgent | HttpsAgent;
+
+  constructor(private readonly opts: CloudClientOptions) {
+    this.base = new URL(opts.url);
+    if (this.base.protocol !== 'https:' && this.base.protocol !== 'http:') throw new Error(`cloud url must be https (got ${this.base.protocol})`);
+    this.agent =
+      this.base.protocol === 'https:'
+        ? new HttpsAgent({ keepAlive: true, maxSockets: 4, ...(opts.ca ? { ca: opts.ca } : {}) })
+        : new HttpAgent({ keepAlive: true, maxSockets: 4 });
+  }
+
+  async ingest(events: readonly IngestEvent[]): Promise<IngestResponse> {
+    const body = { events: events.map((e) => ({ id: e.id, tenant: e.tenant, device: e.device, envelope: e.envelope.toString('base64') })) };
+    return IngestResponse.parse(await this.call('POST', '/v1/gateway/ingest', body));
+  }
+
+  async commands(cursor: string | null, waitSeconds: number, signal?: AbortSignal): Promise<CommandsResponse> {
+    const q = new URLSearchParams({ wait: String(waitSeconds) });
+    if (cursor !== null) q.set('cursor', cursor);
+    const timeout = (this.opts.timeoutMs ?? 15_000) + waitSeconds * 1000;
+    return CommandsResponse.parse(await this.call('GET', `/v1/gateway/commands?${q}`, undefined, timeout, signal));
+  }
+
+  async delivered(delivered: readonly { commandId: string; at: number }[]): Promise<void> {
+    await this.call('POST', '/v1/gateway/commands/delivered', { delivered });
+  }
+
+  async presence(devices: readonly { tenant: string; device: string; state: 'online' | 'offline'; at: number }[]): Promise<void> {
+    await this.call('POST', '/v1/gateway/presence', { devices });
+  }
+
+  async revocations(): Promise<RevocationsResponse> {
+    return RevocationsResponse.parse(await this.call('GET', '/v1/gateway/revocations'));
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private call(method: string, path: string, body?: unknown, timeoutMs = this.opts.timeoutMs ?? 15_000, signal?: AbortSignal): Promise<unknown> {
+    const url = new URL(path, this.base);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          method,
+          agent: this.agent,
+          headers: {
+            authorization: `Bearer ${this.opts.token}`,
+            accept: 'application/json',
+            ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+          },
+          ...(signal ? { signal } : {}),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', (err) => reject(new CloudError(`${method} ${url.pathname}: ${err.message}`, 0)));
+          res.on('end', () => {
+            const status = res.statusCode ?? 0;
+            const text = Buffer.concat(chunks).toString('utf8');
+            if (status < 200 || status > 299) {
+              reject(new CloudError(`${method} ${url.pathname} answered ${status}: ${text.slice(0, 200)}`, status));
+              return;
+            }
+            if (text.length === 0) return resolve({});
+            try {
+              resolve(JSON.parse(text));
+            } catch {
+              reject(new CloudError(`${method} ${url.pathname} answered ${status} with a body that is not JSON`, 502));
+            }
+          });
+        },
+      );
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on('error', (err) => reject(err instanceof CloudError ? err : new CloudError(`${method} ${url.pathname}: ${err.message}`, 0)));
+      req.end(payload);
+    });
+  }
+}

@@ -1,0 +1,142 @@
+import type { Logger } from '../common/log.js';
+import { isValidId } from '../protocol/index.js';
+import { normalizeSerial } from '../provisioning/pki.js';
+import { CloudError, type CloudClient } from './cloud-client.js';
+import type { OutboundDelivery } from './delivery.js';
+import type { GatewayMetrics } from './metrics.js';
+import { Backoff, Sleeper } from './resilience.js';
+import type { GatewayStore } from './store.js';
+
+/**
+ * The downlink and the small reports:
+ *  - commands: long-poll GET /v1/gateway/commands (chosen over SSE/WebSocket: plain HTTPS
+ *    requests pass every proxy, and the cursor makes a lost answer harmless); each command is
+ *    stored with the cursor in one transaction, then offered to its device;
+ *  - delivered: PUBACKed commands reported to the cloud;
+ *  - presence: device online/offline (status messages and Last Wills) reported to the cloud;
+ *  - revocations: the cloud's revoked certificate serials, kept in the store.
+ */
+export interface CloudSyncOptions {
+  tenant: string;
+  store: GatewayStore;
+  cloud: CloudClient;
+  delivery: OutboundDelivery;
+  longPollSeconds: number;
+  revocationRefreshMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  metrics: GatewayMetrics;
+  log: Logger;
+  onRevocations: (serials: Set<string>) => void;
+}
+
+export class CloudSync {
+  private readonly pollSleeper = new Sleeper();
+  private readonly reportSleeper = new Sleeper();
+  private readonly abort = new AbortController();
+  private loops: Promise<void>[] = [];
+  lastCommandPoll: number | null = null;
+
+  constructor(private readonly opts: CloudSyncOptions) {}
+
+  start(): void {
+    if (this.loops.length) return;
+    this.loops = [this.pollCommands(), this.report()];
+  }
+
+  /** Something to report (a delivery, a presence change): send it soon. */
+  nudge(): void {
+    this.reportSleeper.wake();
+  }
+
+  async stop(): Promise<void> {
+    this.pollSleeper.stop();
+    this.reportSleeper.stop();
+    this.abort.abort();
+    await Promise.allSettled(this.loops);
+  }
+
+  private async pollCommands(): Promise<void> {
+    const { store, cloud, delivery, log, metrics } = this.opts;
+    const backoff = new Backoff(this.opts.backoffBaseMs, this.opts.backoffMaxMs);
+    while (!this.pollSleeper.isStopped) {
+      try {
+        const answer = await cloud.commands(store.getValue('commandCursor'), this.opts.longPollSeconds, this.abort.signal);
+        this.lastCommandPoll = Date.now();
+        const accepted = answer.commands.filter((c) => {
+          const ok = c.tenant === this.opts.tenant && isValidId(c.device);
+          if (!ok) log.warn({ commandId: c.commandId }, 'command for another tenant or an invalid device id ignored');
+          return ok;
+        });
+        const rows = accepted.map((c) => ({ commandId: c.commandId, device: c.device, envelope: Buffer.from(c.envelope, 'base64'), expiresAt: c.expiresAt ?? null }));
+        const added = store.addCommands(rows, answer.cursor);
+        metrics.commandsReceived.inc(undefined, added);
+        for (const device of new Set(rows.map((r) => r.device))) delivery.flush(device, 'cmd');
+        backoff.reset();
+        if (this.opts.longPollSeconds === 0) await this.pollSleeper.sleep(1000);
+      } catch (err) {
+        if (this.pollSleeper.isStopped) break;
+        const delay = err instanceof CloudError && err.isAuthFailure ? this.opts.backoffMaxMs : backoff.next();
+        log.warn({ err: { message: (err as Error).message }, retryInMs: delay }, 'command poll failed; will retry');
+        await this.pollSleeper.sleep(delay);
+      }
+    }
+  }
+
+  private async report(): Promise<void> {
+    const backoff = new Backoff(this.opts.backoffBaseMs, this.opts.backoffMaxMs);
+    let nextRevocationCheck = 0;
+    while (!this.reportSleeper.isStopped) {
+      let delay = 1000;
+      try {
+        await this.sendDelivered();
+        await this.sendPresence();
+        if (Date.now() >= nextRevocationCheck) {
+          await this.refreshRevocations();
+          nextRevocationCheck = Date.now() + this.opts.revocationRefreshMs;
+        }
+        this.opts.delivery.expire();
+        backoff.reset();
+      } catch (err) {
+        delay = backoff.next();
+        this.opts.log.warn({ err: { message: (err as Error).message }, retryInMs: delay }, 'report to the cloud failed; will retry');
+      }
+      await this.reportSleeper.sleep(delay);
+    }
+  }
+
+  private async sendDelivered(): Promise<void> {
+    const { store, cloud } = this.opts;
+    for (let batch = store.pendingDeliveryReports(); batch.length; batch = store.pendingDeliveryReports()) {
+      await cloud.delivered(batch);
+      store.clearDeliveryReports(batch.map((d) => d.commandId));
+    }
+  }
+
+  private async sendPresence(): Promise<void> {
+    const { store, cloud, tenant } = this.opts;
+    for (let batch = store.pendingPresence(); batch.length; batch = store.pendingPresence()) {
+      await cloud.presence(batch.map((p) => ({ tenant, device: p.device, state: p.state, at: p.at })));
+      store.clearPresenceUpTo(batch[batch.length - 1]!.seq);
+    }
+  }
+
+  async refreshRevocations(): Promise<void> {
+    const answer = await this.opts.cloud.revocations();
+    const serials = answer.serials.map(normalizeSerial);
+    this.opts.store.setValue('revocations', JSON.stringify({ version: answer.version, serials }));
+    this.opts.onRevocations(new Set(serials));
+  }
+}
+
+/** The revocation list last fetched (survives restarts, so a revoked unit stays out while the cloud is unreachable). */
+export function storedRevocations(store: GatewayStore): Set<string> {
+  const raw = store.getValue('revocations');
+  if (!raw) return new Set();
+  try {
+    const parsed = JSON.parse(raw) as { serials?: unknown };
+    return new Set(Array.isArray(parsed.serials) ? parsed.serials.filter((s): s is string => typeof s === 'string') : []);
+  } catch {
+    return new Set();
+  }
+}

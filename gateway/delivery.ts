@@ -1,0 +1,99 @@
+import type { Logger } from '../common/log.js';
+import { peekHeader } from '../protocol/index.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { GatewayStore, OutboundChannel } from './store.js';
+
+/**
+ * Delivers commands and receipts to devices. Everything lives in the store until the device
+ * PUBACKs it (or it expires), so a device that is offline, or a gateway that restarts, loses
+ * nothing: on every (re)subscription the device is sent what is still waiting, in order.
+ * Delivery is at least once; devices drop repeats by envelope id and sequence.
+ */
+export interface DevicePublisher {
+  publishToDevice(device: string, channel: OutboundChannel, envelope: Buffer): void;
+}
+
+export class OutboundDelivery {
+  private readonly subscribed = new Map<string, Set<OutboundChannel>>();
+  /** Ids sent on the current connection and not yet PUBACKed: not sent twice per connection. */
+  private readonly inFlight = new Map<string, Set<string>>();
+
+  constructor(
+    private readonly store: GatewayStore,
+    private readonly publisher: DevicePublisher,
+    private readonly metrics: GatewayMetrics,
+    private readonly log: Logger,
+    private readonly onCommandDelivered: () => void = () => {},
+  ) {}
+
+  deviceSubscribed(device: string, channel: OutboundChannel): void {
+    let set = this.subscribed.get(device);
+    if (!set) this.subscribed.set(device, (set = new Set()));
+    set.add(channel);
+    this.flush(device, channel);
+  }
+
+  deviceDisconnected(device: string): void {
+    this.subscribed.delete(device);
+    this.inFlight.delete(device);
+  }
+
+  /** Stores an envelope for a device and sends it at once if the device is listening. */
+  enqueue(device: string, channel: OutboundChannel, envelope: Buffer, expiresAt: number | null): void {
+    const id = peekHeader(envelope).id;
+    if (this.store.addOutbound({ id, device, channel, envelope, expiresAt })) this.flush(device, channel);
+  }
+
+  /** Stores a set of envelopes in one transaction, then sends them to listening devices. */
+  enqueueMany(messages: readonly { device: string; channel: OutboundChannel; envelope: Buffer; expiresAt: number | null }[]): void {
+    const added = this.store.addOutboundMany(messages.map((m) => ({ ...m, id: peekHeader(m.envelope).id })));
+    for (const key of new Set(added.map((m) => `${m.device}\u0000${m.channel}`))) {
+      const [device, channel] = key.split('\u0000') as [string, OutboundChannel];
+      this.flush(device, channel);
+    }
+  }
+
+  /** Sends whatever is waiting for a device on a channel, if it is subscribed. */
+  flush(device: string, channel: OutboundChannel): void {
+    if (!this.subscribed.get(device)?.has(channel)) return;
+    let sent = this.inFlight.get(device);
+    if (!sent) this.inFlight.set(device, (sent = new Set()));
+    for (const m of this.store.pendingOutbound(device, channel)) {
+      if (sent.has(m.id)) continue;
+      sent.add(m.id);
+      this.publisher.publishToDevice(device, channel, m.envelope);
+    }
+    this.refreshDepth();
+  }
+
+  /** The device PUBACKed something we sent it. */
+  acked(device: string, channel: string, payload: Buffer): void {
+    if (channel !== 'ack' && channel !== 'cmd') return;
+    let id: string;
+    try {
+      id = peekHeader(payload).id;
+    } catch {
+      return;
+    }
+    this.inFlight.get(device)?.delete(id);
+    const was = this.store.markDelivered(id);
+    if (was) {
+      this.metrics.outboundDelivered.inc({ channel: was });
+      if (was === 'cmd') {
+        this.log.info({ device, commandId: id }, 'command delivered');
+        this.onCommandDelivered();
+      }
+    }
+    this.refreshDepth();
+  }
+
+  expire(): void {
+    const n = this.store.expireOutbound();
+    if (n) this.log.info({ expired: n }, 'outbound messages expired before their device came back');
+    this.refreshDepth();
+  }
+
+  private refreshDepth(): void {
+    this.metrics.outboundDepth.set(this.store.outboundDepth());
+  }
+}

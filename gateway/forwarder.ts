@@ -1,0 +1,126 @@
+import type { Logger } from '../common/log.js';
+import { CloudError, type CloudClient, type IngestResponse } from './cloud-client.js';
+import type { GatewayMetrics } from './metrics.js';
+import { Backoff, CircuitBreaker, Sleeper } from './resilience.js';
+import type { GatewayStore } from './store.js';
+
+/**
+ * Store and forward: sends queued events to the cloud's ingest API in arrival order, in
+ * batches, one batch at a time. An event leaves the queue only when the cloud has answered
+ * for it (stored, duplicate or rejected); a failed call retries the same events later, which
+ * is safe because ingest is idempotent by event id. Receipts in the answer go to devices.
+ */
+export interface ForwarderOptions {
+  tenant: string;
+  store: GatewayStore;
+  cloud: CloudClient;
+  batchSize: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  breakerThreshold: number;
+  breakerCooldownMs: number;
+  metrics: GatewayMetrics;
+  log: Logger;
+  onReceipts: (receipts: IngestResponse['receipts']) => void;
+}
+
+export type ForwarderState = 'idle' | 'forwarding' | 'backing-off' | 'circuit-open' | 'auth-failed' | 'stopped';
+
+export class Forwarder {
+  private readonly sleeper = new Sleeper();
+  private readonly backoff: Backoff;
+  readonly breaker: CircuitBreaker;
+  private loop: Promise<void> | null = null;
+  state: ForwarderState = 'idle';
+  lastError: string | null = null;
+
+  constructor(private readonly opts: ForwarderOptions) {
+    this.backoff = new Backoff(opts.backoffBaseMs, opts.backoffMaxMs);
+    this.breaker = new CircuitBreaker(opts.breakerThreshold, opts.breakerCooldownMs);
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** New events were queued: stop waiting and forward. */
+  nudge(): void {
+    if (this.state === 'idle') this.sleeper.wake();
+  }
+
+  /** Stops after the batch in flight (if any) has been answered or has failed. */
+  async stop(): Promise<void> {
+    this.sleeper.stop();
+    await this.loop;
+    this.state = 'stopped';
+  }
+
+  private async run(): Promise<void> {
+    const { store, metrics, log } = this.opts;
+    while (!this.sleeper.isStopped) {
+      const wait = this.breaker.waitMs;
+      if (wait > 0) {
+        this.state = 'circuit-open';
+        metrics.breakerOpen.set(1);
+        await this.sleeper.sleep(wait);
+        continue;
+      }
+      const batch = withinRequestLimit(store.nextEvents(this.opts.batchSize));
+      if (batch.length === 0) {
+        this.state = 'idle';
+        await this.sleeper.sleep(1000);
+        continue;
+      }
+      this.state = 'forwarding';
+      try {
+        const answer = await this.opts.cloud.ingest(batch.map((e) => ({ id: e.id, tenant: this.opts.tenant, device: e.device, envelope: e.envelope })));
+        const sent = new Set(batch.map((e) => e.id));
+        const done = answer.results.filter((r) => sent.has(r.id));
+        store.removeEvents(done.map((r) => r.id));
+        for (const r of done) {
+          metrics.eventsForwarded.inc({ status: r.status });
+          if (r.status === 'rejected') log.warn({ eventId: r.id, reason: r.reason }, 'cloud rejected an event; dropped from the queue');
+        }
+        if (answer.receipts.length) this.opts.onReceipts(answer.receipts);
+        this.breaker.success();
+        this.backoff.reset();
+        metrics.breakerOpen.set(0);
+        this.lastError = null;
+        if (done.length < batch.length) {
+          // The cloud answered for only part of the batch: the rest is retried after a pause.
+          log.warn({ unanswered: batch.length - done.length }, 'cloud did not answer for every event in the batch');
+          await this.sleeper.sleep(this.backoff.next());
+        }
+      } catch (err) {
+        this.lastError = err instanceof Error ? err.message : String(err);
+        if (err instanceof CloudError && err.isAuthFailure) {
+          // Retrying will not fix a refused token: alarm and retry rarely, in case it is fixed.
+          this.state = 'auth-failed';
+          metrics.forwardFailures.inc({ kind: 'auth' });
+          log.error({ status: err.status }, 'ALARM: the cloud refuses this gateway\'s token; forwarding stopped until it is fixed');
+          await this.sleeper.sleep(this.opts.backoffMaxMs);
+          continue;
+        }
+        metrics.forwardFailures.inc({ kind: err instanceof CloudError && err.status >= 500 ? 'server' : 'network' });
+        this.breaker.failure();
+        const delay = this.backoff.next();
+        this.state = 'backing-off';
+        log.warn({ err: { message: this.lastError }, retryInMs: delay, attempt: this.backoff.attempts }, 'forwarding failed; will retry');
+        await this.sleeper.sleep(delay);
+      }
+    }
+  }
+}
+
+/** The ingest contract caps a request at 16 MiB; envelopes travel as base64 (4/3) plus JSON framing. */
+export const INGEST_REQUEST_BYTES = 16 * 1024 * 1024;
+
+/** The longest prefix of a batch (at least one event) whose request stays under the cap. */
+export function withinRequestLimit<T extends { envelope: Buffer }>(batch: T[], maxBytes = INGEST_REQUEST_BYTES): T[] {
+  let bytes = 1024;
+  for (let i = 0; i < batch.length; i++) {
+    bytes += Math.ceil(batch[i]!.envelope.length / 3) * 4 + 256;
+    if (bytes > maxBytes) return batch.slice(0, Math.max(1, i));
+  }
+  return batch;
+}

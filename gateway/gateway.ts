@@ -1,0 +1,192 @@
+import { readFileSync } from 'node:fs';
+import { createLogger, type Logger } from '../common/log.js';
+import { startOpsServer, type OpsServer } from '../common/ops-server.js';
+import { isValidId, peekHeader } from '../protocol/index.js';
+import { SiteBroker } from './broker.js';
+import { CloudClient } from './cloud-client.js';
+import { CloudSync, storedRevocations } from './cloud-sync.js';
+import type { GatewayConfig } from './config.js';
+import { OutboundDelivery } from './delivery.js';
+import { Forwarder } from './forwarder.js';
+import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
+import { GatewayStore } from './store.js';
+
+/**
+ * One site gateway: the broker, the durable store, the forwarder and the downlink, wired
+ * together. startGateway() is what `clockface gateway` runs and what tests start in-process.
+ */
+/** How long a receipt waits for its device (the receipt max age in docs/PROTOCOL.md). */
+const RECEIPT_KEEP_MS = 7 * 86_400_000;
+
+export interface Gateway {
+  readonly config: GatewayConfig;
+  readonly store: GatewayStore;
+  readonly broker: SiteBroker;
+  readonly metrics: GatewayMetrics;
+  readonly forwarder: Forwarder | null;
+  readonly sync: CloudSync | null;
+  /** Actual listening ports (useful when the config asks for port 0). */
+  readonly mqttPort: number;
+  readonly wsPort: number | null;
+  readonly opsUrl: string | null;
+  health(): { ok: boolean; [detail: string]: unknown };
+  /** Replaces the revocation set and disconnects clients that are now revoked. */
+  applyRevocations(serials: Set<string>): void;
+  /** Graceful stop: no new connections, every received event on disk, forwarder stopped. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** Start the localhost ops server (default true). */
+  ops?: boolean;
+}
+
+export async function startGateway(config: GatewayConfig, opts: StartOptions = {}): Promise<Gateway> {
+  const log = opts.log ?? createLogger({ name: 'gateway', level: config.log.level });
+  const metrics = createGatewayMetrics();
+  const readPem = (path: string, what: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new Error(`cannot read the ${what} (${path}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  const tls = { ca: readPem(config.mqtt.ca, 'tenant CA certificate'), cert: readPem(config.mqtt.cert, 'gateway certificate'), key: readPem(config.mqtt.key, 'gateway key') };
+  // Every file is read before the store is opened, so a missing one leaves nothing open.
+  const token = config.cloud ? readPem(config.cloud.tokenFile, 'cloud token file').trim() : null;
+  const cloudCa = config.cloud?.ca ? readPem(config.cloud.ca, 'cloud CA certificate') : undefined;
+  const store = new GatewayStore({ dataDir: config.dataDir, durability: config.durability });
+  let revoked = storedRevocations(store);
+
+  let forwarder: Forwarder | null = null;
+  let sync: CloudSync | null = null;
+  let delivery: OutboundDelivery | null = null;
+  const broker = new SiteBroker({
+    tenant: config.tenant,
+    tls,
+    host: config.mqtt.host,
+    port: config.mqtt.port,
+    wsPort: config.mqtt.wsPort,
+    limits: config.limits,
+    store,
+    log,
+    metrics,
+    isRevoked: (serial) => revoked.has(serial),
+    hooks: {
+      onDeviceSubscribed: (device, channel) => delivery?.deviceSubscribed(device, channel),
+      onDeviceAck: (device, channel, payload) => delivery?.acked(device, channel, payload),
+      onDeviceDisconnected: (device) => delivery?.deviceDisconnected(device),
+      onPresence: (device, state, at) => {
+        // Last Wills fired by our own shutdown may arrive after the store has closed.
+        if (!store.db.open) return;
+        store.addPresence(device, state, at);
+        sync?.nudge();
+      },
+      onEventsQueued: () => forwarder?.nudge(),
+    },
+  });
+  delivery = new OutboundDelivery(store, broker, metrics, log, () => sync?.nudge());
+
+  const applyRevocations = (serials: Set<string>) => {
+    revoked = serials;
+    broker.enforceRevocations();
+  };
+
+  let cloud: CloudClient | null = null;
+  if (config.cloud && token !== null) {
+    cloud = new CloudClient({
+      url: config.cloud.url,
+      token,
+      ...(cloudCa ? { ca: cloudCa } : {}),
+      timeoutMs: config.forwarder.requestTimeoutMs,
+    });
+    const d = delivery;
+    forwarder = new Forwarder({
+      tenant: config.tenant,
+      store,
+      cloud,
+      ...config.forwarder,
+      metrics,
+      log,
+      onReceipts: (receipts) => {
+        const valid = [];
+        for (const r of receipts) {
+          if (r.tenant !== config.tenant || !isValidId(r.device)) continue;
+          const envelope = Buffer.from(r.envelope, 'base64');
+          try {
+            peekHeader(envelope);
+          } catch (err) {
+            log.warn({ device: r.device, err: { message: (err as Error).message } }, 'receipt from the cloud is not an envelope; skipped');
+            continue;
+          }
+          // Receipts older than the protocol's receipt window would be refused by the device anyway.
+          valid.push({ device: r.device, channel: 'ack' as const, envelope, expiresAt: Date.now() + RECEIPT_KEEP_MS });
+        }
+        d.enqueueMany(valid);
+      },
+    });
+    sync = new CloudSync({ tenant: config.tenant, store, cloud, delivery, ...config.forwarder, metrics, log, onRevocations: applyRevocations });
+  } else {
+    log.warn('no cloud configured: events are queued on disk until one is');
+  }
+
+  metrics.backlogDepth.collect(() => store.eventBacklog().depth);
+  metrics.backlogOldestSeconds.collect(() => store.eventBacklog().oldestAgeSeconds);
+  metrics.outboundDepth.set(store.outboundDepth());
+
+  let port: number;
+  let wsPort: number | null;
+  try {
+    ({ port, wsPort } = await broker.start());
+  } catch (err) {
+    // Port taken, address not available: leave nothing open behind the error.
+    await broker.close().catch(() => {});
+    cloud?.close();
+    store.close();
+    throw new Error(`cannot listen for MQTT on ${config.mqtt.host}:${config.mqtt.port}: ${(err as Error).message}`);
+  }
+  forwarder?.start();
+  sync?.start();
+
+  const health = () => {
+    const backlog = store.eventBacklog();
+    const forwarding = forwarder ? forwarder.state : 'no-cloud';
+    return {
+      ok: store.db.open && forwarding !== 'auth-failed',
+      connections: broker.connectionCount,
+      backlog,
+      forwarder: forwarding,
+      lastForwardError: forwarder?.lastError ?? null,
+      outbound: store.outboundDepth(),
+    };
+  };
+  let ops: OpsServer | null = null;
+  if (opts.ops !== false) ops = await startOpsServer({ host: config.ops.host, port: config.ops.port, registry: metrics.registry, health });
+  log.info({ mqttPort: port, wsPort, ops: ops?.url ?? null, tenant: config.tenant, gateway: config.gateway }, 'gateway ready');
+
+  let closing: Promise<void> | null = null;
+  return {
+    config,
+    store,
+    broker,
+    metrics,
+    forwarder,
+    sync,
+    mqttPort: port,
+    wsPort,
+    opsUrl: ops?.url ?? null,
+    health,
+    applyRevocations,
+    close: () =>
+      (closing ??= (async () => {
+        await broker.close();
+        await forwarder?.stop();
+        await sync?.stop();
+        cloud?.close();
+        await ops?.close();
+        store.close();
+        log.info('gateway stopped');
+      })()),
+  };
+}

@@ -1,0 +1,41 @@
+import { Registry, type Counter, type Gauge, type Histogram } from '../common/metrics.js';
+
+/** Every gateway metric in one place, so /metrics documents itself. */
+export interface GatewayMetrics {
+  registry: Registry;
+  connections: Gauge;
+  connectsRefused: Counter;
+  violations: Counter;
+  eventsQueued: Counter;
+  publishesRefused: Counter;
+  commitBatch: Histogram;
+  backlogDepth: Gauge;
+  backlogOldestSeconds: Gauge;
+  eventsForwarded: Counter;
+  forwardFailures: Counter;
+  breakerOpen: Gauge;
+  outboundDepth: Gauge;
+  outboundDelivered: Counter;
+  commandsReceived: Counter;
+}
+
+export function createGatewayMetrics(): GatewayMetrics {
+  const r = new Registry();
+  return {
+    registry: r,
+    connections: r.gauge('cf_gateway_connections', 'MQTT clients connected, by certificate role'),
+    connectsRefused: r.counter('cf_gateway_connects_refused_total', 'Connections refused after TLS, by reason'),
+    violations: r.counter('cf_gateway_limit_violations_total', 'Clients disconnected for breaking a limit, by limit'),
+    eventsQueued: r.counter('cf_gateway_events_queued_total', 'Events committed to the durable queue (then PUBACKed)'),
+    publishesRefused: r.counter('cf_gateway_publishes_refused_total', 'Publishes refused, by reason'),
+    commitBatch: r.histogram('cf_gateway_commit_batch_size', 'Events per group commit', [1, 2, 5, 10, 20, 50, 100, 200, 500]),
+    backlogDepth: r.gauge('cf_gateway_backlog_depth', 'Events queued for the cloud'),
+    backlogOldestSeconds: r.gauge('cf_gateway_backlog_oldest_age_seconds', 'Age of the oldest queued event'),
+    eventsForwarded: r.counter('cf_gateway_events_forwarded_total', 'Events the cloud answered for, by status'),
+    forwardFailures: r.counter('cf_gateway_forward_failures_total', 'Failed ingest calls, by kind'),
+    breakerOpen: r.gauge('cf_gateway_circuit_open', '1 while the circuit breaker to the cloud is open'),
+    outboundDepth: r.gauge('cf_gateway_outbound_depth', 'Commands and receipts waiting for a device'),
+    outboundDelivered: r.counter('cf_gateway_outbound_delivered_total', 'Commands and receipts PUBACKed by devices, by channel'),
+    commandsReceived: r.counter('cf_gateway_commands_received_total', 'Commands fetched from the cloud'),
+  };
+}

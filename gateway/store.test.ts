@@ -1,0 +1,53 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { GatewayStore } from './store.js';
+
+const dirs: string[] = [];
+function tempDir() {
+  const d = mkdtempSync(join(tmpdir(), 'cf-gw-store-'));
+  dirs.push(d);
+  return d;
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('GatewayStore (SQLite file)', () => {
+  it('keeps events in arrival order, ignores repeated ids, and survives reopening', () => {
+    const dir = tempDir();
+    const a = new GatewayStore({ dataDir: dir });
+    a.appendEvents([
+      { id: 'e1', device: 'd1', envelope: Buffer.from('one') },
+      { id: 'e2', device: 'd2', envelope: Buffer.from('two') },
+    ]);
+    a.appendEvents([{ id: 'e1', device: 'd1', envelope: Buffer.from('one again') }]);
+    a.close();
+    const b = new GatewayStore({ dataDir: dir });
+    expect(b.nextEvents(10).map((e) => [e.id, e.envelope.toString()])).toEqual([
+      ['e1', 'one'],
+      ['e2', 'two'],
+    ]);
+    b.removeEvents(['e1']);
+    expect(b.eventBacklog().depth).toBe(1);
+    expect(b.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    b.close();
+  });
+
+  it('keeps outbound messages until delivered or expired and records command deliveries', () => {
+    const s = new GatewayStore({ dataDir: tempDir(), durability: 'normal' });
+    expect(s.addCommands([{ commandId: 'c1', device: 'd1', envelope: Buffer.from('x'), expiresAt: 2000 }, { commandId: 'c2', device: 'd1', envelope: Buffer.from('y'), expiresAt: 500 }], '7', 0)).toBe(2);
+    expect(s.addCommands([{ commandId: 'c1', device: 'd1', envelope: Buffer.from('x'), expiresAt: 2000 }], '8', 0)).toBe(0);
+    expect(s.getValue('commandCursor')).toBe('8');
+    expect(s.pendingOutbound('d1', 'cmd', 1000).map((m) => m.id)).toEqual(['c1']);
+    expect(s.expireOutbound(1000)).toBe(1);
+    expect(s.markDelivered('c1', 1234)).toBe('cmd');
+    expect(s.markDelivered('c1', 1235)).toBeNull();
+    expect(s.pendingDeliveryReports()).toEqual([{ commandId: 'c1', at: 1234 }]);
+    s.addOutbound({ id: 'r1', device: 'd1', channel: 'ack', envelope: Buffer.from('r'), expiresAt: null });
+    expect(s.markDelivered('r1')).toBe('ack');
+    expect(s.pendingDeliveryReports()).toHaveLength(1);
+    s.close();
+  });
+});

@@ -1,0 +1,224 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+
+/**
+ * The gateway's durable state in one SQLite file (WAL):
+ *  - events: sealed event envelopes waiting to be forwarded, in arrival order;
+ *  - outbound: command and receipt envelopes for devices, kept until the device PUBACKs them
+ *    or they expire (so an offline terminal gets them after a gateway restart);
+ *  - delivered: command deliveries not yet reported to the cloud;
+ *  - presence: online/offline changes not yet reported to the cloud;
+ *  - kv: the command cursor and the revocation list.
+ * The gateway cannot read the envelopes it stores: it keeps bytes and routing headers only.
+ */
+export type OutboundChannel = 'cmd' | 'ack';
+
+export interface QueuedEvent {
+  seq: number;
+  id: string;
+  device: string;
+  envelope: Buffer;
+  receivedAt: number;
+}
+
+export interface OutboundMessage {
+  seq: number;
+  id: string;
+  device: string;
+  channel: OutboundChannel;
+  envelope: Buffer;
+  expiresAt: number | null;
+}
+
+export interface PresenceChange {
+  seq: number;
+  device: string;
+  state: 'online' | 'offline';
+  at: number;
+}
+
+export interface StoreOptions {
+  dataDir: string;
+  /** "full" fsyncs each commit; "normal" relies on the WAL (crash-safe, not power-loss-safe). */
+  durability?: 'full' | 'normal';
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  device TEXT NOT NULL,
+  envelope BLOB NOT NULL,
+  received_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbound (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  device TEXT NOT NULL,
+  channel TEXT NOT NULL CHECK (channel IN ('cmd', 'ack')),
+  envelope BLOB NOT NULL,
+  expires_at INTEGER,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbound_device ON outbound (device, seq);
+CREATE TABLE IF NOT EXISTS delivered (command_id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS presence (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  device TEXT NOT NULL,
+  state TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+export class GatewayStore {
+  readonly db: Database.Database;
+  readonly path: string;
+  private readonly stmts;
+
+  constructor(opts: StoreOptions) {
+    mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    this.path = join(opts.dataDir, 'gateway.sqlite');
+    this.db = new Database(this.path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${opts.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.stmts = {
+      insertEvent: db.prepare('INSERT OR IGNORE INTO events (id, device, envelope, received_at) VALUES (?, ?, ?, ?)'),
+      nextEvents: db.prepare('SELECT seq, id, device, envelope, received_at AS receivedAt FROM events ORDER BY seq LIMIT ?'),
+      deleteEvent: db.prepare('DELETE FROM events WHERE id = ?'),
+      eventStats: db.prepare('SELECT COUNT(*) AS depth, MIN(received_at) AS oldest FROM events'),
+      insertOutbound: db.prepare(
+        'INSERT OR IGNORE INTO outbound (id, device, channel, envelope, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      outboundFor: db.prepare(
+        'SELECT seq, id, device, channel, envelope, expires_at AS expiresAt FROM outbound WHERE device = ? AND channel = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq',
+      ),
+      outboundById: db.prepare('SELECT channel FROM outbound WHERE id = ?'),
+      deleteOutbound: db.prepare('DELETE FROM outbound WHERE id = ?'),
+      expireOutbound: db.prepare('DELETE FROM outbound WHERE expires_at IS NOT NULL AND expires_at <= ?'),
+      outboundDepth: db.prepare('SELECT COUNT(*) AS n FROM outbound'),
+      insertDelivered: db.prepare('INSERT OR IGNORE INTO delivered (command_id, at) VALUES (?, ?)'),
+      nextDelivered: db.prepare('SELECT command_id AS commandId, at FROM delivered ORDER BY at LIMIT ?'),
+      deleteDelivered: db.prepare('DELETE FROM delivered WHERE command_id = ?'),
+      insertPresence: db.prepare('INSERT INTO presence (device, state, at) VALUES (?, ?, ?)'),
+      nextPresence: db.prepare('SELECT seq, device, state, at FROM presence ORDER BY seq LIMIT ?'),
+      deletePresenceUpTo: db.prepare('DELETE FROM presence WHERE seq <= ?'),
+      getKv: db.prepare('SELECT value FROM kv WHERE key = ?'),
+      setKv: db.prepare('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+    };
+  }
+
+  /** Appends events in one transaction (one fsync for the whole group). Duplicate ids are ignored. */
+  appendEvents(events: readonly { id: string; device: string; envelope: Buffer }[], now = Date.now()): void {
+    this.db.transaction(() => {
+      for (const e of events) this.stmts.insertEvent.run(e.id, e.device, e.envelope, now);
+    })();
+  }
+
+  nextEvents(limit: number): QueuedEvent[] {
+    return this.stmts.nextEvents.all(limit) as QueuedEvent[];
+  }
+
+  /** Removes events the cloud is done with (stored, duplicate or rejected). */
+  removeEvents(ids: readonly string[]): void {
+    this.db.transaction(() => {
+      for (const id of ids) this.stmts.deleteEvent.run(id);
+    })();
+  }
+
+  eventBacklog(now = Date.now()): { depth: number; oldestAgeSeconds: number } {
+    const row = this.stmts.eventStats.get() as { depth: number; oldest: number | null };
+    return { depth: row.depth, oldestAgeSeconds: row.oldest === null ? 0 : Math.max(0, (now - row.oldest) / 1000) };
+  }
+
+  /** Keeps an envelope for a device until it is PUBACKed or expires; false if the id is known. */
+  addOutbound(m: { id: string; device: string; channel: OutboundChannel; envelope: Buffer; expiresAt: number | null }, now = Date.now()): boolean {
+    return this.stmts.insertOutbound.run(m.id, m.device, m.channel, m.envelope, m.expiresAt, now).changes > 0;
+  }
+
+  /** Several outbound messages in one transaction (one fsync); returns those that were new. */
+  addOutboundMany(messages: readonly { id: string; device: string; channel: OutboundChannel; envelope: Buffer; expiresAt: number | null }[], now = Date.now()): typeof messages {
+    return this.db.transaction(() => messages.filter((m) => this.addOutbound(m, now)))();
+  }
+
+  pendingOutbound(device: string, channel: OutboundChannel, now = Date.now()): OutboundMessage[] {
+    return this.stmts.outboundFor.all(device, channel, now) as OutboundMessage[];
+  }
+
+  /**
+   * The device PUBACKed an outbound message: forget it, and when it was a command remember
+   * to tell the cloud (in the same transaction, so a crash cannot lose the report).
+   */
+  markDelivered(id: string, at = Date.now()): OutboundChannel | null {
+    return this.db.transaction(() => {
+      const row = this.stmts.outboundById.get(id) as { channel: OutboundChannel } | undefined;
+      if (!row) return null;
+      this.stmts.deleteOutbound.run(id);
+      if (row.channel === 'cmd') this.stmts.insertDelivered.run(id, at);
+      return row.channel;
+    })();
+  }
+
+  expireOutbound(now = Date.now()): number {
+    return this.stmts.expireOutbound.run(now).changes;
+  }
+
+  outboundDepth(): number {
+    return (this.stmts.outboundDepth.get() as { n: number }).n;
+  }
+
+  pendingDeliveryReports(limit = 500): { commandId: string; at: number }[] {
+    return this.stmts.nextDelivered.all(limit) as { commandId: string; at: number }[];
+  }
+
+  clearDeliveryReports(ids: readonly string[]): void {
+    this.db.transaction(() => {
+      for (const id of ids) this.stmts.deleteDelivered.run(id);
+    })();
+  }
+
+  addPresence(device: string, state: 'online' | 'offline', at: number): void {
+    this.stmts.insertPresence.run(device, state, at);
+  }
+
+  pendingPresence(limit = 500): PresenceChange[] {
+    return this.stmts.nextPresence.all(limit) as PresenceChange[];
+  }
+
+  clearPresenceUpTo(seq: number): void {
+    this.stmts.deletePresenceUpTo.run(seq);
+  }
+
+  /** Stores new commands and the cursor that fetched them atomically. */
+  addCommands(
+    commands: readonly { commandId: string; device: string; envelope: Buffer; expiresAt: number | null }[],
+    cursor: string | null,
+    now = Date.now(),
+  ): number {
+    return this.db.transaction(() => {
+      let added = 0;
+      for (const c of commands) {
+        if (this.addOutbound({ id: c.commandId, device: c.device, channel: 'cmd', envelope: c.envelope, expiresAt: c.expiresAt }, now)) added++;
+      }
+      if (cursor !== null) this.setValue('commandCursor', cursor);
+      return added;
+    })();
+  }
+
+  getValue(key: string): string | null {
+    const row = this.stmts.getKv.get(key) as { value: string } | undefined;
+    return row ? row.value : null;
+  }
+
+  setValue(key: string, value: string): void {
+    this.stmts.setKv.run(key, value);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
