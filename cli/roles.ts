@@ -23,7 +23,7 @@ export const roles = {
   gateway: { summary: 'run a site gateway: MQTT broker, store and forward', load: () => import('../gateway/main.js') },
   cloud: { summary: 'run the cloud API, photo vault, re-checks and retention', load: notBuilt('cloud', 7) },
   provision: { summary: 'set up tenants, gateways and terminals (facilities staff)', load: () => import('../provisioning/cli.js') },
-  face: { summary: 'inspect, compare and evaluate faces with the terminal engine', load: notBuilt('face', 3) },
+  face: { summary: 'inspect, compare and evaluate faces with the terminal engine', load: () => import('../device/face/cli.js') },
   hw: { summary: 'test the terminal hardware on site (hw test / hw reset-outputs)', load: () => import('../device/hardware/cli.js') },
   demo: { summary: 'run the end-to-end demonstration', load: () => import('../demo/main.js') },
 } satisfies Record<string, Role>;

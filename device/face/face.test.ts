@@ -1,0 +1,164 @@
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FaceEngine } from './engine.js';
+import { TemplateIndex } from './matcher.js';
+import { ModelMismatchError } from './errors.js';
+import { fromWireTemplate, toWireTemplate } from './template.js';
+import { summarize, tarAtFar } from './evaluate.js';
+
+/** Photos that ship with @vladmandic/face-api: group photos, cropped per face at test time. */
+const demoDir = join(dirname(createRequire(import.meta.url).resolve('@vladmandic/face-api/package.json')), 'demo');
+const sample = (n: number) => readFileSync(join(demoDir, `sample${n}.jpg`));
+
+let engine: FaceEngine;
+const crops: Buffer[] = [];
+
+async function cropFaces(jpeg: Buffer): Promise<Buffer[]> {
+  const a = await engine.analyze(jpeg);
+  const out: Buffer[] = [];
+  for (const f of a.faces) {
+    const pad = f.box.width * 0.6;
+    const left = Math.max(0, Math.round(f.box.x - pad));
+    const top = Math.max(0, Math.round(f.box.y - pad));
+    const width = Math.min(a.width - left, Math.round(f.box.width + 2 * pad));
+    const height = Math.min(a.height - top, Math.round(f.box.height + 2 * pad));
+    out.push(await sharp(jpeg).rotate().extract({ left, top, width, height }).resize({ width: 320, height: 320, fit: 'inside' }).jpeg().toBuffer());
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  engine = await FaceEngine.create();
+  // Single-face fixtures: every face of the demo photos that passes the quality gate on its own.
+  for (const n of [2, 3, 5, 6]) {
+    for (const crop of await cropFaces(sample(n))) if ((await engine.analyze(crop)).reasons.length === 0) crops.push(crop);
+  }
+}, 60_000);
+
+describe('face engine on real photos', () => {
+  it('loads models from disk and reports backend and model', () => {
+    expect(['wasm', 'tensorflow']).toContain(engine.backend);
+    expect(engine.modelId).toBe('faceapi-resnet128-v1');
+  });
+
+  it('finds several faces in a group photo and says so', async () => {
+    const a = await engine.analyze(sample(1));
+    expect(a.faces.length).toBeGreaterThanOrEqual(2);
+    expect(a.reasons).toContain('several-faces');
+    expect(crops.length).toBeGreaterThanOrEqual(8);
+  });
+
+  it('gives one usable face per crop, matching itself (resized) and not the others', async () => {
+    const [first, second] = [await engine.analyze(crops[0]!), await engine.analyze(crops[1]!)];
+    expect(first.faces).toHaveLength(1);
+    expect(first.template!.vector).toHaveLength(128);
+    const smaller = await sharp(crops[0]!).resize({ width: 240 }).jpeg({ quality: 80 }).toBuffer();
+    const again = await engine.analyze(smaller);
+    expect(engine.similarity(first.template!, again.template!)).toBeGreaterThan(engine.config.thresholds.verify);
+    expect(engine.similarity(first.template!, second.template!)).toBeLessThan(engine.config.thresholds.verify);
+  });
+
+  it.each([
+    ['blank', () => sharp({ create: { width: 320, height: 240, channels: 3, background: '#808080' } }).jpeg().toBuffer()],
+    ['noise', () => sharp(Buffer.from(Array.from({ length: 320 * 240 * 3 }, (_, i) => (i * 7919) % 251)), { raw: { width: 320, height: 240, channels: 3 } }).jpeg().toBuffer()],
+    ['gradient', () => sharp(Buffer.from(Array.from({ length: 320 * 240 * 3 }, (_, i) => Math.floor(i / 960) % 256)), { raw: { width: 320, height: 240, channels: 3 } }).jpeg().toBuffer()],
+  ])('a %s image has no face', async (_n, make) => {
+    const a = await engine.analyze(await make());
+    expect(a.reasons).toEqual(['no-face']);
+    expect(a.template).toBeNull();
+  });
+
+  it('a dark or blurred face is refused with a reason the person can act on', async () => {
+    const dark = await sharp(crops[0]!).linear(0.12, 0).jpeg().toBuffer();
+    const blurred = await sharp(crops[0]!).blur(6).jpeg().toBuffer();
+    const d = await engine.analyze(dark);
+    const b = await engine.analyze(blurred);
+    expect(d.faces.length === 0 || d.reasons.includes('too-dark')).toBe(true);
+    expect(b.faces.length === 0 || b.reasons.includes('blurred')).toBe(true);
+  });
+
+  it('refuses corrupt, truncated, empty, non-image and decompression-bomb inputs with a clear error', async () => {
+    const jpeg = crops[0]!;
+    const bomb = Buffer.from(jpeg);
+    // Rewrite the SOF0/SOF2 header to claim 30000 x 30000 pixels.
+    for (let i = 0; i < bomb.length - 8; i++) {
+      if (bomb[i] === 0xff && (bomb[i + 1] === 0xc0 || bomb[i + 1] === 0xc2)) {
+        bomb.writeUInt16BE(30000, i + 5);
+        bomb.writeUInt16BE(30000, i + 7);
+        break;
+      }
+    }
+    await expect(engine.analyze(Buffer.alloc(0))).rejects.toThrow(/empty/);
+    await expect(engine.analyze(Buffer.from('hello, not an image'))).rejects.toThrow(/not a readable image/);
+    await expect(engine.analyze(jpeg.subarray(0, 200))).rejects.toThrow(/corrupt|truncated|readable/);
+    await expect(engine.analyze(bomb)).rejects.toThrow(/exceeds the limit/);
+  });
+
+  it('fuses a burst: uses the usable frames and says why others were dropped; a still replay shows no liveness', async () => {
+    const blank = await sharp({ create: { width: 200, height: 200, channels: 3, background: '#000' } }).jpeg().toBuffer();
+    const burst = await engine.analyzeBurst([crops[0]!, blank, crops[0]!, Buffer.from('junk')]);
+    expect(burst.used).toBe(2);
+    expect(burst.dropped.map((d) => d.reasons[0])).toEqual(expect.arrayContaining(['no-face', 'image-unreadable']));
+    expect(burst.template).not.toBeNull();
+    expect(burst.liveness).toBe(0);
+  });
+});
+
+describe('template index', () => {
+  const model = 'm1';
+  /** Deterministic pseudo-random unit-scale vectors (xorshift), like real descriptors far apart. */
+  const vec = (seed: number) => {
+    let x = (seed * 2654435761) >>> 0 || 1;
+    return Float32Array.from({ length: 128 }, () => {
+      x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+      return ((x % 2000) / 1000 - 1) * 0.09;
+    });
+  };
+
+  it('verifies 1:1 against all of a subject’s templates and identifies 1:N with top-k', () => {
+    const idx = new TemplateIndex(model, 128, 2);
+    for (let s = 0; s < 50; s++) idx.set(`s-${s}`, [{ model, vector: vec(s) }, { model, vector: vec(s).map((v) => v + 0.002) }]);
+    expect(idx.size).toBe(100);
+    expect(idx.verify('s-7', { model, vector: vec(7) })).toBeCloseTo(1, 2);
+    expect(idx.verify('nobody', { model, vector: vec(7) })).toBeNull();
+    const r = idx.identify({ model, vector: vec(7) }, { k: 3, threshold: 0.5 });
+    expect(r.outcome).toBe('match');
+    expect(r.best!.subject).toBe('s-7');
+    expect(r.candidates).toHaveLength(3);
+    idx.remove('s-7');
+    expect(idx.identify({ model, vector: vec(7) }, { threshold: 0.99 }).outcome).toBe('no-match');
+  });
+
+  it('refuses when the best two subjects are too close (margin rule)', () => {
+    const idx = new TemplateIndex(model, 128);
+    idx.set('twin-a', [{ model, vector: vec(1) }]);
+    idx.set('twin-b', [{ model, vector: vec(1).map((v) => v + 0.001) }]);
+    expect(idx.identify({ model, vector: vec(1) }, { threshold: 0.5, margin: 0.05 }).outcome).toBe('ambiguous');
+  });
+
+  it('treats another model’s template as an error, not a low score', () => {
+    const idx = new TemplateIndex(model, 128);
+    expect(() => idx.set('s', [{ model: 'other', vector: vec(1) }])).toThrow(ModelMismatchError);
+    expect(() => idx.verify('s', { model: 'other', vector: vec(1) })).toThrow(/re-enroll/);
+  });
+
+  it('round trips templates through the protocol wire form', () => {
+    const t = { model, vector: vec(3) };
+    expect(fromWireTemplate(toWireTemplate(t))).toEqual(t);
+  });
+});
+
+describe('evaluation arithmetic', () => {
+  it('computes TAR at FAR, EER and best accuracy', () => {
+    const genuine = [0.9, 0.8, 0.7, 0.3];
+    const impostor = [0.1, 0.2, 0.35, 0.05];
+    expect(tarAtFar(genuine, impostor, 0)).toBe(0.75);
+    const s = summarize(genuine, impostor, 0.5, 8, 0);
+    expect(s.far).toBe(0);
+    expect(s.frr).toBe(0.25);
+    expect(s.bestThresholdAccuracy).toBe(0.875);
+  });
+});
