@@ -2,10 +2,13 @@
  * `npm run bench [-- NAME...]`: runs component benchmarks and prints one JSON document on
  * stdout (progress goes to stderr). Speed goals are checked here, not in tests.
  */
+import { cpus } from 'node:os';
+
 type Bench = () => Promise<Record<string, unknown>>;
 
 const benches: Record<string, () => Promise<Bench>> = {
   protocol: async () => (await import('./protocol.js')).run,
+  camera: async () => (await import('./camera.js')).run,
 };
 
 async function main(names: string[]): Promise<number> {
@@ -21,11 +24,26 @@ async function main(names: string[]): Promise<number> {
     results[name] = await (await benches[name]!())();
   }
   console.log(JSON.stringify({ machine: machineFacts(), results }, null, 2));
+  process.stderr.write(`\n${table(results)}\n`);
   return 0;
 }
 
+/** A short human-readable table of every numeric figure, on stderr so stdout stays pure JSON. */
+function table(results: Record<string, unknown>): string {
+  const rows: [string, string][] = [];
+  const walk = (prefix: string, value: unknown) => {
+    if (typeof value === 'number') rows.push([prefix, Number.isInteger(value) ? String(value) : value.toFixed(2)]);
+    else if (value && typeof value === 'object' && !Array.isArray(value)) {
+      for (const [k, v] of Object.entries(value)) walk(prefix ? `${prefix}.${k}` : k, v);
+    }
+  };
+  walk('', results);
+  const width = Math.max(...rows.map(([k]) => k.length), 6);
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v.padStart(12)}`).join('\n');
+}
+
 function machineFacts() {
-  return { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? null };
+  return { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null };
 }
 
 main(process.argv.slice(2)).then((code) => {

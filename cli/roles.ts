@@ -24,7 +24,7 @@ export const roles = {
   cloud: { summary: 'run the cloud API, photo vault, re-checks and retention', load: notBuilt('cloud', 7) },
   provision: { summary: 'set up tenants, gateways and terminals (facilities staff)', load: notBuilt('provision', 8) },
   face: { summary: 'inspect, compare and evaluate faces with the terminal engine', load: notBuilt('face', 3) },
-  hw: { summary: 'test the terminal hardware on site', load: notBuilt('hw', 4) },
+  hw: { summary: 'test the terminal hardware on site (hw test / hw reset-outputs)', load: () => import('../device/hardware/cli.js') },
   demo: { summary: 'run the end-to-end demonstration', load: () => import('../demo/main.js') },
 } satisfies Record<string, Role>;
 

@@ -16,7 +16,6 @@ export interface LoggerOptions {
 export function createLogger(opts: LoggerOptions): Logger {
   return pino(
     {
-      name: opts.name,
       level: opts.level ?? process.env.CLOCKFACE_LOG__LEVEL ?? 'info',
       base: { pid: process.pid, role: opts.name },
       timestamp: pino.stdTimeFunctions.isoTime,

@@ -51,7 +51,8 @@ const EnvelopeHeader = z
     signer: KeyId,
     recipient: KeyId.nullable(),
   })
-  .strict();
+  .strict()
+  .refine((h) => h.kind !== 'command' || h.expiresAt !== null, { message: 'commands must carry expiresAt', path: ['expiresAt'] });
 export type EnvelopeHeader = z.infer<typeof EnvelopeHeader>;
 
 export interface SealOptions {

@@ -1,0 +1,88 @@
+/**
+ * Valid example messages of every kind, for tests and benchmarks of every tier. Each call
+ * returns fresh ids so messages never collide across tests.
+ */
+import { newMessageId, newSubjectId } from './ids.js';
+import type { Ack, AlarmEvent, Command, CommandResult, DoorDecision, PunchEvent, Status } from './schemas.js';
+
+const TENANT = 'acme';
+const DEVICE = 'door-lobby-1';
+
+/** The smallest valid JPEG-looking base64 (SOI marker); real photos are used where decoding matters. */
+export const TINY_JPEG_BASE64 = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10]).toString('base64');
+
+export function examplePunch(overrides: Partial<PunchEvent> = {}): PunchEvent {
+  return {
+    type: 'punch',
+    eventId: newMessageId(),
+    tenant: TENANT,
+    device: DEVICE,
+    subject: newSubjectId(),
+    credential: 'card+face',
+    action: 'access',
+    decision: 'granted',
+    reasons: [],
+    scores: { faceExists: 0.9887, similarity: 0.9672, liveness: 0.93, quality: 0.81 },
+    model: 'faceapi-resnet128-v1',
+    door: 'lobby',
+    time: { wall: Date.now(), monotonicMs: 1234.5, clockSync: 'synced' },
+    photo: null,
+    photoDropped: false,
+    ...overrides,
+  };
+}
+
+export function exampleAlarm(): AlarmEvent {
+  return { type: 'alarm', eventId: newMessageId(), tenant: TENANT, device: DEVICE, alarm: 'door-held-open', door: 'lobby', at: Date.now() };
+}
+
+export function exampleCommandResult(): CommandResult {
+  return {
+    type: 'command-result', eventId: newMessageId(), tenant: TENANT, device: DEVICE,
+    commandId: newMessageId(), outcome: 'rejected', reason: 'envelope.expired', at: Date.now(),
+  };
+}
+
+export function exampleStatus(): Status {
+  return {
+    type: 'status', tenant: TENANT, device: DEVICE, state: 'online', at: Date.now(),
+    versions: { clockface: '0.1.0', node: 'v20.20.2' }, health: { outboxDepth: 0, camera: 'ok' },
+  };
+}
+
+export function exampleAck(): Ack {
+  return { type: 'ack', tenant: TENANT, device: DEVICE, eventIds: [newMessageId(), newMessageId()], at: Date.now() };
+}
+
+export function exampleDoor(): DoorDecision {
+  return {
+    type: 'door', tenant: TENANT, device: DEVICE, door: 'lobby', subject: newSubjectId(), result: 'granted',
+    reasons: [], eventId: newMessageId(), at: Date.now(),
+  };
+}
+
+/** One command of every type. */
+export function exampleCommands(): Command[] {
+  const now = Date.now();
+  const base = { tenant: TENANT, device: DEVICE, issuedAt: now, expiresAt: now + 3_600_000 };
+  const vector = Buffer.from(new Float32Array(128).fill(0.1).buffer).toString('base64');
+  const record = {
+    subject: newSubjectId(),
+    cardHashes: ['a'.repeat(64)],
+    pinHash: null,
+    faceConsent: true,
+    accessGroups: ['staff'],
+    templates: [{ model: 'faceapi-resnet128-v1', dims: 128, vector }],
+    referencePhotos: [TINY_JPEG_BASE64],
+  };
+  return [
+    { type: 'enroll-subject', commandId: newMessageId(), ...base, record },
+    { type: 'update-subject', commandId: newMessageId(), ...base, record: { ...record, faceConsent: false, templates: [], referencePhotos: [] } },
+    { type: 'remove-subject', commandId: newMessageId(), ...base, subject: record.subject },
+    { type: 'erase-subject', commandId: newMessageId(), ...base, subject: record.subject },
+    { type: 'config-update', commandId: newMessageId(), ...base, config: { policy: { faceCheck: 'match' } } },
+    { type: 'remote-unlock', commandId: newMessageId(), ...base, door: 'lobby', pulseMs: 3000 },
+    { type: 'reenroll-campaign', commandId: newMessageId(), ...base, model: 'faceapi-resnet128-v2', subjects: null },
+    { type: 'revocation-list', commandId: newMessageId(), ...base, serials: ['1f2e3d'], listVersion: 3 },
+  ];
+}
