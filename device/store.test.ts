@@ -38,14 +38,21 @@ describe('DeviceStore', () => {
   it('sheds photos first and never drops punches under pressure', () => {
     const store = new DeviceStore(join(dir, 'c.db'), randomBytes(32));
     const limits = { maxEvents: 3, maxBytes: 250 };
-    const shed = () => Buffer.alloc(10);
-    store.enqueue({ eventId: 'p1', topic: 't', envelope: Buffer.alloc(100), hasPhoto: true, isPunch: true }, limits, shed);
-    store.enqueue({ eventId: 'a1', topic: 't', envelope: Buffer.alloc(10), hasPhoto: false, isPunch: false }, limits, shed);
-    const r = store.enqueue({ eventId: 'p2', topic: 't', envelope: Buffer.alloc(200), hasPhoto: true, isPunch: true }, limits, shed);
+    const ev = (eventId: string, size: number, photo: boolean, isPunch = true) => ({
+      eventId,
+      topic: 't',
+      envelope: Buffer.alloc(size),
+      slim: photo ? Buffer.alloc(10) : null,
+      subject: 's',
+      isPunch,
+    });
+    store.enqueue(ev('p1', 100, true, true), limits);
+    store.enqueue(ev('a1', 10, false, false), limits);
+    const r = store.enqueue(ev('p2', 200, true, true), limits);
     expect(r.photosDropped).toEqual(['p1']);
-    const r2 = store.enqueue({ eventId: 'p3', topic: 't', envelope: Buffer.alloc(10), hasPhoto: false, isPunch: true }, limits, shed);
+    const r2 = store.enqueue(ev('p3', 10, false, true), limits);
     expect(r2).toEqual({ photosDropped: ['p2'], eventsDropped: ['a1'] });
-    store.enqueue({ eventId: 'p4', topic: 't', envelope: Buffer.alloc(10), hasPhoto: false, isPunch: true }, limits, shed);
+    store.enqueue(ev('p4', 10, false, true), limits);
     expect(store.pending(10).map((e) => e.eventId)).toEqual(['p1', 'p2', 'p3', 'p4']);
     expect(store.acknowledge(['p1', 'p1', 'zz'])).toBe(1);
     store.close();

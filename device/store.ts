@@ -35,8 +35,15 @@ export interface OutboxEntry {
   hasPhoto: boolean;
 }
 
-/** Rebuilds a punch envelope without its photo when the outbox must shed bytes. */
-export type PhotoShedder = (entry: OutboxEntry) => Buffer;
+export interface NewOutboxEvent {
+  eventId: string;
+  topic: string;
+  envelope: Buffer;
+  /** The same event (same id and sequence) sealed without its photo; null when it has none. */
+  slim: Buffer | null;
+  subject: string | null;
+  isPunch: boolean;
+}
 
 const MIGRATIONS: string[] = [
   `CREATE TABLE subjects (
@@ -59,6 +66,9 @@ const MIGRATIONS: string[] = [
      event_id TEXT NOT NULL UNIQUE,
      topic TEXT NOT NULL,
      envelope BLOB NOT NULL,
+     -- the same event sealed without its photo: what is kept when photos must be shed
+     slim BLOB,
+     subject TEXT,
      has_photo INTEGER NOT NULL,
      is_punch INTEGER NOT NULL
    );
@@ -228,18 +238,15 @@ export class DeviceStore implements SequenceStore {
 
   /**
    * Appends a sealed event durably, then enforces the bounds: first photos are shed (oldest
-   * first, via `shedPhoto` which re-seals the event without its photo), then non-punch events;
-   * punch records are never dropped. Returns the event ids that lost their photo or were dropped.
+   * first: the event is swapped for its photo-less twin, which records photoDropped), then
+   * non-punch events; punch records are never dropped. Returns the ids that lost their photo
+   * or were dropped.
    */
-  enqueue(
-    e: { eventId: string; topic: string; envelope: Buffer; hasPhoto: boolean; isPunch: boolean },
-    limits: OutboxLimits,
-    shedPhoto: PhotoShedder,
-  ): { photosDropped: string[]; eventsDropped: string[] } {
+  enqueue(e: NewOutboxEvent, limits: OutboxLimits): { photosDropped: string[]; eventsDropped: string[] } {
     return this.db.transaction(() => {
       this.db
-        .prepare('INSERT INTO outbox (event_id, topic, envelope, has_photo, is_punch) VALUES (?, ?, ?, ?, ?)')
-        .run(e.eventId, e.topic, e.envelope, e.hasPhoto ? 1 : 0, e.isPunch ? 1 : 0);
+        .prepare('INSERT INTO outbox (event_id, topic, envelope, slim, subject, has_photo, is_punch) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(e.eventId, e.topic, e.envelope, e.slim, e.subject, e.slim ? 1 : 0, e.isPunch ? 1 : 0);
       const photosDropped: string[] = [];
       const eventsDropped: string[] = [];
       const over = () => {
@@ -247,12 +254,11 @@ export class DeviceStore implements SequenceStore {
         return s.count > limits.maxEvents || s.bytes > limits.maxBytes;
       };
       while (over()) {
-        const photo = this.db
-          .prepare('SELECT id, event_id, topic, envelope, has_photo FROM outbox WHERE has_photo = 1 ORDER BY id LIMIT 1')
-          .get() as OutboxRow | undefined;
+        const photo = this.db.prepare('SELECT id, event_id FROM outbox WHERE has_photo = 1 ORDER BY id LIMIT 1').get() as
+          | { id: number; event_id: string }
+          | undefined;
         if (photo) {
-          const slim = shedPhoto(toEntry(photo));
-          this.db.prepare('UPDATE outbox SET envelope = ?, has_photo = 0 WHERE id = ?').run(slim, photo.id);
+          this.dropPhoto(photo.id);
           photosDropped.push(photo.event_id);
           continue;
         }
@@ -281,9 +287,15 @@ export class DeviceStore implements SequenceStore {
     return this.db.transaction(() => eventIds.reduce((n, id) => n + del.run(id).changes, 0))();
   }
 
-  /** Replaces a queued event's envelope (erase-subject strips photos of the erased person). */
-  replaceEnvelope(eventId: string, envelope: Buffer, hasPhoto: boolean): void {
-    this.db.prepare('UPDATE outbox SET envelope = ?, has_photo = ? WHERE event_id = ?').run(envelope, hasPhoto ? 1 : 0, eventId);
+  private dropPhoto(id: number): void {
+    this.db.prepare('UPDATE outbox SET envelope = slim, slim = NULL, has_photo = 0 WHERE id = ? AND has_photo = 1').run(id);
+  }
+
+  /** Erase: queued events of this subject lose their photos before they ever leave. */
+  dropPhotosOf(subject: string): number {
+    return this.db
+      .prepare('UPDATE outbox SET envelope = slim, slim = NULL, has_photo = 0 WHERE subject = ? AND has_photo = 1')
+      .run(subject).changes;
   }
 
   outboxSize(): { count: number; bytes: number } {
