@@ -209,6 +209,11 @@ export class DeviceLink {
     this.client.publish(this.statusTopic, this.statusJson('online'), { qos: 1, retain: true });
   }
 
+  /** Best-effort QoS 1 publish of a plain message (door decisions); nothing is queued when offline. */
+  publishRaw(topic: string, body: string): void {
+    if (this.client?.connected) this.client.publish(topic, body, { qos: 1 });
+  }
+
   /** Says offline (retained) and disconnects; the outbox stays as it is on disk. */
   async stop(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);

@@ -153,6 +153,15 @@ export class DeviceStore implements SequenceStore {
     return row ? this.toSubject(row) : undefined;
   }
 
+  /** Re-enroll campaign: templates of other models are dropped; returns the subjects affected. */
+  dropTemplatesNotOfModel(model: string, subjects: readonly string[] | null): number {
+    const rows = this.db.prepare('SELECT DISTINCT subject FROM templates WHERE model != ?').all(model) as { subject: string }[];
+    const affected = rows.map((r) => r.subject).filter((s) => subjects === null || subjects.includes(s));
+    const del = this.db.prepare('DELETE FROM templates WHERE subject = ? AND model != ?');
+    this.db.transaction(() => affected.forEach((s) => del.run(s, model)))();
+    return affected.length;
+  }
+
   subjectCount(): number {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM subjects').get() as { n: number }).n;
   }
