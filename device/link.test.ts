@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -9,6 +10,7 @@ import {
   generateKeyPair,
   newMessageId,
   publicKeyRef,
+  privateKeyToPem,
   rawPublicKey,
   sealAndSign,
   topics,
@@ -21,6 +23,7 @@ import { DeviceStore } from './store.js';
 import { EventRecorder, type DeviceEventBody } from './events.js';
 import { DeviceLink, type CommandBody } from './link.js';
 import { startTestBroker, type TestBroker } from './test-support/broker.js';
+import { bundleChild } from './test-support/bundle.js';
 
 const TENANT = 'acme';
 const DEVICE = 'door-lobby-1';
@@ -229,5 +232,51 @@ describe('DeviceLink over a real mTLS aedes broker', () => {
     const ids = [...new Set(received.slice(before).map((e) => e.eventId))];
     expect(ids.filter((id) => offline.some((p) => p.eventId === id))).toEqual(offline.map((p) => p.eventId));
     expect(link.acknowledged - ackedBefore).toBe(5);
+  });
+
+  it('an event written to the outbox by a process SIGKILLed before publishing is delivered exactly once after restart', async () => {
+    const child = await bundleChild('outbox-child');
+    try {
+      const dbFile = join(dir, 'crash.db');
+      const dataKey = randomBytes(32);
+      const keysFile = join(dir, 'crash-keys.json');
+      writeFileSync(keysFile, JSON.stringify({ tenant: TENANT, device: DEVICE, signingPem: privateKeyToPem(deviceSigning), cloudPublic: rawPublicKey(cloudSealing.publicKey).toString('base64') }));
+      const proc = spawn(process.execPath, [child.file, dbFile, dataKey.toString('hex'), keysFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      await until(() => out.includes('\n'), 'child to queue its punch');
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGKILL');
+      await exited;
+      const eventId = out.trim().split(' ')[1]!;
+
+      const before = received.filter((e) => e.eventId === eventId).length;
+      const crashStore = new DeviceStore(dbFile, dataKey);
+      const startLink = () => {
+        const l = new DeviceLink({
+          tenant: TENANT, device: DEVICE, url: broker.url,
+          tls: { ca: broker.ca.certPem, cert: broker.device.certPem, key: broker.device.keyPem },
+          store: crashStore, recorder, adminSigning: ref(admin), deviceSealing, log,
+          applyCommand: async () => undefined, health: () => ({}), reconnectMs: 200,
+        });
+        l.start();
+        return l;
+      };
+      await link.stop(); // one terminal per client id
+      const restarted = startLink();
+      await until(() => crashStore.outboxSize().count === 0, 'crash backlog to drain');
+      expect(received.filter((e) => e.eventId === eventId).length - before).toBe(1);
+      expect(restarted.acknowledged).toBe(1);
+      await restarted.stop();
+      // A further restart has nothing left to send.
+      const again = startLink();
+      await until(() => again.connected, 'second restart');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(received.filter((e) => e.eventId === eventId).length - before).toBe(1);
+      await again.stop();
+      crashStore.close();
+    } finally {
+      child.remove();
+    }
   });
 });
