@@ -9,6 +9,7 @@ type Bench = () => Promise<Record<string, unknown>>;
 const benches: Record<string, () => Promise<Bench>> = {
   protocol: async () => (await import('./protocol.js')).run,
   camera: async () => (await import('./camera.js')).run,
+  device: async () => (await import('./device.js')).run,
 };
 
 async function main(names: string[]): Promise<number> {
