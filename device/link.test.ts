@@ -153,6 +153,19 @@ describe('DeviceLink over a real mTLS aedes broker', () => {
     expect(link.acknowledged).toBe(3);
   });
 
+  it('keeps a retained online status, and the Last Will says offline when the link drops', async () => {
+    const statuses: string[] = [];
+    const watcher = await mqtt.connectAsync(broker.url, { ca: broker.ca.certPem, cert: broker.peer.certPem, key: broker.peer.keyPem, clientId: 'status-watch', reconnectPeriod: 0 });
+    watcher.on('message', (_t, payload) => statuses.push((JSON.parse(payload.toString()) as { state: string }).state));
+    await watcher.subscribeAsync(topics.status(TENANT, DEVICE), { qos: 1 });
+    await until(() => statuses.includes('online'), 'retained online status');
+    // Cut the TCP stream under the client: the broker publishes the Will.
+    (link as unknown as { client: { stream: { destroy(): void } } }).client.stream.destroy();
+    await until(() => statuses.includes('offline'), 'Last Will');
+    await until(() => statuses.lastIndexOf('online') > statuses.indexOf('offline'), 'online again after reconnect');
+    await watcher.endAsync();
+  });
+
   it('keeps events whose receipt has not come, and a forged receipt deletes nothing', async () => {
     autoAck = false;
     const p = punch();

@@ -26,6 +26,7 @@ import { StandInFaceEngine } from './test-support/stand-in-face.js';
 import { startTestBroker, type TestBroker } from './test-support/broker.js';
 import type { DeviceEventBody, PunchBody } from './events.js';
 import type { ScreenState } from './terminal.js';
+import type { SimulatedGpio } from './hardware/index.js';
 
 /*
  * The terminal over real parts: mTLS aedes on loopback, SQLite files, the replay camera showing
@@ -156,6 +157,7 @@ beforeAll(async () => {
       gpio: { driver: 'simulator' },
       pins: { relay: 17, greenLed: 22, redLed: 23, buzzer: 24, doorContact: 5, requestToExit: 6 },
       relay: { pulseMs: 200, mode: 'fail-secure' },
+      inputs: { heldOpenMs: 300, debounceMs: 0 },
     },
     policy: basePolicy,
   });
@@ -288,5 +290,16 @@ describe('the terminal over real parts', () => {
     expect(db.includes(Buffer.from('1001'))).toBe(false);
     const res = await fetch(`${service.ops!.url}/metrics`);
     expect(await res.text()).toMatch(/clockface_device_punches_total \d+/);
+  });
+
+  it('a door held open after a grant raises an alarm event', async () => {
+    await show('sample1.jpg');
+    expect(await badge('1001')).toMatchObject({ decision: 'granted' });
+    const gpio = service.hardware.gpio as SimulatedGpio;
+    gpio.drive(5, 1); // the door opens during the pulse ...
+    await until(() => received.some((e) => e.type === 'alarm' && e.alarm === 'door-held-open'), 'held-open alarm');
+    gpio.drive(5, 0); // ... and finally closes
+    const alarm = received.find((e) => e.type === 'alarm');
+    expect(alarm).toMatchObject({ door: 'lobby', device: DEVICE });
   });
 });
