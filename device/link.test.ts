@@ -166,6 +166,23 @@ describe('DeviceLink over a real mTLS aedes broker', () => {
     await watcher.endAsync();
   });
 
+  it('refuses a broker whose certificate is on the revocation list', async () => {
+    const { X509Certificate } = await import('node:crypto');
+    const serial = new X509Certificate(broker.serverPair.certPem).serialNumber.toLowerCase().replace(/^0+/, '');
+    const other = new DeviceStore(join(dir, 'revoked.db'), randomBytes(32));
+    const refusing = new DeviceLink({
+      tenant: TENANT, device: 'door-side-2', url: broker.url,
+      tls: { ca: broker.ca.certPem, cert: broker.device.certPem, key: broker.device.keyPem },
+      store: other, recorder, adminSigning: ref(admin), deviceSealing, log,
+      applyCommand: async () => undefined, health: () => ({}), reconnectMs: 100,
+      isRevoked: (s) => s === serial,
+    });
+    refusing.start();
+    await until(() => refusing.refusedRevoked >= 2, 'repeated refusals');
+    await refusing.stop();
+    other.close();
+  });
+
   it('keeps events whose receipt has not come, and a forged receipt deletes nothing', async () => {
     autoAck = false;
     const p = punch();

@@ -1,4 +1,5 @@
 import mqtt, { type MqttClient } from 'mqtt';
+import type { TLSSocket } from 'node:tls';
 import {
   Ack,
   Command,
@@ -39,6 +40,8 @@ export interface LinkOptions {
   versions?: Record<string, string>;
   heartbeatMs?: number;
   reconnectMs?: number;
+  /** The latest revocation list: a broker whose certificate serial is on it is refused. */
+  isRevoked?: (serialHex: string) => boolean;
 }
 
 /**
@@ -57,6 +60,7 @@ export class DeviceLink {
   private readonly statusTopic: string;
   acknowledged = 0;
   rejectedCommands = 0;
+  refusedRevoked = 0;
 
   constructor(private readonly opts: LinkOptions) {
     this.statusTopic = topics.status(opts.tenant, opts.device);
@@ -82,6 +86,14 @@ export class DeviceLink {
     });
     this.client = client;
     client.on('connect', () => {
+      const serial = (client.stream as Partial<TLSSocket>).getPeerCertificate?.().serialNumber;
+      if (serial && opts.isRevoked?.(normalizeSerial(serial))) {
+        // Trust the CA, but not a revoked gateway: drop the session before subscribing or publishing.
+        this.refusedRevoked++;
+        opts.log.error({ serial: normalizeSerial(serial) }, 'broker certificate is revoked; link refused');
+        client.stream.destroy();
+        return;
+      }
       opts.log.info('link connected');
       this.publishedUpTo = 0; // a new session: everything unacknowledged goes again, in order
       client.subscribe(
@@ -233,4 +245,9 @@ function safeHeaderId(payload: Buffer): string | null {
   } catch {
     return null;
   }
+}
+
+/** Serials compare as lowercase hex without leading zeros (as provisioning/pki.ts writes them). */
+export function normalizeSerial(serial: string): string {
+  return serial.toLowerCase().replace(/^0+(?=.)/, '');
 }

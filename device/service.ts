@@ -10,10 +10,11 @@ import { createHardware, registerHardwareMetrics, type Hardware } from './hardwa
 import type { DeviceConfig } from './config.js';
 import { DeviceStore } from './store.js';
 import { EventRecorder } from './events.js';
-import { DeviceLink } from './link.js';
+import { DeviceLink, normalizeSerial } from './link.js';
 import { Terminal } from './terminal.js';
 import { PolicyHolder, createCommandHandler } from './commands.js';
 import type { FaceEngine } from './face-engine.js';
+
 
 export interface DeviceServiceOptions {
   config: DeviceConfig;
@@ -114,6 +115,10 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
     applyCommand: createCommandHandler({ store, face: o.face, policy, unlock: (ms) => terminal.unlock(ms), log }),
     health: () => ({ outbox: store.outboxSize().count, subjects: store.subjectCount(), camera: hardware.camera?.stats().running ?? false }),
     versions: { clockface: '0.1.0', model: o.face?.model ?? 'none' },
+    isRevoked: (serial) => {
+      const list = store.getSetting('revocations');
+      return list !== undefined && (JSON.parse(list) as { serials: string[] }).serials.some((s) => normalizeSerial(s) === serial);
+    },
   });
 
   hardware.reader?.on('card', ({ number }) => void terminal.onCard(number));
