@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DeviceEvent, cardHash, generateKeyPair, publicKeyRef, rawPublicKey, verifyAndOpen } from '../protocol/index.js';
 import { createLogger } from '../common/log.js';
-import { HardwareConfig, createHardware, type Hardware } from './hardware/index.js';
+import { HardwareConfig, createHardware, type Hardware, type SimulatedGpio } from './hardware/index.js';
 import { DeviceStore } from './store.js';
 import { EventRecorder } from './events.js';
 import { Terminal, type Mode } from './terminal.js';
@@ -27,7 +27,7 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'cam'));
   copyFileSync(PHOTO, join(dir, 'cam', 'frame.jpg'));
   hw = createHardware(
-    HardwareConfig.parse({ camera: { driver: 'replay', replayPath: join(dir, 'cam'), fps: 20 }, gpio: { driver: 'simulator' }, pins: { relay: 17, greenLed: 22, redLed: 23, buzzer: 24 } }),
+    HardwareConfig.parse({ camera: { driver: 'replay', replayPath: join(dir, 'cam'), fps: 20 }, gpio: { driver: 'simulator' }, pins: { relay: 17, greenLed: 22, redLed: 23, buzzer: 24, wiegandD0: 20, wiegandD1: 21 }, wiegand: { enabled: true, format: 26 } }),
     { safeStateHooks: false, log },
   );
   await hw.start();
@@ -42,7 +42,7 @@ function setup(name: string, mode: Mode, policy: Record<string, unknown>, limits
   const recorder = new EventRecorder({ tenant: 'acme', device: 'dev-1', store, signer, cloud: publicKeyRef('x25519', rawPublicKey(cloud.publicKey)), limits });
   const holder = new PolicyHolder(store, Policy.parse(policy));
   const terminal = new Terminal({
-    tenant: 'acme', device: 'dev-1', mode, store, recorder, pepper, policy: () => holder.get(), face, camera: () => hw.camera, outputs: hw.outputs, log,
+    tenant: 'acme', device: 'dev-1', mode, store, recorder, pepper, policy: () => holder.get(), face, camera: () => hw.camera, outputs: hw.outputs, wiegand: hw.wiegand, log,
   });
   return { store, recorder, terminal, holder };
 }
@@ -121,3 +121,37 @@ describe('door rules', () => {
     expect(await terminal.onCard('43')).toMatchObject({ decision: 'denied', reasons: ['model-mismatch'] });
   });
 });
+
+describe('policy variants', () => {
+  it('liveness required: a single-frame burst (no motion) is refused', async () => {
+    const { store, terminal } = setup('live', 'access', { livenessRequired: true, burst: { frames: 1 }, access: { groups: { staff: 'always' } } });
+    await enroll(store, 's-1', '42');
+    expect(await terminal.onCard('42')).toMatchObject({ decision: 'denied', reasons: ['liveness-failed'] });
+  });
+
+  it('a grant sends the card as a Wiegand frame to the access panel when configured', async () => {
+    const { store, terminal } = setup('wg', 'access', { access: { groups: { staff: 'always' }, wiegand: true } });
+    await enroll(store, 's-1', '42');
+    const records = () => (hw.gpio as SimulatedGpio).records.filter((r) => r.pin === 20 || r.pin === 21);
+    const edgesBefore = records().length;
+    expect(await terminal.onCard('42')).toMatchObject({ decision: 'granted' });
+    for (let i = 0; i < 200 && records().length - edgesBefore < 52; i++) await new Promise((r) => setTimeout(r, 10));
+    // 26 bits, each a low pulse on D0 or D1: 52 edges.
+    expect(records().length - edgesBefore).toBeGreaterThanOrEqual(52);
+  });
+
+  it('re-enroll campaign drops old-model templates; revocation lists only move forward', async () => {
+    const { store, holder } = setup('cmds', 'access', {});
+    await enroll(store, 's-1', '42');
+    store.upsertSubject({ subject: 's-2', cardHashes: [], pinHash: null, faceConsent: true, accessGroups: [], suspended: false }, [{ model: 'old-model', vector: new Float32Array([1, 0]) }]);
+    const apply = createCommandHandler({ store, face, policy: holder, unlock: () => undefined, log });
+    const base = { commandId: '00000000-0000-4000-8000-000000000001', tenant: 'acme', device: 'dev-1', issuedAt: 0, expiresAt: 1 };
+    await apply({ ...base, type: 'reenroll-campaign', model: face.model, subjects: null });
+    expect(store.templatesOf('s-2')).toEqual([]);
+    expect(store.templatesOf('s-1')).toHaveLength(1);
+    await apply({ ...base, type: 'revocation-list', serials: ['abc'], listVersion: 2 });
+    await expect(apply({ ...base, type: 'revocation-list', serials: [], listVersion: 1 })).rejects.toThrow(/not newer/);
+    expect(JSON.parse(store.getSetting('revocations')!)).toEqual({ version: 2, serials: ['abc'] });
+  });
+});
+
