@@ -35,6 +35,11 @@ export const DeviceConfig = z
     /** Face engine section (issue 3); the terminal passes it through to the engine. */
     face: z.record(z.string(), z.unknown()).default({}),
     policy: Policy.prefault({}),
+    /** Face-in-view trigger (face-only / card-or-face): how often to look, and the pause after a punch. 0 turns it off. */
+    faceTrigger: z
+      .object({ scanMs: z.number().int().min(0).default(400), cooldownMs: z.number().int().min(0).default(3000) })
+      .strict()
+      .prefault({}),
     outbox: z
       .object({ maxEvents: z.number().int().min(10).default(50_000), maxBytes: z.number().int().min(100_000).default(512 * 1024 * 1024) })
       .strict()

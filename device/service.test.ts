@@ -160,6 +160,7 @@ beforeAll(async () => {
       inputs: { heldOpenMs: 300, debounceMs: 0 },
     },
     policy: basePolicy,
+    faceTrigger: { scanMs: 0 }, // tests call onFace() themselves
   });
 
   cloud = await mqtt.connectAsync(broker.url, { ca: broker.ca.certPem, cert: broker.peer.certPem, key: broker.peer.keyPem, clientId: 'cloud-side', reconnectPeriod: 0 });

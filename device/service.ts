@@ -12,6 +12,7 @@ import { DeviceStore } from './store.js';
 import { EventRecorder } from './events.js';
 import { DeviceLink, normalizeSerial } from './link.js';
 import { Terminal } from './terminal.js';
+import { startFaceTrigger } from './face-trigger.js';
 import { PolicyHolder, createCommandHandler } from './commands.js';
 import type { FaceEngine } from './face-engine.js';
 
@@ -132,6 +133,8 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
     if (active) recorder.record({ type: 'alarm', eventId: newMessageId(), tenant: config.tenant, device: config.device, alarm: 'tamper', door: null, at: Date.now() });
   });
 
+  const stopFaceTrigger = o.face ? startFaceTrigger(terminal, () => policy.get(), config.faceTrigger) : () => undefined;
+
   if (!o.hardware) await hardware.start();
   link.start();
   const opsPort = o.opsPort === undefined ? config.ops.port : o.opsPort;
@@ -158,6 +161,7 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
       if (stopped) return;
       stopped = true;
       o.notifier?.stopping();
+      stopFaceTrigger();
       hardware.outputs.close(); // relay to rest first
       await link.stop();
       await ops?.close();

@@ -12,6 +12,7 @@ import { Terminal, type Mode } from './terminal.js';
 import { Policy } from './policy.js';
 import { createCommandHandler, PolicyHolder } from './commands.js';
 import { StandInFaceEngine } from './test-support/stand-in-face.js';
+import { startFaceTrigger } from './face-trigger.js';
 
 /* The decision flow on its own: real SQLite, the replay camera with a real photo, GPIO simulator. */
 const dir = mkdtempSync(join(tmpdir(), 'cf-terminal-'));
@@ -152,6 +153,20 @@ describe('policy variants', () => {
     await apply({ ...base, type: 'revocation-list', serials: ['abc'], listVersion: 2 });
     await expect(apply({ ...base, type: 'revocation-list', serials: [], listVersion: 1 })).rejects.toThrow(/not newer/);
     expect(JSON.parse(store.getSetting('revocations')!)).toEqual({ version: 2, serials: ['abc'] });
+  });
+});
+
+describe('face in view', () => {
+  it('punches a known face without any card, once per cooldown', async () => {
+    const { store, terminal, holder } = setup('trigger', 'access', { credentials: 'face-only', thresholds: { match: 0.8 }, access: { groups: { staff: 'always' } } });
+    await enroll(store, 's-1', '42');
+    const punches: string[] = [];
+    terminal.on('punch', (p) => punches.push(`${p.subject}:${p.decision}:${p.credential}`));
+    const stop = startFaceTrigger(terminal, () => holder.get(), { scanMs: 30, cooldownMs: 60_000 });
+    for (let i = 0; i < 300 && punches.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 200)); // several more scans fall inside the cooldown
+    stop();
+    expect(punches).toEqual(['s-1:granted:face']);
   });
 });
 
