@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { LogConfig } from '../common/config.js';
 import { HardwareConfig } from './hardware/index.js';
 import { Policy } from './policy.js';
+import { FunctionKeysConfig } from './function-keys.js';
 
 const idText = z.string().regex(/^[a-z0-9]+(-[a-z0-9]+)*$/, 'ids are lowercase letters, digits and inner dashes');
 
@@ -35,6 +36,7 @@ export const DeviceConfig = z
     /** Face engine section (issue 3); the terminal passes it through to the engine. */
     face: z.record(z.string(), z.unknown()).default({}),
     policy: Policy.prefault({}),
+    functionKeys: FunctionKeysConfig,
     /** Face-in-view trigger (face-only / card-or-face): how often to look, and the pause after a punch. 0 turns it off. */
     faceTrigger: z
       .object({ scanMs: z.number().int().min(0).default(400), cooldownMs: z.number().int().min(0).default(3000) })

@@ -13,6 +13,7 @@ import { EventRecorder } from './events.js';
 import { DeviceLink, normalizeSerial } from './link.js';
 import { Terminal } from './terminal.js';
 import { startFaceTrigger } from './face-trigger.js';
+import { FunctionKeys } from './function-keys.js';
 import { PolicyHolder, createCommandHandler } from './commands.js';
 import type { FaceEngine } from './face-engine.js';
 
@@ -122,7 +123,10 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
     },
   });
 
-  hardware.reader?.on('card', ({ number }) => void terminal.onCard(number));
+  const keys = new FunctionKeys(hardware.gpio, config.functionKeys);
+  terminal.on('punch', () => keys.clear());
+  const stopFaceTrigger = o.face ? startFaceTrigger(terminal, () => policy.get(), config.faceTrigger, () => keys.peek()) : () => undefined;
+  hardware.reader?.on('card', ({ number }) => void terminal.onCard(number, keys.peek()));
   hardware.inputs.on('request-to-exit', () => terminal.unlock());
   for (const alarm of ['door-held-open', 'door-forced-open'] as const) {
     hardware.inputs.on(alarm, () =>
@@ -133,7 +137,6 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
     if (active) recorder.record({ type: 'alarm', eventId: newMessageId(), tenant: config.tenant, device: config.device, alarm: 'tamper', door: null, at: Date.now() });
   });
 
-  const stopFaceTrigger = o.face ? startFaceTrigger(terminal, () => policy.get(), config.faceTrigger) : () => undefined;
 
   if (!o.hardware) await hardware.start();
   link.start();
@@ -162,6 +165,7 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
       stopped = true;
       o.notifier?.stopping();
       stopFaceTrigger();
+      keys.close();
       hardware.outputs.close(); // relay to rest first
       await link.stop();
       await ops?.close();
