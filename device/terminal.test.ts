@@ -124,6 +124,14 @@ describe('door rules', () => {
 });
 
 describe('policy variants', () => {
+  it('card only: the card is the credential, access groups still apply', async () => {
+    const { store, terminal } = setup('cardonly', 'access', { credentials: 'card-only', access: { groups: { staff: 'always' } } });
+    await enroll(store, 's-1', '42');
+    store.upsertSubject({ subject: 's-2', cardHashes: [cardHash(pepper, '43')], pinHash: null, faceConsent: false, accessGroups: ['visitors'], suspended: false }, null);
+    expect(await terminal.onCard('42')).toMatchObject({ credential: 'card', decision: 'granted', scores: { similarity: null } });
+    expect(await terminal.onCard('43')).toMatchObject({ credential: 'card', decision: 'denied', reasons: ['not-in-access-group'] });
+  });
+
   it('liveness required: a single-frame burst (no motion) is refused', async () => {
     const { store, terminal } = setup('live', 'access', { livenessRequired: true, burst: { frames: 1 }, access: { groups: { staff: 'always' } } });
     await enroll(store, 's-1', '42');

@@ -73,14 +73,11 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       if (!subject) return this.finish(startedAt, { subject: null, credential: 'card', decision: 'denied', reasons: ['unknown-card'] }, null, null);
       if (subject.suspended) return this.finish(startedAt, { subject: subject.subject, credential: 'card', decision: 'denied', reasons: ['subject-suspended'] }, null, null);
 
-      const faceWanted = (policy.credentials === 'card+face' || policy.credentials === 'card-or-face') && policy.faceCheck !== 'none';
-      if (!faceWanted || (policy.credentials === 'card-or-face' && !subject.faceConsent)) {
-        if (!subject.faceConsent && policy.credentials !== 'card-only' && policy.pinFallback && subject.pinHash) {
-          return this.pinPath(startedAt, subject, cardNumber, action);
-        }
-        return this.grantIfAllowed(startedAt, subject, 'card', [], null, cardNumber, action);
-      }
+      // card-only and card-or-face: the card alone is the credential. card+face: the face confirms it.
+      const faceWanted = policy.credentials === 'card+face' && policy.faceCheck !== 'none';
+      if (!faceWanted) return this.grantIfAllowed(startedAt, subject, 'card', [], null, cardNumber, action);
       if (!subject.faceConsent) {
+        // No face consent: card + PIN when the policy allows it and a PIN is set.
         if (policy.pinFallback && subject.pinHash) return this.pinPath(startedAt, subject, cardNumber, action);
         return this.finish(startedAt, { subject: subject.subject, credential: 'card', decision: 'denied', reasons: ['consent-withdrawn'] }, null, null);
       }
