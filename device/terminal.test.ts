@@ -128,8 +128,11 @@ describe('policy variants', () => {
     const { store, terminal } = setup('cardonly', 'access', { credentials: 'card-only', access: { groups: { staff: 'always' } } });
     await enroll(store, 's-1', '42');
     store.upsertSubject({ subject: 's-2', cardHashes: [cardHash(pepper, '43')], pinHash: null, faceConsent: false, accessGroups: ['visitors'], suspended: false }, null);
-    expect(await terminal.onCard('42')).toMatchObject({ credential: 'card', decision: 'granted', scores: { similarity: null } });
-    expect(await terminal.onCard('43')).toMatchObject({ credential: 'card', decision: 'denied', reasons: ['not-in-access-group'] });
+    const granted = await terminal.onCard('42');
+    expect(granted).toMatchObject({ credential: 'card', decision: 'granted', scores: { similarity: null } });
+    expect(granted?.photo?.startsWith('/9j/')).toBe(true); // photo at punch, from the live frame
+    const visitor = await terminal.onCard('43');
+    expect(visitor).toMatchObject({ credential: 'card', decision: 'denied', reasons: ['not-in-access-group'], photo: null }); // no consent, no photo
   });
 
   it('liveness required: a single-frame burst (no motion) is refused', async () => {

@@ -262,9 +262,12 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     action?: 'in' | 'out',
   ): PunchBody {
     const policy = this.o.policy();
-    const consented = d.subject === null || this.o.store.getSubject(d.subject)?.faceConsent === true;
-    const photo =
-      policy.photoAtPunch && consented && analysis?.bestFrame && analysis.bestFrame.length <= LIMITS.eventPhotoBytes ? analysis.bestFrame.toString('base64') : null;
+    const known = d.subject === null ? undefined : this.o.store.getSubject(d.subject);
+    const consented = d.subject === null || known?.faceConsent === true;
+    // The photo is the frame the face check used; without a face check (card only) it is the
+    // current frame, and only for a known person who consented.
+    const frame = analysis?.bestFrame ?? (known?.faceConsent && d.credential === 'card' ? this.o.camera()?.latestFrame()?.jpeg : undefined);
+    const photo = policy.photoAtPunch && consented && frame && frame.length <= LIMITS.eventPhotoBytes ? frame.toString('base64') : null;
     const usesDoor = this.o.mode !== 'timekeeping';
     const punch: PunchBody = {
       type: 'punch',
