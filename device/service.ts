@@ -14,6 +14,7 @@ import { DeviceLink, normalizeSerial } from './link.js';
 import { Terminal } from './terminal.js';
 import { startFaceTrigger } from './face-trigger.js';
 import { FunctionKeys } from './function-keys.js';
+import { ClockWatch } from './clock.js';
 import { PolicyHolder, createCommandHandler } from './commands.js';
 import type { FaceEngine } from './face-engine.js';
 
@@ -83,6 +84,7 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
     },
   });
 
+  const clock = new ClockWatch();
   const hardware = o.hardware ?? createHardware(config.hardware, { baseDir: o.baseDir, log });
   registerHardwareMetrics(registry, hardware);
   const terminal = new Terminal({
@@ -98,6 +100,7 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
     outputs: hardware.outputs,
     wiegand: hardware.wiegand,
     log,
+    clockSync: () => clock.state(),
     publishDoor: (d) =>
       link.publishRaw(topics.door(config.tenant, config.device), JSON.stringify({ type: 'door', tenant: config.tenant, device: config.device, ...d, at: Date.now() })),
   });
