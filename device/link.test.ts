@@ -244,6 +244,8 @@ describe('DeviceLink over a real mTLS aedes broker', () => {
   });
 
   it('queues punches while the broker is down and drains them in order, each acknowledged once', async () => {
+    // Earlier tests' command results may still be waiting for their receipts: settle first.
+    await until(() => store.outboxSize().count === 0, 'earlier events to be acknowledged');
     const ackedBefore = link.acknowledged;
     const before = received.length;
     await broker.close();
