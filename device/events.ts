@@ -33,6 +33,7 @@ export interface RecorderOptions {
  */
 export class EventRecorder {
   private readonly stream: string;
+  private lastPressureAlarm = 0;
   constructor(private readonly opts: RecorderOptions) {
     this.stream = `own-events:${opts.tenant}:${opts.device}`;
   }
@@ -67,7 +68,14 @@ export class EventRecorder {
       },
       this.opts.limits,
     );
-    if (result.photosDropped.length + result.eventsDropped.length > 0) this.opts.onPressure?.(result);
+    if (result.photosDropped.length + result.eventsDropped.length > 0) {
+      this.opts.onPressure?.(result);
+      // Tell the cloud once per episode (at most every 10 min) that the terminal is shedding.
+      if (body.type !== 'alarm' && Date.now() - this.lastPressureAlarm > 600_000) {
+        this.lastPressureAlarm = Date.now();
+        this.record({ type: 'alarm', eventId: newMessageId(), tenant: this.opts.tenant, device: this.opts.device, alarm: 'outbox-full', door: null, at: Date.now() });
+      }
+    }
     this.opts.onQueued?.();
   }
 

@@ -87,7 +87,9 @@ describe('outbox pressure', () => {
     const { store, terminal } = setup('press', 'access', { access: { groups: { staff: 'always' } } }, { maxEvents: 1000, maxBytes: 250_000 });
     await enroll(store, 's-1', '42');
     for (let i = 0; i < 4; i++) await terminal.onCard('42');
-    const pending = store.pending(10);
+    const all = store.pending(10).map((e) => ({ e, body: open(e.envelope) }));
+    expect(all.filter((x) => x.body.type === 'alarm').map((x) => x.body.type === 'alarm' && x.body.alarm)).toEqual(['outbox-full']);
+    const pending = all.filter((x) => x.body.type === 'punch').map((x) => x.e);
     expect(pending).toHaveLength(4);
     const bodies = pending.map((e) => open(e.envelope));
     const dropped = bodies.filter((b) => b.type === 'punch' && b.photoDropped);
