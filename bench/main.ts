@@ -11,6 +11,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   camera: async () => (await import('./camera.js')).run,
   provision: async () => (await import('./provision.js')).run,
   gateway: async () => (await import('./gateway.js')).run,
+  device: async () => (await import('./device.js')).run,
 };
 
 async function main(names: string[]): Promise<number> {

@@ -19,7 +19,7 @@ function notBuilt(role: string, issue: number): () => Promise<RoleModule> {
 }
 
 export const roles = {
-  device: { summary: 'run a wall terminal (clockface device --config FILE)', load: notBuilt('device', 5) },
+  device: { summary: 'run a wall terminal (clockface device --config FILE)', load: () => import('../device/main.js') },
   gateway: { summary: 'run a site gateway: MQTT broker, store and forward', load: () => import('../gateway/main.js') },
   cloud: { summary: 'run the cloud API, photo vault, re-checks and retention', load: notBuilt('cloud', 7) },
   provision: { summary: 'set up tenants, gateways and terminals (facilities staff)', load: () => import('../provisioning/cli.js') },

@@ -1,0 +1,25 @@
+import type { Terminal } from './terminal.js';
+import type { Policy } from './policy.js';
+
+/**
+ * Face in view: in face-only / card-or-face modes the terminal looks at the camera while idle.
+ * After a punch it pauses (cooldownMs) so the person walking through is not punched twice.
+ */
+export function startFaceTrigger(
+  terminal: Terminal,
+  policy: () => Policy,
+  opts: { scanMs: number; cooldownMs: number },
+  action: () => 'in' | 'out' | undefined = () => undefined,
+): () => void {
+  if (opts.scanMs <= 0) return () => undefined;
+  let pausedUntil = 0;
+  const timer = setInterval(() => {
+    const c = policy().credentials;
+    if ((c !== 'face-only' && c !== 'card-or-face') || terminal.state === 'busy' || Date.now() < pausedUntil) return;
+    void terminal.onFace(action()).then((p) => {
+      if (p) pausedUntil = Date.now() + opts.cooldownMs;
+    });
+  }, opts.scanMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,253 @@
+import mqtt, { type MqttClient } from 'mqtt';
+import type { TLSSocket } from 'node:tls';
+import {
+  Ack,
+  Command,
+  LIMITS,
+  UUID_REGEX,
+  isProtocolError,
+  peekHeader,
+  topics,
+  verifyAndOpen,
+  type KeyPair,
+  type PublicKeyRef,
+} from '../protocol/index.js';
+import type { z } from 'zod';
+import type { Logger } from 'pino';
+import type { DeviceStore } from './store.js';
+import type { EventRecorder } from './events.js';
+
+export type CommandBody = z.infer<typeof Command>;
+
+const DAY_MS = 86_400_000;
+/** Commands that carry templates or photos must arrive sealed to this device. */
+const PERSONAL_COMMANDS = new Set(['enroll-subject', 'update-subject']);
+
+export interface LinkOptions {
+  tenant: string;
+  device: string;
+  url: string;
+  tls: { ca: Buffer | string; cert: Buffer | string; key: Buffer | string };
+  store: DeviceStore;
+  recorder: EventRecorder;
+  adminSigning: PublicKeyRef;
+  deviceSealing: KeyPair;
+  log: Logger;
+  /** Applies a verified command; throws to report `failed`. */
+  applyCommand: (cmd: CommandBody) => Promise<void>;
+  /** Health facts for the retained status. */
+  health: () => Record<string, number | string | boolean>;
+  versions?: Record<string, string>;
+  heartbeatMs?: number;
+  reconnectMs?: number;
+  /** The latest revocation list: a broker whose certificate serial is on it is refused. */
+  isRevoked?: (serialHex: string) => boolean;
+}
+
+/**
+ * The terminal's MQTT link. Publishes the outbox oldest first with QoS 1, one at a time so the
+ * broker sees them in order; an event leaves the outbox only when a verified cloud receipt
+ * names it (a PUBACK only means the gateway has it). Every reconnect republishes whatever is
+ * still unacknowledged, oldest first; the cloud deduplicates by event id.
+ */
+export class DeviceLink {
+  private client: MqttClient | undefined;
+  private draining = false;
+  private wakeAgain = false;
+  /** Highest outbox row published on this connection. */
+  private publishedUpTo = 0;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly statusTopic: string;
+  acknowledged = 0;
+  rejectedCommands = 0;
+  refusedRevoked = 0;
+
+  constructor(private readonly opts: LinkOptions) {
+    this.statusTopic = topics.status(opts.tenant, opts.device);
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  start(): void {
+    const { opts } = this;
+    const client = mqtt.connect(opts.url, {
+      clientId: `${opts.tenant}.${opts.device}`,
+      ca: opts.tls.ca,
+      cert: opts.tls.cert,
+      key: opts.tls.key,
+      rejectUnauthorized: true,
+      protocolVersion: 4,
+      clean: true,
+      reconnectPeriod: opts.reconnectMs ?? 2000,
+      connectTimeout: 10_000,
+      will: { topic: this.statusTopic, payload: Buffer.from(this.statusJson('offline')), qos: 1, retain: true },
+    });
+    this.client = client;
+    client.on('connect', () => {
+      const serial = (client.stream as Partial<TLSSocket>).getPeerCertificate?.().serialNumber;
+      if (serial && opts.isRevoked?.(normalizeSerial(serial))) {
+        // Trust the CA, but not a revoked gateway: drop the session before subscribing or publishing.
+        this.refusedRevoked++;
+        opts.log.error({ serial: normalizeSerial(serial) }, 'broker certificate is revoked; link refused');
+        client.stream.destroy();
+        return;
+      }
+      opts.log.info('link connected');
+      this.publishedUpTo = 0; // a new session: everything unacknowledged goes again, in order
+      client.subscribe(
+        [topics.ack(opts.tenant, opts.device), topics.cmd(opts.tenant, opts.device)],
+        { qos: 1 },
+        (err) => {
+          if (err) opts.log.warn({ err: err.message }, 'subscribe failed');
+        },
+      );
+      this.publishStatus();
+      this.wake();
+    });
+    client.on('close', () => opts.log.debug('link closed'));
+    client.on('error', (err) => opts.log.warn({ err: err.message }, 'link error'));
+    client.on('message', (topic, payload) => {
+      if (topic.endsWith('/ack')) this.onReceipt(payload);
+      else if (topic.endsWith('/cmd')) void this.onCommand(payload);
+    });
+    this.heartbeat = setInterval(() => this.publishStatus(), opts.heartbeatMs ?? 30_000);
+    this.heartbeat.unref();
+  }
+
+  /** Publishes queued events; safe to call at any time (coalesces). */
+  wake(): void {
+    if (this.draining) {
+      this.wakeAgain = true;
+      return;
+    }
+    void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      do {
+        this.wakeAgain = false;
+        for (;;) {
+          const client = this.client;
+          if (!client?.connected) return;
+          const batch = this.opts.store.pending(20, this.publishedUpTo);
+          if (batch.length === 0) break;
+          for (const entry of batch) {
+            await client.publishAsync(entry.topic, entry.envelope, { qos: 1 });
+            this.publishedUpTo = entry.id;
+          }
+        }
+      } while (this.wakeAgain);
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, 'publishing stopped; resumes on reconnect');
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private onReceipt(payload: Buffer): void {
+    try {
+      const { body } = verifyAndOpen(payload, {
+        expect: { kind: 'receipt', tenant: this.opts.tenant, device: this.opts.device },
+        signers: (keyId) => (keyId === this.opts.adminSigning.keyId ? this.opts.adminSigning : undefined),
+        maxAgeMs: 7 * DAY_MS,
+        maxFutureMs: 5 * 60_000,
+        schema: Ack,
+      });
+      if (payload.length > LIMITS.receiptEnvelopeBytes) throw new Error('receipt too large');
+      const removed = this.opts.store.acknowledge(body.eventIds);
+      this.acknowledged += removed;
+      this.opts.log.debug({ removed, listed: body.eventIds.length }, 'receipt applied');
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, 'receipt refused');
+    }
+  }
+
+  private async onCommand(payload: Buffer): Promise<void> {
+    let commandId: string | null = null;
+    let cmd: CommandBody;
+    try {
+      commandId = safeHeaderId(payload);
+      const opened = verifyAndOpen(payload, {
+        expect: { kind: 'command', tenant: this.opts.tenant, device: this.opts.device },
+        signers: (keyId) => (keyId === this.opts.adminSigning.keyId ? this.opts.adminSigning : undefined),
+        recipientKeys: [this.opts.deviceSealing],
+        sequences: this.opts.store,
+        maxAgeMs: 30 * DAY_MS,
+        maxFutureMs: 5 * 60_000,
+        schema: Command,
+      });
+      cmd = opened.body;
+      commandId = cmd.commandId;
+      if (cmd.tenant !== this.opts.tenant || cmd.device !== this.opts.device) throw new Error('command body names another tenant or device');
+      if (cmd.expiresAt < Date.now()) throw new Error('command expired');
+      if (PERSONAL_COMMANDS.has(cmd.type) && opened.header.recipient === null) {
+        throw new Error(`${cmd.type} must be sealed to the device`);
+      }
+    } catch (err) {
+      const reason = isProtocolError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
+      this.rejectedCommands++;
+      this.opts.log.warn({ commandId, reason }, 'command rejected');
+      this.opts.recorder.commandResult(commandId, 'rejected', reason);
+      return;
+    }
+    try {
+      await this.opts.applyCommand(cmd);
+      this.opts.log.info({ commandId, type: cmd.type }, 'command applied');
+      this.opts.recorder.commandResult(commandId, 'applied', null);
+    } catch (err) {
+      this.opts.log.warn({ commandId, type: cmd.type, err: (err as Error).message }, 'command failed');
+      this.opts.recorder.commandResult(commandId, 'failed', (err as Error).message);
+    }
+  }
+
+  private statusJson(state: 'online' | 'offline'): string {
+    return JSON.stringify({
+      type: 'status',
+      tenant: this.opts.tenant,
+      device: this.opts.device,
+      state,
+      at: Date.now(),
+      versions: this.opts.versions ?? {},
+      health: state === 'online' ? this.opts.health() : {},
+    });
+  }
+
+  publishStatus(): void {
+    if (!this.client?.connected) return;
+    this.client.publish(this.statusTopic, this.statusJson('online'), { qos: 1, retain: true });
+  }
+
+  /** Best-effort QoS 1 publish of a plain message (door decisions); nothing is queued when offline. */
+  publishRaw(topic: string, body: string): void {
+    if (this.client?.connected) this.client.publish(topic, body, { qos: 1 });
+  }
+
+  /** Says offline (retained) and disconnects; the outbox stays as it is on disk. */
+  async stop(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    const client = this.client;
+    if (!client) return;
+    if (client.connected) {
+      await client.publishAsync(this.statusTopic, this.statusJson('offline'), { qos: 1, retain: true }).catch(() => undefined);
+    }
+    await client.endAsync();
+  }
+}
+
+function safeHeaderId(payload: Buffer): string | null {
+  try {
+    const id = peekHeader(payload).id;
+    return UUID_REGEX.test(id) ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Serials compare as lowercase hex without leading zeros (as provisioning/pki.ts writes them). */
+export function normalizeSerial(serial: string): string {
+  return serial.toLowerCase().replace(/^0+(?=.)/, '');
+}

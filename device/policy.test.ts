@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { Policy, checkAccess } from './policy.js';
+
+const policy = Policy.parse({
+  access: {
+    groups: { staff: 'office', security: 'always' },
+    schedules: { office: [{ days: [1, 2, 3, 4, 5], from: '07:00', to: '19:00' }] },
+    holidays: ['2026-12-25'],
+  },
+});
+
+describe('checkAccess', () => {
+  it('applies groups, weekly schedules and holidays', () => {
+    const mondayNoon = new Date(2026, 10, 23, 12, 0);
+    expect(checkAccess(policy, ['staff'], mondayNoon)).toBeNull();
+    expect(checkAccess(policy, ['visitors'], mondayNoon)).toBe('not-in-access-group');
+    expect(checkAccess(policy, ['staff'], new Date(2026, 10, 23, 20, 0))).toBe('outside-schedule');
+    expect(checkAccess(policy, ['staff'], new Date(2026, 10, 22, 12, 0))).toBe('outside-schedule');
+    expect(checkAccess(policy, ['staff'], new Date(2026, 11, 25, 12, 0))).toBe('holiday');
+    expect(checkAccess(policy, ['staff', 'security'], new Date(2026, 11, 25, 12, 0))).toBeNull();
+  });
+
+  it('refuses a malformed policy with a clear message', () => {
+    const r = Policy.safeParse({ access: { schedules: { x: [{ days: [1], from: '25:00', to: '19:00' }] } } });
+    expect(r.success).toBe(false);
+    expect(JSON.stringify(r.error?.issues)).toMatch(/HH:MM/);
+  });
+});

@@ -1,0 +1,88 @@
+import { z } from 'zod';
+
+/*
+ * The organisation's policy (per tenant, pushed with config-update commands) and the door rules
+ * that go with it. Pure data + pure checks, so the decision flow stays easy to test.
+ */
+
+const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'time must be HH:MM');
+const Window = z.object({ days: z.array(z.number().int().min(0).max(6)).min(1), from: hhmm, to: hhmm }).strict();
+
+export const Policy = z
+  .object({
+    /** Which credentials open a punch: card-only, card+face (1:1), face-only (1:N), card-or-face. */
+    credentials: z.enum(['card-only', 'card+face', 'face-only', 'card-or-face']).default('card+face'),
+    faceCheck: z.enum(['none', 'face-exists', 'face-match']).default('face-match'),
+    /** On a failed face check: refuse, or accept and flag the punch for review. */
+    onFailedCheck: z.enum(['block', 'flag']).default('block'),
+    livenessRequired: z.boolean().default(false),
+    photoAtPunch: z.boolean().default(true),
+    /** Employees without face consent use card + PIN. */
+    pinFallback: z.boolean().default(true),
+    thresholds: z
+      .object({
+        match: z.number().min(0).max(1).default(0.6),
+        /** 1:N: the best subject must beat the runner-up by this much. */
+        margin: z.number().min(0).max(1).default(0.05),
+        faceExists: z.number().min(0).max(1).default(0.5),
+        liveness: z.number().min(0).max(1).default(0.5),
+      })
+      .strict()
+      .prefault({}),
+    burst: z.object({ frames: z.number().int().min(1).max(10).default(3), timeoutMs: z.number().int().min(100).max(10_000).default(2000) }).strict().prefault({}),
+    pinTimeoutMs: z.number().int().min(1000).max(60_000).default(10_000),
+    timekeeping: z
+      .object({
+        action: z.enum(['in', 'out', 'auto']).default('auto'),
+        debounceMs: z.number().int().min(0).max(3_600_000).default(60_000),
+      })
+      .strict()
+      .prefault({}),
+    access: z
+      .object({
+        door: z.string().regex(/^[a-z0-9]+(-[a-z0-9]+)*$/).default('door'),
+        pulseMs: z.number().int().min(100).max(60_000).optional(),
+        /** access group → schedule name ("always" needs no schedule). */
+        groups: z.record(z.string(), z.string()).default({}),
+        schedules: z.record(z.string(), z.array(Window)).default({}),
+        /** YYYY-MM-DD dates (local time) on which scheduled groups are closed. */
+        holidays: z.array(z.string().regex(/^\d{4}-\d{2}-\d{2}$/)).default([]),
+        antiPassback: z.object({ enabled: z.boolean().default(false), windowMs: z.number().int().min(0).default(300_000) }).strict().prefault({}),
+        wiegand: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+export type Policy = z.infer<typeof Policy>;
+
+export type AccessReason = 'not-in-access-group' | 'outside-schedule' | 'holiday';
+
+/** Checks access groups, weekly schedules and holidays; null when the subject may pass at `now`. */
+export function checkAccess(policy: Policy, groups: readonly string[], now: Date): AccessReason | null {
+  const open = groups.filter((g) => policy.access.groups[g] !== undefined);
+  if (open.length === 0) return 'not-in-access-group';
+  const day = localDate(now);
+  let sawHoliday = false;
+  for (const g of open) {
+    const scheduleName = policy.access.groups[g]!;
+    if (scheduleName === 'always') return null;
+    if (policy.access.holidays.includes(day)) {
+      sawHoliday = true;
+      continue;
+    }
+    const windows = policy.access.schedules[scheduleName] ?? [];
+    const minute = now.getHours() * 60 + now.getMinutes();
+    if (windows.some((w) => w.days.includes(now.getDay()) && minute >= toMinutes(w.from) && minute < toMinutes(w.to))) return null;
+  }
+  return sawHoliday ? 'holiday' : 'outside-schedule';
+}
+
+export function localDate(d: Date): string {
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
+function toMinutes(hhmmText: string): number {
+  const [h, m] = hhmmText.split(':').map(Number) as [number, number];
+  return h * 60 + m;
+}

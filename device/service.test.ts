@@ -1,0 +1,306 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import mqtt, { type MqttClient } from 'mqtt';
+import {
+  DeviceEvent,
+  cardHash,
+  generateKeyPair,
+  hashPin,
+  newMessageId,
+  privateKeyToPem,
+  publicKeyRef,
+  rawPublicKey,
+  sealAndSign,
+  topics,
+  verifyAndOpen,
+  type KeyPair,
+} from '../protocol/index.js';
+import { createLogger } from '../common/log.js';
+import { DeviceConfig } from './config.js';
+import { startDeviceService, type DeviceService } from './service.js';
+import { StandInFaceEngine } from './test-support/stand-in-face.js';
+import { startTestBroker, type TestBroker } from './test-support/broker.js';
+import type { DeviceEventBody, PunchBody } from './events.js';
+import type { ScreenState } from './terminal.js';
+import type { SimulatedGpio } from './hardware/index.js';
+
+/*
+ * The terminal over real parts: mTLS aedes on loopback, SQLite files, the replay camera showing
+ * real face photos, the serial card reader on a socat pseudo-terminal, the GPIO simulator.
+ * The face engine is a stand-in until device/face (issue 3) lands: see stand-in-face.ts.
+ */
+const TENANT = 'acme';
+const DEVICE = 'door-lobby-1';
+const PHOTOS = join(process.cwd(), 'node_modules/@vladmandic/face-api/demo');
+const dir = mkdtempSync(join(tmpdir(), 'cf-device-'));
+const camDir = join(dir, 'camera');
+const ptyPort = join(dir, 'reader-port');
+const ptyHost = join(dir, 'reader-host');
+
+const admin = generateKeyPair('ed25519');
+const cloudSealing = generateKeyPair('x25519');
+const deviceSigning = generateKeyPair('ed25519');
+const deviceSealing = generateKeyPair('x25519');
+const pepper = randomBytes(32);
+const ref = (k: KeyPair) => publicKeyRef(k.algorithm, rawPublicKey(k.publicKey));
+
+let broker: TestBroker;
+let socat: ChildProcess;
+let hostFd: number;
+let service: DeviceService;
+let cloud: MqttClient;
+const received: DeviceEventBody[] = [];
+const doorMessages: { result: string }[] = [];
+const screens: ScreenState[] = [];
+let relayOpens = 0;
+let cmdSeq = 0;
+let receiptSeq = 0;
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 1500 && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
+  if (!cond()) throw new Error(`gave up waiting for ${what}`);
+}
+
+function sendCommand(body: Record<string, unknown>): string {
+  const now = Date.now();
+  const commandId = newMessageId();
+  const env = sealAndSign({
+    kind: 'command',
+    id: commandId,
+    tenant: TENANT,
+    device: DEVICE,
+    seq: ++cmdSeq,
+    body: { commandId, tenant: TENANT, device: DEVICE, issuedAt: now, expiresAt: now + 60_000, ...body },
+    signer: admin,
+    recipient: ref(deviceSealing),
+    expiresAt: now + 60_000,
+  });
+  cloud.publish(topics.cmd(TENANT, DEVICE), env, { qos: 1 });
+  return commandId;
+}
+
+async function command(body: Record<string, unknown>): Promise<void> {
+  const id = sendCommand(body);
+  await until(() => received.some((e) => e.type === 'command-result' && e.commandId === id), `result of ${String(body.type)}`);
+  const r = received.find((e) => e.type === 'command-result' && e.commandId === id);
+  expect(r?.type === 'command-result' && r.outcome).toBe('applied');
+}
+
+/** A person steps in front of the camera: the replay camera now loops their photo. */
+async function show(photo: string): Promise<void> {
+  rmSync(camDir, { recursive: true, force: true });
+  mkdirSync(camDir);
+  copyFileSync(join(PHOTOS, photo), join(camDir, 'frame.jpg'));
+  const cam = service.hardware.camera!;
+  await cam.stop();
+  await cam.start();
+}
+
+/** Presents a card at the serial reader and waits for the punch it causes. */
+async function badge(card: string): Promise<PunchBody> {
+  const got = new Promise<PunchBody>((resolve) => service.terminal.once('punch', (p) => resolve(p)));
+  writeSync(hostFd, `${card}\r\n`);
+  return got;
+}
+
+function enrollBody(subject: string, card: string, opts: { photo?: string; pin?: string; consent?: boolean }) {
+  return {
+    type: 'enroll-subject',
+    record: {
+      subject,
+      cardHashes: [cardHash(pepper, card)],
+      pinHash: opts.pin ? hashPin(opts.pin) : null,
+      faceConsent: opts.consent ?? true,
+      accessGroups: ['staff'],
+      templates: [],
+      referencePhotos: opts.photo ? [readFileSync(join(PHOTOS, opts.photo)).toString('base64')] : [],
+    },
+  };
+}
+
+const basePolicy = { credentials: 'card+face', thresholds: { match: 0.8 }, access: { door: 'lobby', pulseMs: 200, groups: { staff: 'always' } } };
+
+beforeAll(async () => {
+  broker = await startTestBroker(TENANT, DEVICE);
+  socat = spawn('socat', [`pty,raw,echo=0,link=${ptyPort}`, `pty,raw,echo=0,link=${ptyHost}`], { stdio: 'ignore' });
+  await until(() => existsSync(ptyPort) && existsSync(ptyHost), 'socat pty links');
+  hostFd = openSync(ptyHost, 'w');
+  mkdirSync(camDir);
+  copyFileSync(join(PHOTOS, 'sample1.jpg'), join(camDir, 'frame.jpg'));
+
+  const bundle = join(dir, 'bundle');
+  mkdirSync(bundle);
+  const files: Record<string, string> = {
+    'ca.crt': broker.ca.certPem,
+    'device.crt': broker.device.certPem,
+    'device.key': broker.device.keyPem,
+    'device-signing.key': privateKeyToPem(deviceSigning),
+    'device-sealing.key': privateKeyToPem(deviceSealing),
+    'cloud-sealing.pub': rawPublicKey(cloudSealing.publicKey).toString('base64'),
+    'admin-signing.pub': rawPublicKey(admin.publicKey).toString('base64'),
+    'card-pepper.key': pepper.toString('base64'),
+  };
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(bundle, name), text, { mode: 0o600 });
+  const config = DeviceConfig.parse({
+    tenant: TENANT,
+    device: DEVICE,
+    mode: 'access',
+    dataDir: join(dir, 'data'),
+    mqtt: { url: broker.url },
+    hardware: {
+      camera: { driver: 'replay', replayPath: camDir, fps: 20 },
+      reader: { driver: 'serial', path: ptyPort, protocol: 'line', lineFormat: 'decimal', repeatWindowMs: 0 },
+      gpio: { driver: 'simulator' },
+      pins: { relay: 17, greenLed: 22, redLed: 23, buzzer: 24, doorContact: 5, requestToExit: 6 },
+      relay: { pulseMs: 200, mode: 'fail-secure' },
+      inputs: { heldOpenMs: 300, debounceMs: 0 },
+    },
+    policy: basePolicy,
+    faceTrigger: { scanMs: 0 }, // tests call onFace() themselves
+  });
+
+  cloud = await mqtt.connectAsync(broker.url, { ca: broker.ca.certPem, cert: broker.peer.certPem, key: broker.peer.keyPem, clientId: 'cloud-side', reconnectPeriod: 0 });
+  await cloud.subscribeAsync([topics.events(TENANT, DEVICE), topics.door(TENANT, DEVICE)], { qos: 1 });
+  cloud.on('message', (topic, payload) => {
+    if (topic.endsWith('/door')) {
+      doorMessages.push(JSON.parse(payload.toString()) as { result: string });
+      return;
+    }
+    const { body } = verifyAndOpen(payload, {
+      expect: { kind: 'event', tenant: TENANT, device: DEVICE },
+      signers: (id) => (id === ref(deviceSigning).keyId ? ref(deviceSigning) : undefined),
+      recipientKeys: [cloudSealing],
+      maxAgeMs: 86_400_000,
+      maxFutureMs: 300_000,
+      schema: DeviceEvent,
+    });
+    received.push(body);
+    const receipt = sealAndSign({
+      kind: 'receipt', id: newMessageId(), tenant: TENANT, device: DEVICE, seq: ++receiptSeq, signer: admin,
+      body: { type: 'ack', tenant: TENANT, device: DEVICE, eventIds: [body.eventId], at: Date.now() },
+    });
+    cloud.publish(topics.ack(TENANT, DEVICE), receipt, { qos: 1 });
+  });
+
+  service = await startDeviceService({
+    config,
+    baseDir: bundle,
+    log: createLogger({ name: 'device-test', level: 'silent' }),
+    face: new StandInFaceEngine(),
+    opsPort: 0,
+  });
+  service.hardware.outputs.on('relay', ({ open }) => {
+    if (open) relayOpens++;
+  });
+  service.terminal.on('screen', (s) => screens.push(s));
+  await until(() => service.link.connected && (service.hardware.reader as { connected?: boolean } | undefined)?.connected !== false, 'link and reader');
+}, 60_000);
+
+afterAll(async () => {
+  await service?.stop();
+  await cloud?.endAsync();
+  await broker?.close();
+  if (hostFd !== undefined) closeSync(hostFd);
+  socat?.kill('SIGTERM');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the terminal over real parts', () => {
+  it('a signed, sealed enroll command makes the person known; badge + matching face opens the door', async () => {
+    await command(enrollBody('s-anna', '1001', { photo: 'sample1.jpg' }));
+    await command(enrollBody('s-ben', '1002', { photo: 'sample2.jpg' }));
+    await command(enrollBody('s-cleo', '1003', { pin: '4321', consent: false }));
+    expect(service.store.subjectCount()).toBe(3);
+
+    await show('sample1.jpg');
+    const before = relayOpens;
+    const p = await badge('1001');
+    expect(p).toMatchObject({ subject: 's-anna', credential: 'card+face', decision: 'granted', action: 'access', door: 'lobby' });
+    expect(p.scores.similarity).toBe(1);
+    expect(p.photo).not.toBeNull();
+    expect(relayOpens).toBe(before + 1);
+    await until(() => received.some((e) => e.eventId === p.eventId), 'punch at the cloud');
+    await until(() => doorMessages.length > 0, 'door decision');
+    expect(doorMessages.at(-1)?.result).toBe('granted');
+  });
+
+  it("badge + another person's face is denied without a relay pulse, or flagged per policy", async () => {
+    await show('sample2.jpg');
+    const before = relayOpens;
+    const denied = await badge('1001');
+    expect(denied).toMatchObject({ subject: 's-anna', decision: 'denied', reasons: ['face-mismatch'] });
+    expect(relayOpens).toBe(before);
+
+    await command({ type: 'config-update', config: { policy: { ...basePolicy, onFailedCheck: 'flag' } } });
+    const flagged = await badge('1001');
+    expect(flagged).toMatchObject({ decision: 'flagged', reasons: ['face-mismatch', 'review-required'] });
+    expect(relayOpens).toBe(before + 1);
+    await command({ type: 'config-update', config: { policy: basePolicy } });
+  });
+
+  it('face only (1:N) finds the person in view', async () => {
+    await command({ type: 'config-update', config: { policy: { ...basePolicy, credentials: 'face-only' } } });
+    await show('sample2.jpg');
+    const p = await service.terminal.onFace();
+    expect(p).toMatchObject({ subject: 's-ben', credential: 'face', decision: 'granted' });
+    await show('sample3.jpg'); // nobody enrolled
+    const stranger = await service.terminal.onFace();
+    expect(stranger).toMatchObject({ subject: null, decision: 'denied', reasons: ['unknown-face'] });
+    await command({ type: 'config-update', config: { policy: basePolicy } });
+  });
+
+  it('an unknown card is denied', async () => {
+    const before = relayOpens;
+    const p = await badge('999999');
+    expect(p).toMatchObject({ subject: null, credential: 'card', decision: 'denied', reasons: ['unknown-card'], photo: null });
+    expect(relayOpens).toBe(before);
+  });
+
+  it('without face consent the card asks for the PIN: right PIN opens, wrong PIN does not', async () => {
+    const asked = () => screens.lastIndexOf('enter-pin');
+    const mark = screens.length;
+    const first = badge('1003');
+    await until(() => asked() >= mark, 'PIN prompt');
+    expect(service.terminal.enterPin('4321')).toBe(true);
+    expect(await first).toMatchObject({ subject: 's-cleo', credential: 'card+pin', decision: 'granted', photo: null, scores: { similarity: null } });
+
+    const mark2 = screens.length;
+    const second = badge('1003');
+    await until(() => asked() >= mark2, 'second PIN prompt');
+    service.terminal.enterPin('0000');
+    expect(await second).toMatchObject({ decision: 'denied', reasons: ['pin-wrong'] });
+  });
+
+  it('refuses a bad policy whole and keeps the old one', async () => {
+    const id = sendCommand({ type: 'config-update', config: { policy: { credentials: 'retina' } } });
+    await until(() => received.some((e) => e.type === 'command-result' && e.commandId === id), 'rejection');
+    const r = received.find((e) => e.type === 'command-result' && e.commandId === id);
+    expect(r).toMatchObject({ outcome: 'failed' });
+    expect(service.policy.get().credentials).toBe('card+face');
+  });
+
+  it('every event reached the cloud and the outbox is empty; templates sit encrypted on disk', async () => {
+    await until(() => service.store.outboxSize().count === 0, 'outbox drained');
+    const db = readFileSync(join(dir, 'data', 'device.db'));
+    const template = service.store.templatesOf('s-anna')[0]!.vector;
+    expect(db.includes(Buffer.from(template.buffer, template.byteOffset, 64))).toBe(false);
+    expect(db.includes(Buffer.from('1001'))).toBe(false);
+    const res = await fetch(`${service.ops!.url}/metrics`);
+    expect(await res.text()).toMatch(/clockface_device_punches_total \d+/);
+  });
+
+  it('a door held open after a grant raises an alarm event', async () => {
+    await show('sample1.jpg');
+    expect(await badge('1001')).toMatchObject({ decision: 'granted' });
+    const gpio = service.hardware.gpio as SimulatedGpio;
+    gpio.drive(5, 1); // the door opens during the pulse ...
+    await until(() => received.some((e) => e.type === 'alarm' && e.alarm === 'door-held-open'), 'held-open alarm');
+    gpio.drive(5, 0); // ... and finally closes
+    const alarm = received.find((e) => e.type === 'alarm');
+    expect(alarm).toMatchObject({ door: 'lobby', device: DEVICE });
+  });
+});

@@ -1,0 +1,191 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { isAbsolute, join, resolve } from 'node:path';
+import { keyPairFromPem, newMessageId, publicKeyRef, topics } from '../protocol/index.js';
+import type { Logger } from 'pino';
+import { Registry } from '../common/metrics.js';
+import { startOpsServer, type OpsServer } from '../common/ops-server.js';
+import type { Notifier } from '../common/systemd.js';
+import { createHardware, registerHardwareMetrics, type Hardware } from './hardware/index.js';
+import type { DeviceConfig } from './config.js';
+import { DeviceStore } from './store.js';
+import { EventRecorder } from './events.js';
+import { DeviceLink, normalizeSerial } from './link.js';
+import { Terminal } from './terminal.js';
+import { startFaceTrigger } from './face-trigger.js';
+import { FunctionKeys } from './function-keys.js';
+import { ClockWatch } from './clock.js';
+import { PolicyHolder, createCommandHandler } from './commands.js';
+import type { FaceEngine } from './face-engine.js';
+
+
+export interface DeviceServiceOptions {
+  config: DeviceConfig;
+  baseDir: string;
+  log: Logger;
+  face: FaceEngine | null;
+  notifier?: Notifier;
+  /** Tests share a GPIO simulator with the service. */
+  hardware?: Hardware;
+  /** 0 for an ephemeral ops port; null for none. */
+  opsPort?: number | null;
+}
+
+export interface DeviceService {
+  terminal: Terminal;
+  store: DeviceStore;
+  link: DeviceLink;
+  hardware: Hardware;
+  policy: PolicyHolder;
+  ops: OpsServer | null;
+  /** Relay safe, link closed with an offline status, outbox flushed to disk. */
+  stop(): Promise<void>;
+}
+
+/** Wires store, recorder, link, hardware and the decision flow; the process wrapper is in main.ts. */
+export async function startDeviceService(o: DeviceServiceOptions): Promise<DeviceService> {
+  const { config, log } = o;
+  const path = (p: string) => (isAbsolute(p) ? p : resolve(o.baseDir, p));
+  const read = (p: string) => readFileSync(path(p));
+  const dataDir = path(config.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+
+  const signer = keyPairFromPem('ed25519', read(config.keys.signing));
+  const sealing = keyPairFromPem('x25519', read(config.keys.sealing));
+  const cloud = publicKeyRef('x25519', read(config.keys.cloudSealingPublic).toString('utf8').trim());
+  const admin = publicKeyRef('ed25519', read(config.keys.adminSigningPublic).toString('utf8').trim());
+  const pepper = Buffer.from(read(config.keys.cardPepper).toString('utf8').trim(), 'base64');
+  if (pepper.length < 16) throw new Error('card pepper must be at least 16 bytes (base64)');
+
+  const store = new DeviceStore(join(dataDir, 'device.db'), dataKey(dataDir));
+  const policy = new PolicyHolder(store, config.policy);
+  const registry = new Registry();
+  const punches = registry.counter('clockface_device_punches_total', 'Punch decisions recorded');
+  const shed = registry.counter('clockface_device_outbox_photos_dropped_total', 'Photos dropped under outbox pressure');
+  const outboxGauge = registry.gauge('clockface_device_outbox_events', 'Events waiting for a cloud receipt');
+
+  // Assigned below; the recorder and terminal only call it after start.
+  // eslint-disable-next-line prefer-const
+  let link: DeviceLink;
+  const recorder = new EventRecorder({
+    tenant: config.tenant,
+    device: config.device,
+    store,
+    signer,
+    cloud,
+    limits: config.outbox,
+    onQueued: () => {
+      outboxGauge.set(store.outboxSize().count);
+      link?.wake();
+    },
+    onPressure: (r) => {
+      shed.inc(undefined, r.photosDropped.length);
+      log.warn({ photosDropped: r.photosDropped.length, eventsDropped: r.eventsDropped.length }, 'outbox over its bounds');
+    },
+  });
+
+  const clock = new ClockWatch();
+  const hardware = o.hardware ?? createHardware(config.hardware, { baseDir: o.baseDir, log });
+  registerHardwareMetrics(registry, hardware);
+  const terminal = new Terminal({
+    tenant: config.tenant,
+    device: config.device,
+    mode: config.mode,
+    store,
+    recorder,
+    pepper,
+    policy: () => policy.get(),
+    face: o.face,
+    camera: () => hardware.camera,
+    outputs: hardware.outputs,
+    wiegand: hardware.wiegand,
+    log,
+    clockSync: () => clock.state(),
+    publishDoor: (d) =>
+      link.publishRaw(topics.door(config.tenant, config.device), JSON.stringify({ type: 'door', tenant: config.tenant, device: config.device, ...d, at: Date.now() })),
+  });
+  terminal.on('punch', () => punches.inc());
+
+  link = new DeviceLink({
+    tenant: config.tenant,
+    device: config.device,
+    url: config.mqtt.url,
+    tls: { ca: read(config.mqtt.ca), cert: read(config.mqtt.cert), key: read(config.mqtt.key) },
+    store,
+    recorder,
+    adminSigning: admin,
+    deviceSealing: sealing,
+    log,
+    heartbeatMs: config.mqtt.heartbeatMs,
+    applyCommand: createCommandHandler({ store, face: o.face, policy, unlock: (ms) => terminal.unlock(ms), log }),
+    health: () => ({ outbox: store.outboxSize().count, subjects: store.subjectCount(), camera: hardware.camera?.stats().running ?? false }),
+    versions: { clockface: '0.1.0', model: o.face?.model ?? 'none' },
+    isRevoked: (serial) => {
+      const list = store.getSetting('revocations');
+      return list !== undefined && (JSON.parse(list) as { serials: string[] }).serials.some((s) => normalizeSerial(s) === serial);
+    },
+  });
+
+  const keys = new FunctionKeys(hardware.gpio, config.functionKeys);
+  terminal.on('punch', () => keys.clear());
+  const stopFaceTrigger = o.face ? startFaceTrigger(terminal, () => policy.get(), config.faceTrigger, () => keys.peek()) : () => undefined;
+  hardware.reader?.on('card', ({ number }) => void terminal.onCard(number, keys.peek()));
+  hardware.inputs.on('request-to-exit', () => terminal.unlock());
+  for (const alarm of ['door-held-open', 'door-forced-open'] as const) {
+    hardware.inputs.on(alarm, () =>
+      recorder.record({ type: 'alarm', eventId: newMessageId(), tenant: config.tenant, device: config.device, alarm, door: policy.get().access.door, at: Date.now() }),
+    );
+  }
+  hardware.inputs.on('tamper', ({ active }) => {
+    if (active) recorder.record({ type: 'alarm', eventId: newMessageId(), tenant: config.tenant, device: config.device, alarm: 'tamper', door: null, at: Date.now() });
+  });
+
+
+  if (!o.hardware) await hardware.start();
+  link.start();
+  const opsPort = o.opsPort === undefined ? config.ops.port : o.opsPort;
+  const ops =
+    opsPort === null
+      ? null
+      : await startOpsServer({
+          port: opsPort,
+          registry,
+          health: () => ({ ok: true, link: link.connected ? 'up' : 'down', outbox: store.outboxSize().count }),
+        });
+  o.notifier?.ready('terminal ready');
+  o.notifier?.startWatchdog(() => true);
+
+  let stopped = false;
+  return {
+    terminal,
+    store,
+    link,
+    hardware,
+    policy,
+    ops,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      o.notifier?.stopping();
+      stopFaceTrigger();
+      keys.close();
+      hardware.outputs.close(); // relay to rest first
+      await link.stop();
+      await ops?.close();
+      if (!o.hardware) await hardware.close();
+      store.close();
+    },
+  };
+}
+
+/** The device data key that encrypts templates at rest: 32 random bytes, 0600, made once. */
+function dataKey(dataDir: string): Buffer {
+  const file = join(dataDir, 'data.key');
+  if (!existsSync(file)) {
+    writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
+    chmodSync(file, 0o600);
+  }
+  const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
+  if (key.length !== 32) throw new Error(`${file} does not hold a 32-byte key`);
+  return key;
+}

@@ -1,0 +1,185 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { DeviceEvent, cardHash, generateKeyPair, publicKeyRef, rawPublicKey, verifyAndOpen } from '../protocol/index.js';
+import { createLogger } from '../common/log.js';
+import { HardwareConfig, createHardware, type Hardware, type SimulatedGpio } from './hardware/index.js';
+import { DeviceStore } from './store.js';
+import { EventRecorder } from './events.js';
+import { Terminal, type Mode } from './terminal.js';
+import { Policy } from './policy.js';
+import { createCommandHandler, PolicyHolder } from './commands.js';
+import { StandInFaceEngine } from './test-support/stand-in-face.js';
+import { startFaceTrigger } from './face-trigger.js';
+
+/* The decision flow on its own: real SQLite, the replay camera with a real photo, GPIO simulator. */
+const dir = mkdtempSync(join(tmpdir(), 'cf-terminal-'));
+const PHOTO = join(process.cwd(), 'node_modules/@vladmandic/face-api/demo/sample1.jpg');
+const pepper = randomBytes(32);
+const signer = generateKeyPair('ed25519');
+const cloud = generateKeyPair('x25519');
+const face = new StandInFaceEngine();
+const log = createLogger({ name: 'terminal-test', level: 'silent' });
+let hw: Hardware;
+
+beforeAll(async () => {
+  mkdirSync(join(dir, 'cam'));
+  copyFileSync(PHOTO, join(dir, 'cam', 'frame.jpg'));
+  hw = createHardware(
+    HardwareConfig.parse({ camera: { driver: 'replay', replayPath: join(dir, 'cam'), fps: 20 }, gpio: { driver: 'simulator' }, pins: { relay: 17, greenLed: 22, redLed: 23, buzzer: 24, wiegandD0: 20, wiegandD1: 21 }, wiegand: { enabled: true, format: 26 } }),
+    { safeStateHooks: false, log },
+  );
+  await hw.start();
+});
+afterAll(async () => {
+  await hw.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function setup(name: string, mode: Mode, policy: Record<string, unknown>, limits = { maxEvents: 1000, maxBytes: 50_000_000 }) {
+  const store = new DeviceStore(join(dir, `${name}.db`), randomBytes(32));
+  const recorder = new EventRecorder({ tenant: 'acme', device: 'dev-1', store, signer, cloud: publicKeyRef('x25519', rawPublicKey(cloud.publicKey)), limits });
+  const holder = new PolicyHolder(store, Policy.parse(policy));
+  const terminal = new Terminal({
+    tenant: 'acme', device: 'dev-1', mode, store, recorder, pepper, policy: () => holder.get(), face, camera: () => hw.camera, outputs: hw.outputs, wiegand: hw.wiegand, log,
+  });
+  return { store, recorder, terminal, holder };
+}
+
+function open(envelope: Buffer) {
+  return verifyAndOpen(envelope, {
+    expect: { kind: 'event', tenant: 'acme' },
+    signers: () => publicKeyRef('ed25519', rawPublicKey(signer.publicKey)),
+    recipientKeys: [cloud],
+    maxAgeMs: 60_000,
+    maxFutureMs: 60_000,
+    schema: DeviceEvent,
+  }).body;
+}
+
+async function enroll(store: DeviceStore, subject: string, card: string) {
+  store.upsertSubject(
+    { subject, cardHashes: [cardHash(pepper, card)], pinHash: null, faceConsent: true, accessGroups: ['staff'], suspended: false },
+    [{ model: face.model, vector: await face.templateFromPhoto(readFileSync(PHOTO)) }],
+  );
+}
+
+describe('timekeeping', () => {
+  it('auto toggles in/out per day and debounces a repeat punch within the window', async () => {
+    const { store, terminal } = setup('tk', 'timekeeping', { timekeeping: { action: 'auto', debounceMs: 0 } });
+    await enroll(store, 's-1', '42');
+    expect((await terminal.onCard('42'))?.action).toBe('in');
+    expect((await terminal.onCard('42'))?.action).toBe('out');
+    expect((await terminal.onCard('42', 'out'))?.action).toBe('out'); // a function key forces the action
+    const { store: s2, terminal: t2 } = setup('tk2', 'timekeeping', { timekeeping: { action: 'auto', debounceMs: 60_000 } });
+    await enroll(s2, 's-1', '42');
+    const first = await t2.onCard('42');
+    expect(first).toMatchObject({ decision: 'granted', action: 'in', door: null });
+    expect(await t2.onCard('42')).toBeNull();
+    expect(s2.outboxSize().count).toBe(1);
+  });
+});
+
+describe('outbox pressure', () => {
+  it('drops photos first (the event says so) and keeps every punch', async () => {
+    const { store, terminal } = setup('press', 'access', { access: { groups: { staff: 'always' } } }, { maxEvents: 1000, maxBytes: 250_000 });
+    await enroll(store, 's-1', '42');
+    for (let i = 0; i < 4; i++) await terminal.onCard('42');
+    const all = store.pending(10).map((e) => ({ e, body: open(e.envelope) }));
+    expect(all.filter((x) => x.body.type === 'alarm').map((x) => x.body.type === 'alarm' && x.body.alarm)).toEqual(['outbox-full']);
+    const pending = all.filter((x) => x.body.type === 'punch').map((x) => x.e);
+    expect(pending).toHaveLength(4);
+    const bodies = pending.map((e) => open(e.envelope));
+    const dropped = bodies.filter((b) => b.type === 'punch' && b.photoDropped);
+    expect(dropped.length).toBeGreaterThan(0);
+    for (const b of dropped) expect(b).toMatchObject({ photo: null, reasons: ['photo-dropped'] });
+    expect(bodies.at(-1)).toMatchObject({ photoDropped: false });
+    expect(store.outboxSize().bytes).toBeLessThanOrEqual(250_000);
+  });
+
+  it('erase-subject removes the person and strips photos of theirs still queued', async () => {
+    const { store, terminal, holder } = setup('erase', 'access', { access: { groups: { staff: 'always' } } });
+    await enroll(store, 's-1', '42');
+    await terminal.onCard('42');
+    expect(store.pending(1)[0]!.hasPhoto).toBe(true);
+    const apply = createCommandHandler({ store, face, policy: holder, unlock: () => undefined, log });
+    await apply({ type: 'erase-subject', commandId: '00000000-0000-4000-8000-000000000000', tenant: 'acme', device: 'dev-1', issuedAt: 0, expiresAt: 1, subject: 's-1' });
+    expect(store.getSubject('s-1')).toBeUndefined();
+    const queued = store.pending(1)[0]!;
+    expect(queued.hasPhoto).toBe(false);
+    expect(open(queued.envelope)).toMatchObject({ photo: null, photoDropped: true });
+  });
+});
+
+describe('door rules', () => {
+  it('denies outside the access groups and on anti-passback', async () => {
+    const { store, terminal } = setup('door', 'access', { access: { groups: { staff: 'always' }, antiPassback: { enabled: true, windowMs: 60_000 } } });
+    await enroll(store, 's-1', '42');
+    store.upsertSubject({ subject: 's-2', cardHashes: [cardHash(pepper, '43')], pinHash: null, faceConsent: true, accessGroups: ['visitors'], suspended: false }, null);
+    expect(await terminal.onCard('42')).toMatchObject({ decision: 'granted' });
+    expect(await terminal.onCard('42')).toMatchObject({ decision: 'denied', reasons: ['anti-passback'] });
+    // s-2 has no template for this model: the face check fails closed before the door rules.
+    expect(await terminal.onCard('43')).toMatchObject({ decision: 'denied', reasons: ['model-mismatch'] });
+  });
+});
+
+describe('policy variants', () => {
+  it('card only: the card is the credential, access groups still apply', async () => {
+    const { store, terminal } = setup('cardonly', 'access', { credentials: 'card-only', access: { groups: { staff: 'always' } } });
+    await enroll(store, 's-1', '42');
+    store.upsertSubject({ subject: 's-2', cardHashes: [cardHash(pepper, '43')], pinHash: null, faceConsent: false, accessGroups: ['visitors'], suspended: false }, null);
+    const granted = await terminal.onCard('42');
+    expect(granted).toMatchObject({ credential: 'card', decision: 'granted', scores: { similarity: null } });
+    expect(granted?.photo?.startsWith('/9j/')).toBe(true); // photo at punch, from the live frame
+    const visitor = await terminal.onCard('43');
+    expect(visitor).toMatchObject({ credential: 'card', decision: 'denied', reasons: ['not-in-access-group'], photo: null }); // no consent, no photo
+  });
+
+  it('liveness required: a single-frame burst (no motion) is refused', async () => {
+    const { store, terminal } = setup('live', 'access', { livenessRequired: true, burst: { frames: 1 }, access: { groups: { staff: 'always' } } });
+    await enroll(store, 's-1', '42');
+    expect(await terminal.onCard('42')).toMatchObject({ decision: 'denied', reasons: ['liveness-failed'] });
+  });
+
+  it('a grant sends the card as a Wiegand frame to the access panel when configured', async () => {
+    const { store, terminal } = setup('wg', 'access', { access: { groups: { staff: 'always' }, wiegand: true } });
+    await enroll(store, 's-1', '42');
+    const records = () => (hw.gpio as SimulatedGpio).records.filter((r) => r.pin === 20 || r.pin === 21);
+    const edgesBefore = records().length;
+    expect(await terminal.onCard('42')).toMatchObject({ decision: 'granted' });
+    for (let i = 0; i < 200 && records().length - edgesBefore < 52; i++) await new Promise((r) => setTimeout(r, 10));
+    // 26 bits, each a low pulse on D0 or D1: 52 edges.
+    expect(records().length - edgesBefore).toBeGreaterThanOrEqual(52);
+  });
+
+  it('re-enroll campaign drops old-model templates; revocation lists only move forward', async () => {
+    const { store, holder } = setup('cmds', 'access', {});
+    await enroll(store, 's-1', '42');
+    store.upsertSubject({ subject: 's-2', cardHashes: [], pinHash: null, faceConsent: true, accessGroups: [], suspended: false }, [{ model: 'old-model', vector: new Float32Array([1, 0]) }]);
+    const apply = createCommandHandler({ store, face, policy: holder, unlock: () => undefined, log });
+    const base = { commandId: '00000000-0000-4000-8000-000000000001', tenant: 'acme', device: 'dev-1', issuedAt: 0, expiresAt: 1 };
+    await apply({ ...base, type: 'reenroll-campaign', model: face.model, subjects: null });
+    expect(store.templatesOf('s-2')).toEqual([]);
+    expect(store.templatesOf('s-1')).toHaveLength(1);
+    await apply({ ...base, type: 'revocation-list', serials: ['abc'], listVersion: 2 });
+    await expect(apply({ ...base, type: 'revocation-list', serials: [], listVersion: 1 })).rejects.toThrow(/not newer/);
+    expect(JSON.parse(store.getSetting('revocations')!)).toEqual({ version: 2, serials: ['abc'] });
+  });
+});
+
+describe('face in view', () => {
+  it('punches a known face without any card, once per cooldown', async () => {
+    const { store, terminal, holder } = setup('trigger', 'access', { credentials: 'face-only', thresholds: { match: 0.8 }, access: { groups: { staff: 'always' } } });
+    await enroll(store, 's-1', '42');
+    const punches: string[] = [];
+    terminal.on('punch', (p) => punches.push(`${p.subject}:${p.decision}:${p.credential}`));
+    const stop = startFaceTrigger(terminal, () => holder.get(), { scanMs: 30, cooldownMs: 60_000 });
+    for (let i = 0; i < 300 && punches.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 200)); // several more scans fall inside the cooldown
+    stop();
+    expect(punches).toEqual(['s-1:granted:face']);
+  });
+});
+

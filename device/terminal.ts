@@ -1,0 +1,337 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { LIMITS, cardHash, newMessageId, verifyPin } from '../protocol/index.js';
+import type { Logger } from 'pino';
+import type { DeviceStore, StoredSubject } from './store.js';
+import type { EventRecorder, PunchBody } from './events.js';
+import type { FaceAnalysis, FaceEngine } from './face-engine.js';
+import { checkAccess, localDate, type Policy } from './policy.js';
+import type { Camera, Outputs, WiegandOutput } from './hardware/index.js';
+
+/** What the screen shows; each step of the flow has one. */
+export type ScreenState = 'idle' | 'capturing' | 'deciding' | 'enter-pin' | 'granted' | 'denied' | 'flagged' | 'done' | 'debounced';
+export type Mode = 'access' | 'timekeeping' | 'both';
+type Reason = PunchBody['reasons'][number];
+
+export interface TerminalOptions {
+  tenant: string;
+  device: string;
+  mode: Mode;
+  store: DeviceStore;
+  recorder: EventRecorder;
+  pepper: Buffer;
+  policy: () => Policy;
+  face: FaceEngine | null;
+  /** The camera in front of the user (a getter so tests and restarts can swap it). */
+  camera: () => Camera | undefined;
+  outputs: Outputs;
+  wiegand?: WiegandOutput;
+  /** Publishes the decision on the `door` topic (best effort; the punch itself is in the outbox). */
+  publishDoor?: (d: { door: string; subject: string | null; result: 'granted' | 'denied'; reasons: Reason[]; eventId: string }) => void;
+  log: Logger;
+  clockSync?: () => 'synced' | 'unsynced' | 'stepped';
+}
+
+export interface TerminalEvents {
+  screen: [ScreenState];
+  punch: [PunchBody, { relayAt: number | null; startedAt: number }];
+}
+
+/**
+ * The decision flow: idle → (card | face) → capturing → deciding → [enter-pin] → recording →
+ * actuating → idle. One trigger at a time; a trigger while busy is ignored. The punch is in the
+ * outbox (durably) before the relay moves or the screen says done.
+ */
+export class Terminal extends EventEmitter<TerminalEvents> {
+  private busy = false;
+  private pinWaiter: ((pin: string | null) => void) | undefined;
+  private readonly lastGrant = new Map<string, number>();
+
+  constructor(private readonly o: TerminalOptions) {
+    super();
+  }
+
+  get state(): 'idle' | 'busy' {
+    return this.busy ? 'busy' : 'idle';
+  }
+
+  /** Keypad entry while the screen asks for a PIN. Returns false when no PIN is being asked for. */
+  enterPin(pin: string): boolean {
+    const w = this.pinWaiter;
+    if (!w) return false;
+    this.pinWaiter = undefined;
+    w(pin);
+    return true;
+  }
+
+  /** A card was read: 1:1, the card claims a subject; the face (or PIN) must confirm per policy. */
+  async onCard(cardNumber: string, action?: 'in' | 'out'): Promise<PunchBody | null> {
+    return this.exclusive(async (startedAt) => {
+      const policy = this.o.policy();
+      if (policy.credentials === 'face-only') return null;
+      const subject = this.o.store.subjectByCardHash(cardHash(this.o.pepper, cardNumber));
+      if (!subject) return this.finish(startedAt, { subject: null, credential: 'card', decision: 'denied', reasons: ['unknown-card'] }, null, null);
+      if (subject.suspended) return this.finish(startedAt, { subject: subject.subject, credential: 'card', decision: 'denied', reasons: ['subject-suspended'] }, null, null);
+
+      // card-only and card-or-face: the card alone is the credential. card+face: the face confirms it.
+      const faceWanted = policy.credentials === 'card+face' && policy.faceCheck !== 'none';
+      if (!faceWanted) return this.grantIfAllowed(startedAt, subject, 'card', [], null, cardNumber, action);
+      if (!subject.faceConsent) {
+        // No face consent: card + PIN when the policy allows it and a PIN is set.
+        if (policy.pinFallback && subject.pinHash) return this.pinPath(startedAt, subject, cardNumber, action);
+        return this.finish(startedAt, { subject: subject.subject, credential: 'card', decision: 'denied', reasons: ['consent-withdrawn'] }, null, null);
+      }
+
+      this.screen('capturing');
+      const analysis = await this.analyzeBurst(policy);
+      this.screen('deciding');
+      const failed = this.faceFailures(policy, analysis, subject);
+      if (failed.reasons.length === 0) return this.grantIfAllowed(startedAt, subject, 'card+face', [], analysis, cardNumber, action, failed.similarity);
+      if (policy.onFailedCheck === 'flag' && analysis?.faces !== 0) {
+        return this.grantIfAllowed(startedAt, subject, 'card+face', [...failed.reasons, 'review-required'], analysis, cardNumber, action, failed.similarity, true);
+      }
+      return this.finish(
+        startedAt,
+        { subject: subject.subject, credential: 'card+face', decision: 'denied', reasons: failed.reasons, similarity: failed.similarity },
+        analysis,
+        null,
+      );
+    });
+  }
+
+  /** A face came into view: 1:N search over local templates. Null when there is nobody to decide on. */
+  async onFace(action?: 'in' | 'out'): Promise<PunchBody | null> {
+    return this.exclusive(async (startedAt) => {
+      const policy = this.o.policy();
+      if (policy.credentials !== 'face-only' && policy.credentials !== 'card-or-face') return null;
+      if (!this.o.face) return null;
+      this.screen('capturing');
+      const analysis = await this.analyzeBurst(policy);
+      if (!analysis || analysis.faces === 0 || !analysis.descriptor) {
+        this.screen('idle');
+        return null;
+      }
+      this.screen('deciding');
+      const scored = new Map<string, number>();
+      for (const { subject, template } of this.o.store.allTemplates()) {
+        if (template.model !== this.o.face.model) continue;
+        const s = this.o.face.similarity(analysis.descriptor, template.vector);
+        if (s > (scored.get(subject) ?? -1)) scored.set(subject, s);
+      }
+      const ranked = [...scored.entries()].sort((a, b) => b[1] - a[1]);
+      const [best, second] = ranked;
+      if (!best || best[1] < policy.thresholds.match) {
+        return this.finish(startedAt, { subject: null, credential: 'face', decision: 'denied', reasons: ['unknown-face'], similarity: best?.[1] ?? null }, analysis, null);
+      }
+      if (second && best[1] - second[1] < policy.thresholds.margin) {
+        return this.finish(startedAt, { subject: null, credential: 'face', decision: 'denied', reasons: ['match-ambiguous'], similarity: best[1] }, analysis, null);
+      }
+      const subject = this.o.store.getSubject(best[0])!;
+      const reasons: Reason[] = [];
+      if (policy.livenessRequired && (analysis.liveness ?? 0) < policy.thresholds.liveness) reasons.push('liveness-failed');
+      if (reasons.length > 0 && policy.onFailedCheck === 'block') {
+        return this.finish(startedAt, { subject: subject.subject, credential: 'face', decision: 'denied', reasons, similarity: best[1] }, analysis, null);
+      }
+      return this.grantIfAllowed(startedAt, subject, 'face', reasons.length ? [...reasons, 'review-required'] : [], analysis, null, action, best[1], reasons.length > 0);
+    });
+  }
+
+  /** Opens the door without a punch decision (remote unlock, request to exit). */
+  unlock(pulseMs?: number): void {
+    this.o.outputs.pulseRelay(pulseMs ?? this.o.policy().access.pulseMs);
+  }
+
+  private async pinPath(startedAt: number, subject: StoredSubject, cardNumber: string, action?: 'in' | 'out'): Promise<PunchBody | null> {
+    this.screen('enter-pin');
+    const pin = await new Promise<string | null>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pinWaiter = undefined;
+        resolve(null);
+      }, this.o.policy().pinTimeoutMs);
+      this.pinWaiter = (p) => {
+        clearTimeout(timer);
+        resolve(p);
+      };
+    });
+    if (pin === null) return this.finish(startedAt, { subject: subject.subject, credential: 'card+pin', decision: 'denied', reasons: ['timeout'] }, null, null);
+    if (!subject.pinHash || !verifyPin(pin, subject.pinHash)) {
+      return this.finish(startedAt, { subject: subject.subject, credential: 'card+pin', decision: 'denied', reasons: ['pin-wrong'] }, null, null);
+    }
+    return this.grantIfAllowed(startedAt, subject, 'card+pin', [], null, cardNumber, action);
+  }
+
+  private faceFailures(policy: Policy, a: FaceAnalysis | null, subject: StoredSubject): { reasons: Reason[]; similarity: number | null } {
+    if (!a || a.faces === 0) return { reasons: ['no-face'], similarity: null };
+    if (a.faces > 1) return { reasons: ['several-faces'], similarity: null };
+    const reasons: Reason[] = [];
+    let similarity: number | null = null;
+    if ((a.faceScore ?? 0) < policy.thresholds.faceExists) reasons.push('face-exists-low');
+    if (policy.faceCheck === 'face-match') {
+      const templates = this.o.store.templatesOf(subject.subject).filter((t) => t.model === this.o.face?.model);
+      if (templates.length === 0 || !a.descriptor || !this.o.face) reasons.push('model-mismatch');
+      else {
+        similarity = Math.max(...templates.map((t) => this.o.face!.similarity(a.descriptor!, t.vector)));
+        if (similarity < policy.thresholds.match) reasons.push('face-mismatch');
+      }
+    }
+    if (policy.livenessRequired && (a.liveness ?? 0) < policy.thresholds.liveness) reasons.push('liveness-failed');
+    return { reasons, similarity };
+  }
+
+  private async analyzeBurst(policy: Policy): Promise<FaceAnalysis | null> {
+    const camera = this.o.camera();
+    if (!camera || !this.o.face) return null;
+    const frames: Buffer[] = [];
+    let lastSeq = -1;
+    const deadline = performance.now() + policy.burst.timeoutMs;
+    while (frames.length < policy.burst.frames && performance.now() < deadline) {
+      const f = camera.latestFrame();
+      if (f && f.seq !== lastSeq) {
+        frames.push(f.jpeg);
+        lastSeq = f.seq;
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(t);
+          resolve();
+        };
+        const t = setTimeout(() => {
+          camera.off('frame', done);
+          resolve();
+        }, Math.max(1, deadline - performance.now()));
+        camera.once('frame', done);
+      });
+    }
+    if (frames.length === 0) return null;
+    return this.o.face.analyze(frames);
+  }
+
+  private grantIfAllowed(
+    startedAt: number,
+    subject: StoredSubject,
+    credential: PunchBody['credential'],
+    reasons: Reason[],
+    analysis: FaceAnalysis | null,
+    cardNumber: string | null,
+    action: 'in' | 'out' | undefined,
+    similarity: number | null = null,
+    flagged = false,
+  ): PunchBody | null {
+    const policy = this.o.policy();
+    const now = new Date();
+    if (this.o.mode !== 'timekeeping') {
+      const denied = checkAccess(policy, subject.accessGroups, now);
+      const ap = policy.access.antiPassback;
+      const last = this.lastGrant.get(subject.subject);
+      const passback = ap.enabled && last !== undefined && now.getTime() - last < ap.windowMs;
+      if (denied || passback) {
+        return this.finish(startedAt, { subject: subject.subject, credential, decision: 'denied', reasons: [...reasons, denied ?? 'anti-passback'], similarity }, analysis, null);
+      }
+    }
+    if (this.o.mode !== 'access') {
+      const lastPunch = Number(this.o.store.getSetting(`last-punch:${subject.subject}`) ?? 0);
+      if (now.getTime() - lastPunch < policy.timekeeping.debounceMs) {
+        // A repeat within the window is not a new punch: nothing recorded, the screen says so.
+        this.screen('debounced');
+        this.screen('idle');
+        return null;
+      }
+    }
+    return this.finish(startedAt, { subject: subject.subject, credential, decision: flagged ? 'flagged' : 'granted', reasons, similarity }, analysis, cardNumber, action);
+  }
+
+  private punchAction(subject: string | null, action: 'in' | 'out' | undefined, decision: PunchBody['decision']): PunchBody['action'] {
+    if (this.o.mode === 'access') return 'access';
+    if (action) return action;
+    const configured = this.o.policy().timekeeping.action;
+    if (configured !== 'auto' || subject === null) return configured;
+    // auto: the first accepted punch of the day is "in", then it toggles.
+    const key = `last-action:${subject}`;
+    const [day, last] = (this.o.store.getSetting(key) ?? '').split(' ');
+    const next = day === localDate(new Date()) && last === 'in' ? 'out' : 'in';
+    if (decision !== 'denied') this.o.store.setSetting(key, `${localDate(new Date())} ${next}`);
+    return next;
+  }
+
+  private finish(
+    startedAt: number,
+    d: { subject: string | null; credential: PunchBody['credential']; decision: PunchBody['decision']; reasons: Reason[]; similarity?: number | null },
+    analysis: FaceAnalysis | null,
+    cardNumber: string | null,
+    action?: 'in' | 'out',
+  ): PunchBody {
+    const policy = this.o.policy();
+    const known = d.subject === null ? undefined : this.o.store.getSubject(d.subject);
+    const consented = d.subject === null || known?.faceConsent === true;
+    // The photo is the frame the face check used; without a face check (card only) it is the
+    // current frame, and only for a known person who consented.
+    const frame = analysis?.bestFrame ?? (known?.faceConsent && d.credential === 'card' ? this.o.camera()?.latestFrame()?.jpeg : undefined);
+    const photo = policy.photoAtPunch && consented && frame && frame.length <= LIMITS.eventPhotoBytes ? frame.toString('base64') : null;
+    const usesDoor = this.o.mode !== 'timekeeping';
+    const punch: PunchBody = {
+      type: 'punch',
+      eventId: newMessageId(),
+      tenant: this.o.tenant,
+      device: this.o.device,
+      subject: d.subject,
+      credential: d.credential,
+      action: this.punchAction(d.subject, action, d.decision),
+      decision: d.decision,
+      reasons: d.reasons,
+      scores: {
+        faceExists: round(analysis?.faceScore ?? null),
+        similarity: round(d.similarity ?? null),
+        liveness: round(analysis?.liveness ?? null),
+        quality: round(analysis?.quality ?? null),
+      },
+      model: analysis ? (this.o.face?.model ?? null) : null,
+      door: usesDoor ? policy.access.door : null,
+      time: { wall: Date.now(), monotonicMs: performance.now(), clockSync: this.o.clockSync?.() ?? 'synced' },
+      photo,
+      photoDropped: false,
+    };
+    // Durable first: the relay and the "done" screen come only after the outbox commit.
+    this.o.recorder.record(punch);
+    const accepted = d.decision !== 'denied';
+    let relayAt: number | null = null;
+    if (accepted && d.subject !== null) {
+      this.lastGrant.set(d.subject, Date.now());
+      if (this.o.mode !== 'access') this.o.store.setSetting(`last-punch:${d.subject}`, String(Date.now()));
+    }
+    if (usesDoor) {
+      if (accepted) {
+        this.o.outputs.pulseRelay(policy.access.pulseMs);
+        relayAt = performance.now();
+        if (policy.access.wiegand && cardNumber !== null && this.o.wiegand) void this.o.wiegand.sendCard(BigInt(cardNumber));
+      }
+      this.o.publishDoor?.({ door: policy.access.door, subject: d.subject, result: accepted ? 'granted' : 'denied', reasons: d.reasons, eventId: punch.eventId });
+    }
+    this.o.outputs.led(accepted ? 'green' : 'red', 'blink-twice');
+    this.o.outputs.buzz(accepted ? 'granted' : 'denied');
+    this.screen(d.decision === 'granted' ? (usesDoor ? 'granted' : 'done') : d.decision);
+    this.emit('punch', punch, { relayAt, startedAt });
+    this.o.log.info({ eventId: punch.eventId, decision: punch.decision, reasons: punch.reasons, credential: punch.credential }, 'punch');
+    return punch;
+  }
+
+  private screen(s: ScreenState): void {
+    this.emit('screen', s);
+  }
+
+  private async exclusive(fn: (startedAt: number) => Promise<PunchBody | null>): Promise<PunchBody | null> {
+    if (this.busy) return null;
+    this.busy = true;
+    const startedAt = performance.now();
+    try {
+      return await fn(startedAt);
+    } finally {
+      this.busy = false;
+      this.screen('idle');
+    }
+  }
+}
+
+function round(x: number | null): number | null {
+  return x === null ? null : Math.min(1, Math.max(0, Math.round(x * 10_000) / 10_000));
+}
