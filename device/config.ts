@@ -1,3 +1,4 @@
+import { FaceConfig } from './face/engine.js';
 import { z } from 'zod';
 import { LogConfig } from '../common/config.js';
 import { HardwareConfig } from './hardware/index.js';
@@ -34,7 +35,7 @@ export const DeviceConfig = z
       .prefault({}),
     hardware: HardwareConfig.prefault({}),
     /** Face engine section (issue 3); the terminal passes it through to the engine. */
-    face: z.record(z.string(), z.unknown()).default({}),
+    face: FaceConfig.prefault({}),
     policy: Policy.prefault({}),
     functionKeys: FunctionKeysConfig,
     /** Face-in-view trigger (face-only / card-or-face): how often to look, and the pause after a punch. 0 turns it off. */

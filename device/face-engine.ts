@@ -14,12 +14,15 @@ export interface FaceAnalysis {
   liveness: number | null;
   /** The frame the descriptor came from (the punch photo, when policy asks for one). */
   bestFrame: Buffer | null;
+  /** Engine-specific per-frame results, handed back when the same burst grows (see analyze). */
+  frameResults?: readonly unknown[];
 }
 
 export interface FaceEngine {
   /** Model id stored with templates; templates of another model are never compared. */
   readonly model: string;
-  analyze(burst: readonly Buffer[]): Promise<FaceAnalysis>;
+  /** `earlier`: this engine's analysis of the first frames of the same burst, so they are not redone. */
+  analyze(burst: readonly Buffer[], earlier?: FaceAnalysis): Promise<FaceAnalysis>;
   /** Similarity in [0, 1]; higher is more alike. */
   similarity(a: Float32Array, b: Float32Array): number;
   /** A template from a reference photo (enrollment on the device); throws if no single face. */

@@ -1,3 +1,5 @@
+import { FaceConfig } from './face/engine.js';
+import { WasmTerminalFaceEngine } from './face/terminal-engine.js';
 import { parseArgs } from 'node:util';
 import { dirname, resolve } from 'node:path';
 import { loadConfig, ConfigError } from '../common/config.js';
@@ -28,10 +30,16 @@ export async function run(argv: string[]): Promise<number> {
   }
   const log = createLogger({ name: 'device', level: config.log.level });
   const notifier = createNotifier();
-  // The face engine (issue 3, device/face) is not wired in yet: face checks fail closed
-  // ("model-mismatch"), card-only and card+PIN keep working.
-  log.warn('no face engine available on this build; face checks fail closed');
-  const service = await startDeviceService({ config, baseDir: dirname(resolve(file)), log, face: null, notifier });
+  // A face engine that cannot load (models missing, backend broken) must not keep the door
+  // shut for badge users: face checks then fail closed and card (+PIN) keeps working.
+  let face: WasmTerminalFaceEngine | null = null;
+  try {
+    face = await WasmTerminalFaceEngine.create(FaceConfig.parse(config.face));
+    log.info({ backend: face.engine.backend, model: face.model }, 'face engine ready');
+  } catch (err) {
+    log.error({ err }, 'face engine failed to load; face checks fail closed');
+  }
+  const service = await startDeviceService({ config, baseDir: dirname(resolve(file)), log, face, notifier });
   log.info({ tenant: config.tenant, device: config.device, mode: config.mode }, 'terminal running');
   await new Promise<void>((done) => {
     const stop = () => done();

@@ -1,3 +1,4 @@
+import { DEFAULT_THRESHOLDS } from './face/scores.js';
 import { z } from 'zod';
 
 /*
@@ -21,9 +22,12 @@ export const Policy = z
     pinFallback: z.boolean().default(true),
     thresholds: z
       .object({
-        match: z.number().min(0).max(1).default(0.6),
+        /** 1:1 (the card names the person, the face confirms). Defaults calibrated in docs/face-engine.md. */
+        match: z.number().min(0).max(1).default(DEFAULT_THRESHOLDS.verify),
+        /** 1:N (face only): stricter, since everyone enrolled is a candidate. */
+        identify: z.number().min(0).max(1).default(DEFAULT_THRESHOLDS.identify),
         /** 1:N: the best subject must beat the runner-up by this much. */
-        margin: z.number().min(0).max(1).default(0.05),
+        margin: z.number().min(0).max(1).default(DEFAULT_THRESHOLDS.identifyMargin),
         faceExists: z.number().min(0).max(1).default(0.5),
         liveness: z.number().min(0).max(1).default(0.5),
       })

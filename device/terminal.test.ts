@@ -171,7 +171,7 @@ describe('policy variants', () => {
 
 describe('face in view', () => {
   it('punches a known face without any card, once per cooldown', async () => {
-    const { store, terminal, holder } = setup('trigger', 'access', { credentials: 'face-only', thresholds: { match: 0.8 }, access: { groups: { staff: 'always' } } });
+    const { store, terminal, holder } = setup('trigger', 'access', { credentials: 'face-only', thresholds: { identify: 0.8 }, access: { groups: { staff: 'always' } } });
     await enroll(store, 's-1', '42');
     const punches: string[] = [];
     terminal.on('punch', (p) => punches.push(`${p.subject}:${p.decision}:${p.credential}`));

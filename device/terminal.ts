@@ -83,7 +83,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       }
 
       this.screen('capturing');
-      const analysis = await this.analyzeBurst(policy);
+      const analysis = await this.analyzeBurst(policy, (a) => this.faceFailures(policy, a, subject).reasons.length === 0);
       this.screen('deciding');
       const failed = this.faceFailures(policy, analysis, subject);
       if (failed.reasons.length === 0) return this.grantIfAllowed(startedAt, subject, 'card+face', [], analysis, cardNumber, action, failed.similarity);
@@ -106,21 +106,17 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       if (policy.credentials !== 'face-only' && policy.credentials !== 'card-or-face') return null;
       if (!this.o.face) return null;
       this.screen('capturing');
-      const analysis = await this.analyzeBurst(policy);
+      const analysis = await this.analyzeBurst(policy, (a) => {
+        const [best, second] = this.rank(a);
+        return !!best && best[1] >= policy.thresholds.identify && (!second || best[1] - second[1] >= policy.thresholds.margin);
+      });
       if (!analysis || analysis.faces === 0 || !analysis.descriptor) {
         this.screen('idle');
         return null;
       }
       this.screen('deciding');
-      const scored = new Map<string, number>();
-      for (const { subject, template } of this.o.store.allTemplates()) {
-        if (template.model !== this.o.face.model) continue;
-        const s = this.o.face.similarity(analysis.descriptor, template.vector);
-        if (s > (scored.get(subject) ?? -1)) scored.set(subject, s);
-      }
-      const ranked = [...scored.entries()].sort((a, b) => b[1] - a[1]);
-      const [best, second] = ranked;
-      if (!best || best[1] < policy.thresholds.match) {
+      const [best, second] = this.rank(analysis);
+      if (!best || best[1] < policy.thresholds.identify) {
         return this.finish(startedAt, { subject: null, credential: 'face', decision: 'denied', reasons: ['unknown-face'], similarity: best?.[1] ?? null }, analysis, null);
       }
       if (second && best[1] - second[1] < policy.thresholds.margin) {
@@ -160,6 +156,19 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     return this.grantIfAllowed(startedAt, subject, 'card+pin', [], null, cardNumber, action);
   }
 
+  /** 1:N: every enrolled subject's best similarity to this face, best first. */
+  private rank(a: FaceAnalysis): [string, number][] {
+    const face = this.o.face;
+    if (!face || !a.descriptor) return [];
+    const scored = new Map<string, number>();
+    for (const { subject, template } of this.o.store.allTemplates()) {
+      if (template.model !== face.model) continue;
+      const s = face.similarity(a.descriptor, template.vector);
+      if (s > (scored.get(subject) ?? -1)) scored.set(subject, s);
+    }
+    return [...scored.entries()].sort((x, y) => y[1] - x[1]);
+  }
+
   private faceFailures(policy: Policy, a: FaceAnalysis | null, subject: StoredSubject): { reasons: Reason[]; similarity: number | null } {
     if (!a || a.faces === 0) return { reasons: ['no-face'], similarity: null };
     if (a.faces > 1) return { reasons: ['several-faces'], similarity: null };
@@ -168,7 +177,9 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     if ((a.faceScore ?? 0) < policy.thresholds.faceExists) reasons.push('face-exists-low');
     if (policy.faceCheck === 'face-match') {
       const templates = this.o.store.templatesOf(subject.subject).filter((t) => t.model === this.o.face?.model);
-      if (templates.length === 0 || !a.descriptor || !this.o.face) reasons.push('model-mismatch');
+      // One face but no descriptor: every frame failed the quality gate (too small, turned away…).
+      if (!a.descriptor) reasons.push('face-quality-low');
+      else if (templates.length === 0 || !this.o.face) reasons.push('model-mismatch');
       else {
         similarity = Math.max(...templates.map((t) => this.o.face!.similarity(a.descriptor!, t.vector)));
         if (similarity < policy.thresholds.match) reasons.push('face-mismatch');
@@ -178,10 +189,18 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     return { reasons, similarity };
   }
 
-  private async analyzeBurst(policy: Policy): Promise<FaceAnalysis | null> {
+  /**
+   * Captures up to `burst.frames` frames and analyses them. When the first frame alone already
+   * `passes` (a clear match) and no liveness is asked for, the decision does not wait for the
+   * rest: a grant is one frame's work, while a doubtful face gets the whole burst (and its
+   * fused template) before it is refused.
+   */
+  private async analyzeBurst(policy: Policy, passes: (a: FaceAnalysis) => boolean): Promise<FaceAnalysis | null> {
     const camera = this.o.camera();
-    if (!camera || !this.o.face) return null;
+    const face = this.o.face;
+    if (!camera || !face) return null;
     const frames: Buffer[] = [];
+    let first: FaceAnalysis | undefined;
     let lastSeq = -1;
     const deadline = performance.now() + policy.burst.timeoutMs;
     while (frames.length < policy.burst.frames && performance.now() < deadline) {
@@ -189,6 +208,10 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       if (f && f.seq !== lastSeq) {
         frames.push(f.jpeg);
         lastSeq = f.seq;
+        if (frames.length === 1 && policy.burst.frames > 1 && !policy.livenessRequired) {
+          first = await face.analyze(frames);
+          if (first.descriptor && passes(first)) return first;
+        }
         continue;
       }
       await new Promise<void>((resolve) => {
@@ -204,7 +227,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       });
     }
     if (frames.length === 0) return null;
-    return this.o.face.analyze(frames);
+    return face.analyze(frames, first);
   }
 
   private grantIfAllowed(

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { FaceInputError } from './errors.js';
-import { decodeImage, DEFAULT_DECODE_LIMITS, type DecodedImage } from './image.js';
+import { decodeImage, DEFAULT_DECODE_LIMITS } from './image.js';
 import { burstLiveness } from './liveness.js';
 import { loadFaceModels, type Box, type FaceModels, type Point } from './models.js';
 import { assessQuality, QualityConfig, type QualityReason, type QualityVerdict } from './quality.js';
@@ -55,7 +55,8 @@ export interface FrameAnalysis {
   quality: QualityVerdict | null;
   template: FaceTemplate | null;
   landmarks: Point[] | null;
-  timings: { decodeMs: number; detectMs: number; totalMs: number };
+  /** Per-stage latency; landmarks/embed are 0 when the stage did not run. */
+  timings: { decodeMs: number; detectMs: number; landmarksMs: number; embedMs: number; totalMs: number };
 }
 
 export interface BurstAnalysis {
@@ -88,45 +89,75 @@ export class FaceEngine {
     return this.models.embeddingModel;
   }
 
-  async analyze(jpeg: Buffer): Promise<FrameAnalysis> {
+  /**
+   * One frame through the pipeline: decode → detect all → dominant (largest) face → its 68
+   * landmarks → quality gate → aligned 128-d embedding. Only the dominant face gets landmarks and
+   * an embedding (background faces cost nothing beyond detection). With `onlyIfUsable` (the
+   * terminal's bursts) a frame failing the gate is not embedded at all; tools that must score
+   * every photo (compare, eval) still get an embedding and the reasons beside it.
+   */
+  async analyze(jpeg: Buffer, opts: { onlyIfUsable?: boolean } = {}): Promise<FrameAnalysis> {
     const t0 = performance.now();
     const img = await decodeImage(jpeg, { maxPixels: this.config.maxPixels, maxSide: this.config.maxSide });
     const t1 = performance.now();
-    const result = await this.detect(img);
-    const t2 = performance.now();
-    const toOriginal = (b: Box): Box => ({ x: b.x * img.scale, y: b.y * img.scale, width: b.width * img.scale, height: b.height * img.scale });
-    const faces = result
-      .map((r) => ({ box: toOriginal(r.detection.box), faceExists: r.detection.score, r }))
-      .sort((a, b) => b.box.width * b.box.height - a.box.width * a.box.height);
-    const base = { width: img.originalWidth, height: img.originalHeight, faces: faces.map(({ box, faceExists }) => ({ box, faceExists })) };
-    const timings = (): FrameAnalysis['timings'] => ({ decodeMs: t1 - t0, detectMs: t2 - t1, totalMs: performance.now() - t0 });
-    const top = faces[0];
-    if (!top) return { ...base, dominant: null, reasons: ['no-face'], quality: null, template: null, landmarks: null, timings: timings() };
-    const reasons: FrameAnalysis['reasons'] = [];
-    const second = faces[1];
-    if (second && second.box.width * second.box.height >= this.config.severalFacesAreaRatio * top.box.width * top.box.height) {
-      reasons.push('several-faces');
+    const { tf, faceapi } = this.models;
+    const tensor = tf.tensor3d(new Uint8Array(img.rgb.buffer, img.rgb.byteOffset, img.rgb.length), [img.height, img.width, 3], 'int32');
+    try {
+      const options = new faceapi.TinyFaceDetectorOptions({ inputSize: this.config.detectorInputSize, scoreThreshold: this.config.detectorMinScore });
+      const detections = await faceapi.detectAllFaces(tensor, options);
+      const t2 = performance.now();
+      const toOriginal = (b: Box): Box => ({ x: b.x * img.scale, y: b.y * img.scale, width: b.width * img.scale, height: b.height * img.scale });
+      const faces = detections
+        .map((d) => ({ box: toOriginal(d.box), faceExists: d.score, d }))
+        .sort((a, b) => b.box.width * b.box.height - a.box.width * a.box.height);
+      const base = { width: img.originalWidth, height: img.originalHeight, faces: faces.map(({ box, faceExists }) => ({ box, faceExists })) };
+      const stage = { decodeMs: t1 - t0, detectMs: t2 - t1, landmarksMs: 0, embedMs: 0 };
+      const timings = (): FrameAnalysis['timings'] => ({ ...stage, totalMs: performance.now() - t0 });
+      const top = faces[0];
+      if (!top) return { ...base, dominant: null, reasons: ['no-face'], quality: null, template: null, landmarks: null, timings: timings() };
+      const reasons: FrameAnalysis['reasons'] = [];
+      const second = faces[1];
+      if (second && second.box.width * second.box.height >= this.config.severalFacesAreaRatio * top.box.width * top.box.height) {
+        reasons.push('several-faces');
+      }
+      const withLandmarks = await new faceapi.DetectSingleFaceLandmarksTask(Promise.resolve(faceapi.extendWithFaceDetection({}, top.d)), tensor, false);
+      const t3 = performance.now();
+      stage.landmarksMs = t3 - t2;
+      const positions = withLandmarks!.landmarks.positions;
+      const quality = assessQuality(img, top.d.box, positions, img.scale, this.config.quality);
+      reasons.push(...quality.reasons);
+      let template: FaceTemplate | null = null;
+      if (!opts.onlyIfUsable || reasons.length === 0) {
+        // The same dlib-style alignment face-api's own chain uses: the model id covers it.
+        const described = await new faceapi.ComputeSingleFaceDescriptorTask(Promise.resolve(withLandmarks), tensor);
+        stage.embedMs = performance.now() - t3;
+        template = { model: this.modelId, vector: described!.descriptor };
+      }
+      return {
+        ...base,
+        dominant: { box: top.box, faceExists: top.faceExists },
+        reasons,
+        quality,
+        template,
+        landmarks: positions.map((p) => ({ x: p.x * img.scale, y: p.y * img.scale })),
+        timings: timings(),
+      };
+    } finally {
+      tensor.dispose();
     }
-    const quality = assessQuality(img, top.r.detection.box, top.r.landmarks.positions, img.scale, this.config.quality);
-    reasons.push(...quality.reasons);
-    return {
-      ...base,
-      dominant: { box: top.box, faceExists: top.faceExists },
-      reasons,
-      quality,
-      template: { model: this.modelId, vector: top.r.descriptor },
-      landmarks: top.r.landmarks.positions.map((p) => ({ x: p.x * img.scale, y: p.y * img.scale })),
-      timings: timings(),
-    };
   }
 
-  /** Uses the best-quality frames of a burst; reports how many were used and why others were dropped. */
-  async analyzeBurst(jpegs: readonly Buffer[]): Promise<BurstAnalysis> {
+  /**
+   * Uses the best-quality frames of a burst; reports how many were used and why others were
+   * dropped. `known` holds results for the first frames when a growing burst is analysed again.
+   */
+  async analyzeBurst(jpegs: readonly Buffer[], known: readonly FrameAnalysis[] = []): Promise<BurstAnalysis> {
     const frames: FrameAnalysis[] = [];
     const dropped: BurstAnalysis['dropped'] = [];
     for (const [index, jpeg] of jpegs.entries()) {
       try {
-        const f = await this.analyze(jpeg);
+        // Frames analysed earlier in this burst (the terminal's early look) are not redone.
+        const f = known[index] ?? (await this.analyze(jpeg, { onlyIfUsable: true }));
         frames.push(f);
         if (f.reasons.length) dropped.push({ index, reasons: f.reasons });
       } catch (err) {
@@ -164,14 +195,4 @@ export class FaceEngine {
     return similarityFromDistance(euclidean(a.vector, b.vector));
   }
 
-  private async detect(img: DecodedImage) {
-    const { tf, faceapi } = this.models;
-    const tensor = tf.tensor3d(new Uint8Array(img.rgb.buffer, img.rgb.byteOffset, img.rgb.length), [img.height, img.width, 3], 'int32');
-    try {
-      const options = new faceapi.TinyFaceDetectorOptions({ inputSize: this.config.detectorInputSize, scoreThreshold: this.config.detectorMinScore });
-      return await faceapi.detectAllFaces(tensor, options).withFaceLandmarks().withFaceDescriptors();
-    } finally {
-      tensor.dispose();
-    }
-  }
 }

@@ -22,11 +22,6 @@ export interface Detection {
   score: number;
   box: Box;
 }
-export interface FaceResult {
-  detection: Detection;
-  landmarks: { positions: Point[] };
-  descriptor?: Float32Array;
-}
 interface Tensor3D {
   dispose(): void;
 }
@@ -40,14 +35,19 @@ interface Tf {
 interface Net {
   loadFromDisk(dir: string): Promise<void>;
 }
-interface DetectTask extends PromiseLike<Array<{ detection: Detection }>> {
-  withFaceLandmarks(): PromiseLike<FaceResult[]> & { withFaceDescriptors(): PromiseLike<Required<FaceResult>[]> };
-}
+type WithDetection = { detection: Detection };
+type WithLandmarks = WithDetection & { landmarks: { positions: Point[] } };
 export interface FaceApi {
   nets: { tinyFaceDetector: Net; faceLandmark68Net: Net; faceRecognitionNet: Net };
   TinyFaceDetectorOptions: new (o: { inputSize: number; scoreThreshold: number }) => object;
-  detectAllFaces(input: Tensor3D, options: object): DetectTask;
-  computeFaceDescriptor(input: Tensor3D): Promise<Float32Array | Float32Array[]>;
+  detectAllFaces(input: Tensor3D, options: object): PromiseLike<Detection[]>;
+  extendWithFaceDetection(obj: object, detection: Detection): WithDetection;
+  /** face-api's own task classes, fed one chosen face so only it gets landmarks and a descriptor. */
+  DetectSingleFaceLandmarksTask: new (parent: PromiseLike<WithDetection>, input: Tensor3D, useTinyLandmarkNet: boolean) => PromiseLike<WithLandmarks | undefined>;
+  ComputeSingleFaceDescriptorTask: new (
+    parent: PromiseLike<WithLandmarks | undefined>,
+    input: Tensor3D,
+  ) => PromiseLike<(WithLandmarks & { descriptor: Float32Array }) | undefined>;
   version: string;
 }
 
