@@ -21,7 +21,7 @@ function notBuilt(role: string, issue: number): () => Promise<RoleModule> {
 export const roles = {
   device: { summary: 'run a wall terminal (clockface device --config FILE)', load: notBuilt('device', 5) },
   gateway: { summary: 'run a site gateway: MQTT broker, store and forward', load: notBuilt('gateway', 6) },
-  cloud: { summary: 'run the cloud API, photo vault, re-checks and retention', load: notBuilt('cloud', 7) },
+  cloud: { summary: 'run the cloud API, photo vault, re-checks and retention', load: () => import('../cloud/main.js') },
   provision: { summary: 'set up tenants, gateways and terminals (facilities staff)', load: notBuilt('provision', 8) },
   face: { summary: 'inspect, compare and evaluate faces with the terminal engine', load: notBuilt('face', 3) },
   hw: { summary: 'test the terminal hardware on site', load: notBuilt('hw', 4) },
