@@ -14,7 +14,7 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tenants (
   id TEXT PRIMARY KEY,
   photo_retention_days INTEGER NOT NULL DEFAULT 90,
-  punch_retention_days INTEGER NOT NULL DEFAULT 2555,
+  punch_retention_days INTEGER NOT NULL DEFAULT 2557, -- seven years (settings.ts MAX_RETENTION_DAYS)
   leaver_photo_days INTEGER NOT NULL DEFAULT 0,
   recheck_face_exists INTEGER NOT NULL DEFAULT 1,
   recheck_similarity INTEGER NOT NULL DEFAULT 1,
