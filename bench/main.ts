@@ -6,6 +6,7 @@ type Bench = () => Promise<Record<string, unknown>>;
 
 const benches: Record<string, () => Promise<Bench>> = {
   protocol: async () => (await import('./protocol.js')).run,
+  cloud: async () => (await import('./cloud.js')).run,
 };
 
 async function main(names: string[]): Promise<number> {

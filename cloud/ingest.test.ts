@@ -180,3 +180,15 @@ describe('ingest', () => {
     expect(r.json.paths['/v1/gateway/ingest'].post.requestBody).toBeTruthy();
   });
 });
+
+describe('ingest of bad photos', () => {
+  it('refuses a signed punch whose photo does not decode, records it, and still releases it from the outbox', async () => {
+    const good = h.punch('acme', 'door-1', { photo: (await makeJpeg({ seed: 21 })).toString('base64') });
+    const bad = h.punch('acme', 'door-1', { photo: '/9j/' + Buffer.alloc(300, 7).toString('base64') });
+    const after = h.punch('acme', 'door-1');
+    const r = await h.ingest('acme', [good, bad, after].map((p) => ({ id: p.event.eventId, tenant: 'acme', device: 'door-1', envelope: p.envelope })));
+    expect(r.json.results.map((x: { status: string }) => x.status)).toEqual(['stored', 'rejected', 'stored']);
+    expect(r.json.results[1].reason).toMatch(/^photo\.invalid/);
+    expect(openReceipt('acme', 'door-1', r.json.receipts[0].envelope).eventIds.sort()).toEqual([good, bad, after].map((p) => p.event.eventId).sort());
+  });
+});

@@ -80,6 +80,10 @@ export class Ingest {
     const keys = this.keys(tenant);
     const now = this.clock.now();
     const results: IngestResult[] = [];
+    // Results are reported in the batch's order whichever phase settles each event.
+    const position = new Map(items.map((item, i) => [item, i] as const));
+    const settled: Array<[number, IngestResult]> = [];
+    const settle = (item: IngestItem, r: IngestResult) => settled.push([position.get(item)!, r]);
     const acked = new Map<string, string[]>();
     const ack = (device: string, id: string) => {
       const list = acked.get(device) ?? [];
@@ -90,10 +94,12 @@ export class Ingest {
       this.db
         .prepare('INSERT INTO rejections (tenant, gateway, device, event_id, code, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(tenant, gateway.gateway, safeId(item.device), safeUuid(item.id), code, reason.slice(0, 200), now);
-      results.push({ id: String(item.id).slice(0, 64), status: 'rejected', reason: `${code}: ${reason}`.slice(0, 240) });
+      settle(item, { id: String(item.id).slice(0, 64), status: 'rejected', reason: `${code}: ${reason}`.slice(0, 240) });
       if (receipt && keys && this.deviceKey.get(tenant, item.device) !== undefined) ack(item.device, item.id);
     };
 
+    // Phase 1, in order: checks and signature verification (synchronous, cheap).
+    const accepted: Array<{ item: IngestItem; stream: [string, number]; opened: Promise<Opened> }> = [];
     for (const item of items) {
       // Nothing crosses tenants: a gateway speaks only for the tenant its token belongs to.
       if (item.tenant !== tenant) {
@@ -104,7 +110,6 @@ export class Ingest {
         reject(item, 'tenant.unconfigured', 'this cloud holds no keys for the tenant', false);
         continue;
       }
-      let opened: Opened;
       try {
         const bytes = Buffer.from(item.envelope, 'base64');
         const header = peekHeader(bytes);
@@ -112,23 +117,38 @@ export class Ingest {
           throw new ProtocolError('envelope.context-mismatch', 'envelope header does not match the batch entry');
         }
         if (this.isDuplicate.get(tenant, header.id) !== undefined) {
-          results.push({ id: item.id, status: 'duplicate' });
+          settle(item, { id: item.id, status: 'duplicate' });
           ack(item.device, item.id);
           continue;
         }
-        opened = await this.open(tenant, keys, item, bytes, now);
+        const opened = this.open(tenant, keys, item, bytes, now);
+        // Phase 2 starts here: photo re-encoding runs concurrently (libvips uses every core).
+        const pending = this.withPhoto(opened);
+        pending.catch(() => {}); // awaited in phase 3; this only keeps an early failure from counting as unhandled
+        accepted.push({ item, stream: opened.stream, opened: pending });
       } catch (err) {
-        const code = err instanceof ProtocolError ? err.code : err instanceof PhotoError ? 'photo.invalid' : 'ingest.failed';
-        if (!(err instanceof ProtocolError) && !(err instanceof PhotoError)) throw err;
-        // Only a verified device deserves a receipt; anything else might be a forgery.
-        const trusted = err instanceof PhotoError || isFinalForDevice(err);
-        reject(item, code, err.message, trusted);
+        if (!(err instanceof ProtocolError)) throw err;
+        reject(item, err.code, err.message, isFinalForDevice(err));
+      }
+    }
+    // Phase 3, in order: store each event in its own transaction.
+    for (const { item, stream, opened } of accepted) {
+      let o: Opened;
+      try {
+        o = await opened;
+      } catch (err) {
+        if (!(err instanceof PhotoError)) throw err;
+        // The device signed it, so it is final: record, refuse, and let the outbox release it. Its
+        // sequence is spent here, in order, so later events of the batch are not taken for replays.
+        this.sequences.recordSequence(stream[0], stream[1]);
+        reject(item, 'photo.invalid', err.message, true);
         continue;
       }
-      results.push({ id: item.id, status: this.store(tenant, gateway.gateway, opened, now) });
+      settle(item, { id: item.id, status: this.store(tenant, gateway.gateway, o, now) });
       ack(item.device, item.id);
     }
 
+    settled.sort((a, b) => a[0] - b[0]).forEach(([, r]) => results.push(r));
     const receipts: Receipt[] = [];
     if (keys) {
       for (const [device, ids] of acked) {
@@ -140,7 +160,7 @@ export class Ingest {
     return { results, receipts };
   }
 
-  private async open(tenant: string, keys: TenantKeys, item: IngestItem, bytes: Buffer, now: number): Promise<Opened> {
+  private open(tenant: string, keys: TenantKeys, item: IngestItem, bytes: Buffer, now: number): Opened {
     const staged = new StagedSequences(this.sequences);
     const signing = this.deviceKey.get(tenant, item.device) as string | undefined;
     const signer: PublicKeyRef | undefined = signing ? publicKeyRef('ed25519', signing) : undefined;
@@ -160,17 +180,13 @@ export class Ingest {
     }
     const stream = staged.take();
     if (!stream) throw new ProtocolError('envelope.replayed', 'no sequence recorded');
-    let photo: Buffer | null = null;
-    if (body.type === 'punch' && body.photo) {
-      try {
-        photo = await stripMetadata(Buffer.from(body.photo, 'base64'));
-      } catch (err) {
-        // The device signed it, so it is final: record, refuse, and let the outbox release it.
-        this.sequences.recordSequence(stream[0], stream[1]);
-        throw err;
-      }
-    }
-    return { item, event: body, stream, photo };
+    return { item, event: body, stream, photo: null };
+  }
+
+  /** Re-encodes the punch photo (drops all metadata); a photo that does not decode is final for the device. */
+  private async withPhoto(o: Opened): Promise<Opened> {
+    if (o.event.type !== 'punch' || !o.event.photo) return o;
+    return { ...o, photo: await stripMetadata(Buffer.from(o.event.photo, 'base64')) };
   }
 
   private store(tenant: string, gateway: string, o: Opened, now: number): IngestStatus {

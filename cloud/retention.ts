@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import type { Logger } from '../common/log.js';
 import { DAY_MS } from './clock.js';
 import type { CloudService } from './service.js';
@@ -130,7 +129,7 @@ export class Sweeper {
       const ids = (claim.all(this.id, Date.now() + this.leaseMs, tenant, ...scope.args, Date.now(), this.batchSize) as Array<{ id: string }>).map((r) => r.id);
       if (!ids.length) break;
       // Bytes first: if we die here the rows remain claimed-then-expired and the next pass finishes the job.
-      for (const id of ids) rmSync(this.s.vault.pathOf(id), { force: true });
+      for (const id of ids) this.s.vault.removeFile(id);
       this.s.db.transaction(() => {
         for (const id of ids) {
           if (!del.run(id, tenant, this.id).changes) continue;

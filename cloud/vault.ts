@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import type { Db } from './db.js';
@@ -27,7 +27,7 @@ export interface StoredPhoto {
 export async function stripMetadata(jpeg: Buffer): Promise<Buffer> {
   try {
     // sharp writes no metadata unless withMetadata() is asked for; rotate() bakes in EXIF orientation first.
-    return await sharp(jpeg, { failOn: 'error' }).rotate().jpeg({ quality: 90, mozjpeg: false }).toBuffer();
+    return await sharp(jpeg, { failOn: 'error' }).rotate().jpeg({ quality: 85 }).toBuffer();
   } catch (err) {
     throw new PhotoError(`photo is not a decodable image: ${(err as Error).message.slice(0, 120)}`);
   }
@@ -90,6 +90,15 @@ export class PhotoVault {
     return { id: p.id, bytes: clean.length };
   }
 
+  /** Removes a photo's ciphertext file; a file already gone is fine (a sweep may be finishing another's work). */
+  removeFile(id: string): void {
+    try {
+      unlinkSync(this.pathOf(id));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+
   get(tenant: string, id: string): Buffer {
     const row = this.byId.get(id, tenant) as { kekId: string; wrapped: Buffer } | undefined;
     if (!row) throw new PhotoError('no such photo');
@@ -104,7 +113,7 @@ export class PhotoVault {
 
   /** Removes the file first, then the row (and with it the wrapped key); safe to repeat. */
   delete(tenant: string, id: string): boolean {
-    rmSync(this.pathOf(id), { force: true });
+    this.removeFile(id);
     return this.remove.run(id, tenant).changes > 0;
   }
 }

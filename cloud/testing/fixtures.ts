@@ -51,9 +51,12 @@ export function deviceKeys(): DeviceKeys {
  * A real JPEG of about `targetBytes` (noise compresses badly, so size tracks pixel count),
  * with EXIF metadata embedded so tests can check the vault strips it.
  */
-export async function makeJpeg(opts: { width?: number; height?: number; seed?: number; exif?: boolean } = {}): Promise<Buffer> {
-  const width = opts.width ?? 160;
-  const height = opts.height ?? 120;
+export async function makeJpeg(opts: { width?: number; height?: number; seed?: number; exif?: boolean; detailWidth?: number } = {}): Promise<Buffer> {
+  const outWidth = opts.width ?? 160;
+  const outHeight = opts.height ?? 120;
+  // Noise drawn at detailWidth and scaled up gives photo-like smoothness (and photo-like sizes: 640x480 from 40 wide is ~43 KB).
+  const width = opts.detailWidth ?? outWidth;
+  const height = Math.max(1, Math.round((width * outHeight) / outWidth));
   const pixels = Buffer.alloc(width * height * 3);
   let x = (opts.seed ?? 1) >>> 0 || 1;
   for (let i = 0; i < pixels.length; i++) {
@@ -62,7 +65,9 @@ export async function makeJpeg(opts: { width?: number; height?: number; seed?: n
     x ^= x << 5;
     pixels[i] = x & 0xff;
   }
-  let img = sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 80 });
+  let img = sharp(pixels, { raw: { width, height, channels: 3 } })
+    .resize(outWidth, outHeight, { kernel: 'cubic' })
+    .jpeg({ quality: 80 });
   if (opts.exif) img = img.withExif({ IFD0: { Artist: 'Jane Example', ImageDescription: 'GPS 51.5N 0.12W badge 4711' } });
   return img.toBuffer();
 }
