@@ -90,6 +90,17 @@ describe('retention', () => {
     expect(h.service.db.prepare("SELECT COUNT(*) FROM photos WHERE tenant = 'initech'").pluck().get()).toBe(0);
   });
 
+  it('deletes a leaver’s photos at once when the tenant says so', async () => {
+    const owner = h.tenants.get('initech')!.ownerKey;
+    await h.api('PUT', '/v1/tenants/initech/settings', { token: owner, body: { leaverPhotoDays: 0 } });
+    const { subject } = (await h.api('POST', '/v1/tenants/initech/subjects', { token: owner, body: { consent: { policyVersion: 'v1' }, referencePhotos: [jpeg.toString('base64')] } })).json;
+    const punchPhoto = await punchWithPhoto('initech', subject);
+    const left = await h.api('POST', `/v1/tenants/initech/subjects/${subject}/leave`, { token: owner });
+    expect(left.json.commands).toBe(1);
+    expect(photoExists(punchPhoto)).toBe(false);
+    expect(h.service.db.prepare("SELECT COUNT(*) FROM photos WHERE tenant = 'initech' AND subject = ?").pluck().get(subject)).toBe(0);
+  });
+
   it('is safe with two sweepers at once and finishes a batch a dead sweeper left behind', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 30; i++) ids.push((await h.service.vault.put('acme', jpeg, 'punch', null, h.clock.now())).id);

@@ -7,6 +7,7 @@ import { newSubjectId, type Template } from '../protocol/index.js';
 import type { CloudService } from './service.js';
 import { HttpError } from './http-errors.js';
 import { listPunches } from './routes-admin.js';
+import { getSettings } from './settings.js';
 
 /**
  * Employees as the cloud knows them (an opaque subject id, card hashes, PIN hash, access
@@ -177,6 +178,17 @@ export class Subjects {
     const now = this.s.clock.now();
     this.s.db.prepare('UPDATE subjects SET left_at = COALESCE(left_at, ?), updated_at = ? WHERE tenant = ? AND subject = ?').run(now, now, tenant, subject);
     this.s.audit.record(now, { tenant, actor, action: 'subject.left', objectKind: 'subject', objectId: subject });
+    if (getSettings(this.s.db, tenant).leaverPhotoDays === 0) {
+      // "At once" means now, not at the next sweep.
+      const ids = this.s.db.prepare('SELECT id FROM photos WHERE tenant = ? AND subject = ?').pluck().all(tenant, subject) as string[];
+      for (const id of ids) {
+        this.s.vault.delete(tenant, id);
+        this.s.audit.record(now, { tenant, actor, action: 'photo.deleted', objectKind: 'photo', objectId: id, detail: { reason: 'leaver' } });
+      }
+      const t = this.s.db.prepare('DELETE FROM templates WHERE tenant = ? AND subject = ? RETURNING id').all(tenant, subject) as Array<{ id: string }>;
+      for (const r of t) this.s.audit.record(now, { tenant, actor, action: 'template.deleted', objectKind: 'template', objectId: r.id, detail: { reason: 'leaver' } });
+      this.s.db.prepare('UPDATE punches SET photo_id = NULL WHERE tenant = ? AND subject = ?').run(tenant, subject);
+    }
     this.s.outbox.cancelForSubject(tenant, subject);
     return { commands: this.s.outbox.enqueueAll(tenant, { type: 'remove-subject', subject }, subject).length };
   }
