@@ -192,3 +192,16 @@ describe('ingest of bad photos', () => {
     expect(openReceipt('acme', 'door-1', r.json.receipts[0].envelope).eventIds.sort()).toEqual([good, bad, after].map((p) => p.event.eventId).sort());
   });
 });
+
+describe('replays inside one batch', () => {
+  it('stores the first of two events sharing a sequence and refuses the second without a receipt', async () => {
+    const a = h.punch('acme', 'door-2');
+    const seq = h.tenants.get('acme')!.devices.get('door-2')!.seq;
+    const b = h.punch('acme', 'door-2', {}, { seq });
+    const r = await h.ingest('acme', [a, b].map((p) => ({ id: p.event.eventId, tenant: 'acme', device: 'door-2', envelope: p.envelope })));
+    expect(r.json.results.map((x: { status: string }) => x.status)).toEqual(['stored', 'rejected']);
+    expect(r.json.results[1].reason).toMatch(/^envelope\.replayed/);
+    expect(openReceipt('acme', 'door-2', r.json.receipts[0].envelope).eventIds).toEqual([a.event.eventId]);
+    expect(h.service.db.prepare('SELECT code FROM rejections WHERE event_id = ?').pluck().get(b.event.eventId)).toBe('envelope.replayed');
+  });
+});

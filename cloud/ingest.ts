@@ -144,8 +144,14 @@ export class Ingest {
         reject(item, 'photo.invalid', err.message, true);
         continue;
       }
-      settle(item, { id: item.id, status: this.store(tenant, gateway.gateway, o, now) });
-      ack(item.device, item.id);
+      try {
+        settle(item, { id: item.id, status: this.store(tenant, o, now) });
+        ack(item.device, item.id);
+      } catch (err) {
+        // Lost a race with another batch carrying a later sequence of the same device.
+        if (!(err instanceof ProtocolError)) throw err;
+        reject(item, err.code, err.message, false);
+      }
     }
 
     settled.sort((a, b) => a[0] - b[0]).forEach(([, r]) => results.push(r));
@@ -189,7 +195,7 @@ export class Ingest {
     return { ...o, photo: await stripMetadata(Buffer.from(o.event.photo, 'base64')) };
   }
 
-  private store(tenant: string, gateway: string, o: Opened, now: number): IngestStatus {
+  private store(tenant: string, o: Opened, now: number): IngestStatus {
     const e = o.event;
     const photo = o.photo ? this.vault.prepare(tenant, o.photo) : null;
     try {
@@ -229,10 +235,6 @@ export class Ingest {
       })();
     } catch (err) {
       photo?.abort();
-      if (err instanceof ProtocolError) {
-        this.audit.record(now, { tenant, actor: `gateway:${gateway}`, action: 'ingest.rejected', objectKind: 'event', objectId: e.eventId, detail: { code: err.code } });
-        return 'rejected';
-      }
       throw err;
     }
   }
