@@ -59,6 +59,8 @@ interface Opened {
 
 export class Ingest {
   private readonly sequences: SqliteSequenceStore;
+  /** Called with each batch's results (metrics). */
+  onResults: (results: IngestResult[]) => void = () => {};
   private readonly isDuplicate;
   private readonly deviceKey;
 
@@ -163,6 +165,7 @@ export class Ingest {
         }
       }
     }
+    this.onResults(results);
     return { results, receipts };
   }
 

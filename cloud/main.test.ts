@@ -48,6 +48,7 @@ describe('clockface cloud', () => {
     expect(gw.status).toBe(201);
     const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
     expect(metrics).toContain('clockface_cloud_recheck_pending');
+    expect(metrics).toContain('clockface_cloud_ingest_events_total');
     process.emit('SIGTERM');
     expect(await serving).toBe(0);
   });

@@ -84,6 +84,8 @@ async function serve(config: CloudConfig): Promise<number> {
   const worker = engine ? new RecheckWorker(service, engine, config.recheck, log) : null;
   sweeper.start(config.retention.sweepIntervalMs);
   worker?.start();
+  const ingested = metrics.counter('clockface_cloud_ingest_events_total', 'events received from gateways, by result');
+  service.ingest.onResults = (results) => results.forEach((r) => ingested.inc({ status: r.status }));
   const swept = metrics.counter('clockface_cloud_photos_swept_total', 'photos deleted by retention');
   sweeper.onSwept = (n) => swept.inc(undefined, n);
   metrics.gauge('clockface_cloud_recheck_pending', 'punches waiting for a re-check').collect(
