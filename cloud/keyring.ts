@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 
 /**
  * Key-encryption keys (KEKs), one per tenant, that wrap each photo's data key. The default
@@ -22,16 +22,55 @@ interface KeyringFile {
 export class FileKeyring implements Keyring {
   private data: KeyringFile;
   constructor(private readonly file: string) {
-    if (existsSync(file)) {
+    this.data = { v: 1, tenants: {} };
+    this.withLock(() => {
+      if (existsSync(file)) this.reload();
+      else this.save();
+    });
+  }
+
+  /** The file's identity when last read; a change means another process wrote it. */
+  private seen = '';
+
+  private stamp(): string {
+    const st = statSync(this.file, { throwIfNoEntry: false });
+    return st ? `${st.ino}:${st.mtimeMs}:${st.size}` : '';
+  }
+
+  private reload(): void {
+    this.seen = this.stamp();
+    try {
+      const data = JSON.parse(readFileSync(this.file, 'utf8')) as KeyringFile;
+      if (data.v !== 1 || typeof data.tenants !== 'object' || data.tenants === null) throw new Error('unexpected layout');
+      this.data = data;
+    } catch (err) {
+      throw new Error(`vault keyring ${this.file} is unreadable: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Several processes (or hosts on shared storage) may use one keyring: changes happen under
+   * an exclusive lock file and after re-reading, so no process overwrites a key another created.
+   */
+  private withLock<T>(fn: () => T): T {
+    const lock = `${this.file}.lock`;
+    const deadline = Date.now() + 10_000;
+    let fd: number | undefined;
+    while (fd === undefined) {
       try {
-        this.data = JSON.parse(readFileSync(file, 'utf8')) as KeyringFile;
-        if (this.data.v !== 1 || typeof this.data.tenants !== 'object') throw new Error('unexpected layout');
+        fd = openSync(lock, 'wx', 0o600);
       } catch (err) {
-        throw new Error(`vault keyring ${file} is unreadable: ${(err as Error).message}`);
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || Date.now() > deadline) {
+          throw new Error(`vault keyring lock ${lock} could not be taken: ${(err as Error).message}`);
+        }
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
       }
-    } else {
-      this.data = { v: 1, tenants: {} };
-      this.save();
+    }
+    try {
+      return fn();
+    } finally {
+      closeSync(fd);
+      unlinkSync(lock);
     }
   }
 
@@ -40,16 +79,31 @@ export class FileKeyring implements Keyring {
     writeFileSync(tmp, JSON.stringify(this.data), { mode: 0o600 });
     chmodSync(tmp, 0o600);
     renameSync(tmp, this.file);
+    this.seen = this.stamp();
   }
 
   private kek(tenant: string, kekId?: string): { id: string; key: Buffer } {
+    // A key destroyed by another process (contract end) must stop working here too.
+    if (this.stamp() !== this.seen) this.reload();
     let entry = this.data.tenants[tenant];
+    if (!entry || (kekId && !entry.keys[kekId])) {
+      // Another process may have created or rotated it since we read the file.
+      this.reload();
+      entry = this.data.tenants[tenant];
+    }
     if (!entry) {
       if (kekId) throw new Error(`no key-encryption key for tenant ${tenant}`);
-      const id = randomBytes(8).toString('hex');
-      entry = { active: id, keys: { [id]: randomBytes(32).toString('base64') } };
-      this.data.tenants[tenant] = entry;
-      this.save();
+      entry = this.withLock(() => {
+        this.reload();
+        let e = this.data.tenants[tenant];
+        if (!e) {
+          const id = randomBytes(8).toString('hex');
+          e = { active: id, keys: { [id]: randomBytes(32).toString('base64') } };
+          this.data.tenants[tenant] = e;
+          this.save();
+        }
+        return e;
+      });
     }
     const id = kekId ?? entry.active;
     const key = entry.keys[id];
@@ -67,9 +121,12 @@ export class FileKeyring implements Keyring {
   }
 
   destroyTenant(tenant: string): void {
-    if (!this.data.tenants[tenant]) return;
-    delete this.data.tenants[tenant];
-    this.save();
+    this.withLock(() => {
+      this.reload();
+      if (!this.data.tenants[tenant]) return;
+      delete this.data.tenants[tenant];
+      this.save();
+    });
   }
 }
 
