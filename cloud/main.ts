@@ -9,7 +9,7 @@ import { CloudConfig, resolvePaths } from './config.js';
 import { createEngine } from './recheck/engines.js';
 import { RecheckWorker } from './recheck/worker.js';
 import { Sweeper } from './retention.js';
-import { buildServer } from './server.js';
+import { buildServer, loadTenantCas } from './server.js';
 import { CloudService } from './service.js';
 
 /**
@@ -77,7 +77,7 @@ async function serve(config: CloudConfig): Promise<number> {
   const notifier = createNotifier();
   const service = new CloudService({ dataDir: config.dataDir, tenants: config.tenants, keyringFile: config.vault.keyring });
   const metrics = new Metrics();
-  const app = await buildServer({ service, logger: log, tls: config.http.tls });
+  const app = await buildServer({ service, logger: log, tls: config.http.tls, tenantCas: loadTenantCas(config.tenants) });
   const address = await app.listen({ host: config.http.host, port: config.http.port });
   const sweeper = new Sweeper(service, { batchSize: config.retention.batchSize, log });
   const engine = config.recheck.engine === 'none' ? null : createEngine(config.recheck, log);

@@ -1,5 +1,9 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { certificateIdentity, normalizeSerial } from '../provisioning/pki.js';
 import { LIMITS } from '../protocol/index.js';
 import { allowed, findApiKey, findGateway, type ApiKeyIdentity, type Permission } from './auth.js';
 import { HttpError } from './http-errors.js';
@@ -22,6 +26,21 @@ export interface ServerOptions {
   tls?: { cert: string; key: string } | null;
   /** Longest a command long-poll may wait (tests shorten it). */
   maxWaitSeconds?: number;
+  /**
+   * Tenant CA certificates (PEM) by tenant: with TLS on, gateways may authenticate with a
+   * client certificate from their tenant's CA instead of a token.
+   */
+  tenantCas?: Record<string, string>;
+}
+
+/** Reads each tenant's ca.crt from its keys folder, where provisioning writes it. */
+export function loadTenantCas(tenants: Array<{ id: string; keysDir: string }>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const t of tenants) {
+    const file = join(t.keysDir, 'ca.crt');
+    if (existsSync(file)) out[t.id] = readFileSync(file, 'utf8');
+  }
+  return out;
 }
 
 export interface Auth {
@@ -35,18 +54,50 @@ function bearer(req: FastifyRequest): string {
   return h.slice(7).trim();
 }
 
+/**
+ * A gateway's identity from its TLS client certificate: verified by the TLS layer against the
+ * tenant CAs, then pinned to the CA of the tenant its SAN names (one tenant's CA cannot vouch
+ * for another's gateway), registered here and not revoked.
+ */
+function gatewayFromCertificate(req: FastifyRequest, service: CloudService, cas: Map<string, X509Certificate>): { tenant: string; gateway: string } | undefined {
+  const socket = req.raw.socket as TLSSocket;
+  if (typeof socket.getPeerX509Certificate !== 'function' || !socket.authorized) return undefined;
+  const cert = socket.getPeerX509Certificate();
+  const who = cert ? certificateIdentity(cert) : null;
+  if (!cert || !who || who.role !== 'gateway') return undefined;
+  const ca = cas.get(who.tenant);
+  if (!ca || !cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return undefined;
+  const known = service.db.prepare('SELECT 1 FROM gateways WHERE tenant = ? AND gateway = ?').get(who.tenant, who.id);
+  const revoked = service.db.prepare('SELECT 1 FROM revocations WHERE tenant = ? AND serial = ?').get(who.tenant, normalizeSerial(who.serial));
+  return known && !revoked ? { tenant: who.tenant, gateway: who.id } : undefined;
+}
+
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
   const { service } = opts;
   const app = Fastify({
     loggerInstance: opts.logger,
     bodyLimit: 16 * 1024 * 1024,
-    ...(opts.tls ? { https: { cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) } } : {}),
+    ...(opts.tls
+      ? {
+          https: {
+            cert: readFileSync(opts.tls.cert),
+            key: readFileSync(opts.tls.key),
+            // Client certificates are optional (admins and token gateways have none) and checked per request.
+            ...(Object.keys(opts.tenantCas ?? {}).length ? { requestCert: true, rejectUnauthorized: false, ca: Object.values(opts.tenantCas!) } : {}),
+          },
+        }
+      : {}),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   }) as unknown as FastifyInstance;
   const openapi = collectOpenApi(app, { title: 'Clockface cloud API', version: '1' });
 
+  const cas = new Map(Object.entries(opts.tenantCas ?? {}).map(([t, pem]) => [t, new X509Certificate(pem)] as const));
   const auth: Auth = {
     gateway(req) {
+      if (!req.headers.authorization && cas.size) {
+        const byCert = gatewayFromCertificate(req, service, cas);
+        if (byCert) return byCert;
+      }
       const gw = findGateway(service.db, bearer(req));
       if (!gw) throw new HttpError(401, 'unknown gateway token');
       return gw;
