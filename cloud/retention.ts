@@ -121,8 +121,14 @@ export class Sweeper {
        WHERE id IN (SELECT id FROM photos WHERE tenant = ? AND (${scope.where}) AND (claim_until IS NULL OR claim_until < ?) LIMIT ?)
        RETURNING id`,
     );
-    const del = this.s.db.prepare('DELETE FROM photos WHERE id = ? AND tenant = ? AND claimed_by = ?');
-    const unlink = this.s.db.prepare('UPDATE punches SET photo_id = NULL WHERE tenant = ? AND photo_id = ?');
+    // Set-based statements over the batch (json_each) rather than one statement per photo.
+    const del = this.s.db.prepare('DELETE FROM photos WHERE tenant = ? AND claimed_by = ? AND id IN (SELECT value FROM json_each(?)) RETURNING id');
+    const unlink = this.s.db.prepare('UPDATE punches SET photo_id = NULL WHERE tenant = ? AND photo_id IN (SELECT value FROM json_each(?))');
+    const audit = this.s.db.prepare(
+      `INSERT INTO audit (at, tenant, actor, action, object_kind, object_id, detail)
+       SELECT ?, ?, ?, 'photo.deleted', 'photo', value, ? FROM json_each(?)`,
+    );
+    const detail = JSON.stringify({ reason: scope.reason });
     let total = 0;
     for (;;) {
       const now = this.s.clock.now();
@@ -131,12 +137,9 @@ export class Sweeper {
       // Bytes first: if we die here the rows remain claimed-then-expired and the next pass finishes the job.
       for (const id of ids) this.s.vault.removeFile(id);
       this.s.db.transaction(() => {
-        for (const id of ids) {
-          if (!del.run(id, tenant, this.id).changes) continue;
-          unlink.run(tenant, id);
-          this.s.audit.record(now, { tenant, actor: this.id, action: 'photo.deleted', objectKind: 'photo', objectId: id, detail: { reason: scope.reason } });
-          total++;
-        }
+        const gone = JSON.stringify((del.all(tenant, this.id, JSON.stringify(ids)) as Array<{ id: string }>).map((r) => r.id));
+        unlink.run(tenant, gone);
+        total += audit.run(now, tenant, this.id, detail, gone).changes;
       })();
       // Let the HTTP server breathe between batches.
       await new Promise((r) => setImmediate(r));
