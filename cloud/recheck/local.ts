@@ -1,7 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../../common/log.js';
-import { EngineError, type RecheckEngine } from './engine.js';
+import { EngineError, type DetectedFace, type FaceBox, type RecheckEngine } from './engine.js';
 
 /**
  * The on-premises engine: the project's own face worker (`clockface face serve`) as a child
@@ -85,10 +85,15 @@ export class LocalFaceEngine implements RecheckEngine {
     });
   }
 
-  async detectFaces(jpeg: Buffer): Promise<{ faces: Array<{ confidence: number }> }> {
+  async detectFaces(jpeg: Buffer): Promise<{ faces: DetectedFace[] }> {
     const r = await this.request({ op: 'detect', image: jpeg.toString('base64') });
-    const faces = Array.isArray(r.faces) ? (r.faces as Array<{ confidence?: unknown }>) : [];
-    return { faces: faces.map((f) => ({ confidence: typeof f.confidence === 'number' ? f.confidence : 0 })) };
+    const faces = Array.isArray(r.faces) ? (r.faces as Array<{ confidence?: unknown; box?: Partial<FaceBox> }>) : [];
+    return {
+      faces: faces.map((f) => ({
+        confidence: typeof f.confidence === 'number' ? f.confidence : 0,
+        ...(f.box && typeof f.box.left === 'number' ? { box: f.box as FaceBox } : {}),
+      })),
+    };
   }
 
   async compareFaces(source: Buffer, target: Buffer): Promise<{ similarity: number | null }> {

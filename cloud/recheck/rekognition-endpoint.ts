@@ -66,7 +66,12 @@ export async function startRekognitionEndpoint(opts: RekognitionEndpointOptions)
       if (target === 'RekognitionService.DetectFaces') {
         const { faces } = await opts.engine.detectFaces(image('Image'));
         stats.ok++;
-        return send(res, 200, { FaceDetails: faces.map((f) => ({ Confidence: f.confidence * 100 })) });
+        return send(res, 200, {
+          FaceDetails: faces.map((f) => ({
+            Confidence: f.confidence * 100,
+            ...(f.box ? { BoundingBox: { Left: f.box.left, Top: f.box.top, Width: f.box.width, Height: f.box.height } } : {}),
+          })),
+        });
       }
       if (target === 'RekognitionService.CompareFaces') {
         const { similarity } = await opts.engine.compareFaces(image('SourceImage'), image('TargetImage'));

@@ -5,7 +5,7 @@ import {
   RekognitionClient,
   type RekognitionClientConfig,
 } from '@aws-sdk/client-rekognition';
-import { EngineError, type RecheckEngine } from './engine.js';
+import { EngineError, type DetectedFace, type RecheckEngine } from './engine.js';
 
 /**
  * Amazon Rekognition through the AWS SDK. Credentials come from the standard chain
@@ -20,10 +20,15 @@ export class RekognitionEngine implements RecheckEngine {
     this.client = new RekognitionClient({ maxAttempts: 1, ...config });
   }
 
-  async detectFaces(jpeg: Buffer): Promise<{ faces: Array<{ confidence: number }> }> {
+  async detectFaces(jpeg: Buffer): Promise<{ faces: DetectedFace[] }> {
     const out = await this.call(() => this.client.send(new DetectFacesCommand({ Image: { Bytes: jpeg }, Attributes: ['DEFAULT'] })));
     if (!out) return { faces: [] };
-    return { faces: (out.FaceDetails ?? []).map((f) => ({ confidence: (f.Confidence ?? 0) / 100 })) };
+    return {
+      faces: (out.FaceDetails ?? []).map((f) => {
+        const b = f.BoundingBox;
+        return { confidence: (f.Confidence ?? 0) / 100, ...(b ? { box: { left: b.Left ?? 0, top: b.Top ?? 0, width: b.Width ?? 0, height: b.Height ?? 0 } } : {}) };
+      }),
+    };
   }
 
   async compareFaces(source: Buffer, target: Buffer): Promise<{ similarity: number | null }> {
