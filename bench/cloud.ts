@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { newMessageId, sealAndSign, type PunchEvent } from '../protocol/index.js';
 import { FakeClock, DAY_MS } from '../cloud/clock.js';
 import { Sweeper } from '../cloud/retention.js';
+import { newPhotoId } from '../cloud/vault.js';
 import { buildServer } from '../cloud/server.js';
 import { CloudService } from '../cloud/service.js';
 import { createGatewayToken } from '../cloud/auth.js';
@@ -90,23 +91,28 @@ async function benchSweep(dir: string) {
   try {
     const setupStart = performance.now();
     const insert = service.db.prepare('INSERT INTO photos (id, tenant, kind, subject, kek_id, wrapped_key, created_at, bytes) VALUES (?, ?, ?, NULL, ?, ?, ?, ?)');
+    const kek = 'bench';
     const wrapped = randomBytes(60);
     const stub = randomBytes(64);
     for (let i = 0; i < 256; i++) mkdirSync(join(service.vault.dir, i.toString(16).padStart(2, '0')), { recursive: true });
     const chunk = 50_000;
+    // Photos taken over 30 days, as a large tenant's would be (about one every 2.6 s).
+    const spanMs = 30 * DAY_MS;
+    const start0 = clock.now();
     for (let done = 0; done < SWEEP_RECORDS; done += chunk) {
       const ids: string[] = [];
       service.db.transaction(() => {
-        for (let i = 0; i < Math.min(chunk, SWEEP_RECORDS - done); i++) {
-          const id = randomBytes(16).toString('hex');
+        for (let i = done; i < Math.min(done + chunk, SWEEP_RECORDS); i++) {
+          const at = start0 + Math.floor((i * spanMs) / SWEEP_RECORDS);
+          const id = newPhotoId(at);
           ids.push(id);
-          insert.run(id, 'acme', 'punch', 'bench', wrapped, clock.now(), 40_000);
+          insert.run(id, 'acme', 'punch', kek, wrapped, at, 40_000);
         }
       })();
       for (const id of ids) writeFileSync(service.vault.pathOf(id), stub);
     }
     const setupSeconds = (performance.now() - setupStart) / 1000;
-    clock.advance(91 * DAY_MS);
+    clock.advance(121 * DAY_MS);
     const sweeper = new Sweeper(service, { batchSize: 5000 });
     const start = performance.now();
     const result = await sweeper.sweepTenant('acme');

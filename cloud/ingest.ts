@@ -200,7 +200,7 @@ export class Ingest {
 
   private store(tenant: string, o: Opened, now: number): IngestStatus {
     const e = o.event;
-    const photo = o.photo ? this.vault.prepare(tenant, o.photo) : null;
+    const photo = o.photo ? this.vault.prepare(tenant, o.photo, now) : null;
     try {
       return this.db.transaction((): IngestStatus => {
         const inserted = this.db

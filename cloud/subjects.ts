@@ -108,7 +108,7 @@ export class Subjects {
     const { stripMetadata, PhotoError } = await import('./vault.js');
     const staged: Array<ReturnType<CloudService['vault']['prepare']>> = [];
     try {
-      for (const b64 of photos) staged.push(this.s.vault.prepare(tenant, await stripMetadata(Buffer.from(b64, 'base64'))));
+      for (const b64 of photos) staged.push(this.s.vault.prepare(tenant, await stripMetadata(Buffer.from(b64, 'base64')), this.s.clock.now()));
     } catch (err) {
       staged.forEach((p) => p.abort());
       if (err instanceof PhotoError) throw new HttpError(400, `reference photo: ${err.message}`);

@@ -34,6 +34,17 @@ export async function stripMetadata(jpeg: Buffer): Promise<Buffer> {
   }
 }
 
+/**
+ * A photo id: the creation second (8 hex) then 96 random bits (24 hex). Random enough to be
+ * unguessable and personal-data free; the time prefix keeps the primary-key index in age
+ * order, so a retention sweep deletes neighbouring index pages instead of touching every
+ * page of a million-row index (measured: several times less WAL traffic).
+ */
+export function newPhotoId(at: number): string {
+  const seconds = Math.max(0, Math.min(0xffffffff, Math.floor(at / 1000)));
+  return seconds.toString(16).padStart(8, '0') + randomBytes(12).toString('hex');
+}
+
 export class PhotoVault {
   readonly dir: string;
   private readonly insert;
@@ -50,24 +61,24 @@ export class PhotoVault {
     this.remove = db.prepare('DELETE FROM photos WHERE id = ? AND tenant = ?');
   }
 
-  /** Where a photo's ciphertext lives: two levels of fan-out, random name, nothing personal. */
+  /** Where a photo's ciphertext lives: fanned out by the id's last (random) byte, nothing personal. */
   pathOf(id: string): string {
-    return join(this.dir, id.slice(0, 2), id);
+    return join(this.dir, id.slice(-2), id);
   }
 
   /**
    * Encrypts and writes already-stripped bytes; the row is inserted by the caller's
    * transaction through commit() so a photo and its punch land together.
    */
-  prepare(tenant: string, clean: Buffer): { id: string; commit: (kind: PhotoKind, subject: string | null, at: number) => void; abort: () => void } {
-    const id = randomBytes(16).toString('hex');
+  prepare(tenant: string, clean: Buffer, at: number = Date.now()): { id: string; commit: (kind: PhotoKind, subject: string | null, at: number) => void; abort: () => void } {
+    const id = newPhotoId(at);
     const aad = Buffer.from(`${tenant}/${id}`);
     const dataKey = randomBytes(32);
     const sealed = aesGcmEncrypt(dataKey, clean, aad);
     const { kekId, wrapped } = this.keyring.wrap(tenant, dataKey, aad);
     dataKey.fill(0);
     const path = this.pathOf(id);
-    mkdirSync(join(this.dir, id.slice(0, 2)), { recursive: true, mode: 0o700 });
+    mkdirSync(join(this.dir, id.slice(-2)), { recursive: true, mode: 0o700 });
     writeFileSync(`${path}.tmp`, sealed, { mode: 0o600 });
     renameSync(`${path}.tmp`, path);
     return {
@@ -81,7 +92,7 @@ export class PhotoVault {
 
   async put(tenant: string, jpeg: Buffer, kind: PhotoKind, subject: string | null, at: number): Promise<StoredPhoto> {
     const clean = await stripMetadata(jpeg);
-    const p = this.prepare(tenant, clean);
+    const p = this.prepare(tenant, clean, at);
     try {
       p.commit(kind, subject, at);
     } catch (err) {
