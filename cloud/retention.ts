@@ -122,7 +122,8 @@ export class Sweeper {
        RETURNING id`,
     );
     // Set-based statements over the batch (json_each) rather than one statement per photo.
-    const del = this.s.db.prepare('DELETE FROM photos WHERE tenant = ? AND claimed_by = ? AND id IN (SELECT value FROM json_each(?)) RETURNING id');
+    // "+tenant" keeps the planner on the primary key: by the tenant index it would scan every photo of the tenant per batch.
+    const del = this.s.db.prepare('DELETE FROM photos WHERE id IN (SELECT value FROM json_each(?)) AND +tenant = ? AND claimed_by = ? RETURNING id');
     const unlink = this.s.db.prepare('UPDATE punches SET photo_id = NULL WHERE tenant = ? AND photo_id IN (SELECT value FROM json_each(?))');
     const audit = this.s.db.prepare(
       `INSERT INTO audit (at, tenant, actor, action, object_kind, object_id, detail)
@@ -137,7 +138,7 @@ export class Sweeper {
       // Bytes first: if we die here the rows remain claimed-then-expired and the next pass finishes the job.
       for (const id of ids) this.s.vault.removeFile(id);
       this.s.db.transaction(() => {
-        const gone = JSON.stringify((del.all(tenant, this.id, JSON.stringify(ids)) as Array<{ id: string }>).map((r) => r.id));
+        const gone = JSON.stringify((del.all(JSON.stringify(ids), tenant, this.id) as Array<{ id: string }>).map((r) => r.id));
         unlink.run(tenant, gone);
         total += audit.run(now, tenant, this.id, detail, gone).changes;
       })();
