@@ -19,6 +19,8 @@ import { round } from './measure.js';
  * (rows bulk-inserted, each with a small ciphertext file on disk; only the sweep is timed).
  * Targets: >= 2,000 events/s without photos, >= 300/s with, sweep <= 60 s.
  */
+// As the cloud role does (cloud/main.ts): more libuv threads for parallel unlinks.
+process.env.UV_THREADPOOL_SIZE ??= '16';
 const SWEEP_RECORDS = Number(process.env.CLOCKFACE_BENCH_SWEEP_RECORDS ?? 1_000_000);
 
 export async function run(): Promise<Record<string, unknown>> {

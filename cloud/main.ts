@@ -17,6 +17,10 @@ import { CloudService } from './service.js';
  * sweeper; `clockface cloud api-key create --config FILE --tenant T --role owner` bootstraps
  * a tenant's first key (printed once).
  */
+// Retention sweeps unlink many files in parallel through libuv's pool (4 threads by default).
+// Set before the pool first starts; an operator's own setting wins.
+process.env.UV_THREADPOOL_SIZE ??= '16';
+
 const USAGE = `Usage:
   clockface cloud --config FILE
   clockface cloud api-key create --config FILE --tenant TENANT --role owner|admin|reviewer|auditor

@@ -136,7 +136,7 @@ export class Sweeper {
       const ids = (claim.all(this.id, Date.now() + this.leaseMs, tenant, ...scope.args, Date.now(), this.batchSize) as Array<{ id: string }>).map((r) => r.id);
       if (!ids.length) break;
       // Bytes first: if we die here the rows remain claimed-then-expired and the next pass finishes the job.
-      for (const id of ids) this.s.vault.removeFile(id);
+      await this.s.vault.removeFiles(ids);
       this.s.db.transaction(() => {
         const gone = JSON.stringify((del.all(JSON.stringify(ids), tenant, this.id) as Array<{ id: string }>).map((r) => r.id));
         unlink.run(tenant, gone);
