@@ -75,4 +75,17 @@ describe('re-check worker', () => {
     expect(row).toMatchObject({ recheckState: 'dead-letter', reviewState: 'open', reviewReasons: ['recheck-failed'] });
     expect(row.recheckError).toMatch(/ServiceUnavailable/);
   });
+
+  it('never hands one punch to two workers at once', async () => {
+    const p = h.punch('acme', 'door-1', { photo: (await makeJpeg({ seed: 6 })).toString('base64') });
+    await h.ingest('acme', [{ id: p.event.eventId, tenant: 'acme', device: 'door-1', envelope: p.envelope }]);
+    const engine = new RekognitionEngine({ region: 'eu-west-1', endpoint: endpoint.url, credentials: creds });
+    const opts = { ratePerSecond: 50, maxAttempts: 3, intervalMs: 1000 };
+    try {
+      const [a, b] = await Promise.all([new RecheckWorker(h.service, engine, opts).runOnce(), new RecheckWorker(h.service, engine, opts).runOnce()]);
+      expect([...a, ...b].filter((o) => o.eventId === p.event.eventId)).toHaveLength(1);
+    } finally {
+      await engine.close();
+    }
+  });
 });

@@ -9,6 +9,8 @@ import { EngineError, type RecheckEngine } from './engine.js';
  * review. Calls are rate limited; failures retry with exponential backoff and, after
  * maxAttempts, the punch goes to the dead-letter state (visible to admins and in metrics).
  */
+const CLAIM_LEASE_MS = 10 * 60_000;
+
 export interface RecheckOptions {
   ratePerSecond: number;
   maxAttempts: number;
@@ -62,12 +64,16 @@ export class RecheckWorker {
 
   /** Re-checks every punch that is due; returns what happened to each. */
   async runOnce(limit = 100): Promise<RecheckOutcome[]> {
+    // Claim atomically by pushing the due time out by a lease: two workers (two hosts) never take the same punch,
+    // and a worker that dies mid-way only delays its punches by the lease.
+    const now = this.s.clock.now();
     const rows = this.s.db
       .prepare(
-        `SELECT tenant, event_id AS eventId, subject, photo_id AS photoId, recheck_attempts AS attempts FROM punches
-         WHERE recheck_state = 'pending' AND recheck_next_at <= ? ORDER BY recheck_next_at LIMIT ?`,
+        `UPDATE punches SET recheck_next_at = ?
+         WHERE rowid IN (SELECT rowid FROM punches WHERE recheck_state = 'pending' AND recheck_next_at <= ? ORDER BY recheck_next_at LIMIT ?)
+         RETURNING tenant, event_id AS eventId, subject, photo_id AS photoId, recheck_attempts AS attempts`,
       )
-      .all(this.s.clock.now(), limit) as PendingRow[];
+      .all(now + CLAIM_LEASE_MS, now, limit) as PendingRow[];
     const out: RecheckOutcome[] = [];
     for (const row of rows) {
       if (this.stopped) break;
