@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   provision: async () => (await import('./provision.js')).run,
   gateway: async () => (await import('./gateway.js')).run,
   device: async () => (await import('./device.js')).run,
+  cloud: async () => (await import('./cloud.js')).run,
 };
 
 async function main(names: string[]): Promise<number> {

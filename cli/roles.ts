@@ -8,20 +8,10 @@ interface Role {
   load: () => Promise<RoleModule>;
 }
 
-/** A role whose tier has not been built yet says so plainly instead of pretending. */
-function notBuilt(role: string, issue: number): () => Promise<RoleModule> {
-  return async () => ({
-    run: async () => {
-      console.error(`clockface ${role}: not built yet (tracked in issue ${issue}).`);
-      return 3;
-    },
-  });
-}
-
 export const roles = {
   device: { summary: 'run a wall terminal (clockface device --config FILE)', load: () => import('../device/main.js') },
   gateway: { summary: 'run a site gateway: MQTT broker, store and forward', load: () => import('../gateway/main.js') },
-  cloud: { summary: 'run the cloud API, photo vault, re-checks and retention', load: notBuilt('cloud', 7) },
+  cloud: { summary: 'run the cloud API, photo vault, re-checks and retention', load: () => import('../cloud/main.js') },
   provision: { summary: 'set up tenants, gateways and terminals (facilities staff)', load: () => import('../provisioning/cli.js') },
   face: { summary: 'inspect, compare and evaluate faces with the terminal engine', load: () => import('../device/face/cli.js') },
   hw: { summary: 'test the terminal hardware on site (hw test / hw reset-outputs)', load: () => import('../device/hardware/cli.js') },

@@ -1,0 +1,69 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Db } from './db.js';
+
+/**
+ * Secrets the cloud hands out: admin API keys (per tenant, with a role) and gateway tokens.
+ * Both are 32 random bytes, shown once, and stored only as SHA-256 hashes (high-entropy
+ * secrets need no slow hash; a lookup by hash keeps comparison constant-time in effect).
+ */
+export const ROLES = ['owner', 'admin', 'reviewer', 'auditor'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** What each role may do. Owners manage keys, retention and the contract; admins run the site. */
+export const PERMISSIONS = {
+  'keys:manage': ['owner'],
+  'tenant:settings': ['owner'],
+  'tenant:end-contract': ['owner'],
+  'registry:write': ['owner', 'admin'],
+  'subjects:write': ['owner', 'admin'],
+  'subjects:read': ['owner', 'admin'],
+  'subjects:export': ['owner', 'admin'],
+  'subjects:erase': ['owner', 'admin'],
+  'punches:read': ['owner', 'admin', 'reviewer', 'auditor'],
+  'punches:review': ['owner', 'admin', 'reviewer'],
+  'photos:read': ['owner', 'admin', 'reviewer'],
+  'commands:read': ['owner', 'admin', 'auditor'],
+  'audit:read': ['owner', 'admin', 'auditor'],
+} as const satisfies Record<string, readonly Role[]>;
+export type Permission = keyof typeof PERMISSIONS;
+
+export function allowed(role: Role, permission: Permission): boolean {
+  return (PERMISSIONS[permission] as readonly Role[]).includes(role);
+}
+
+export const hashSecret = (secret: string) => createHash('sha256').update(secret, 'utf8').digest('hex');
+
+function newSecret(prefix: string): string {
+  return `${prefix}_${randomBytes(32).toString('base64url')}`;
+}
+
+export interface ApiKeyIdentity {
+  keyId: string;
+  tenant: string;
+  role: Role;
+}
+
+export function createApiKey(db: Db, tenant: string, role: Role, now: number): { keyId: string; key: string } {
+  const key = newSecret('cfk');
+  const keyId = `k-${randomBytes(6).toString('hex')}`;
+  db.prepare('INSERT INTO api_keys (id, tenant, role, hash, created_at) VALUES (?, ?, ?, ?, ?)').run(keyId, tenant, role, hashSecret(key), now);
+  return { keyId, key };
+}
+
+export function findApiKey(db: Db, key: string): ApiKeyIdentity | undefined {
+  const row = db.prepare('SELECT id, tenant, role FROM api_keys WHERE hash = ? AND revoked_at IS NULL').get(hashSecret(key)) as
+    | { id: string; tenant: string; role: Role }
+    | undefined;
+  return row && { keyId: row.id, tenant: row.tenant, role: row.role };
+}
+
+export function createGatewayToken(): { token: string; hash: string } {
+  const token = newSecret('cfg');
+  return { token, hash: hashSecret(token) };
+}
+
+export function findGateway(db: Db, token: string): { tenant: string; gateway: string } | undefined {
+  return db.prepare('SELECT tenant, gateway FROM gateways WHERE token_hash = ?').get(hashSecret(token)) as
+    | { tenant: string; gateway: string }
+    | undefined;
+}

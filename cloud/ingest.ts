@@ -1,0 +1,270 @@
+import {
+  Ack,
+  DeviceEvent,
+  LIMITS,
+  ProtocolError,
+  newMessageId,
+  parseMessage,
+  peekHeader,
+  publicKeyRef,
+  sealAndSign,
+  verifyAndOpen,
+  type DeviceEvent as DeviceEventT,
+  type PublicKeyRef,
+} from '../protocol/index.js';
+import type { AuditLog } from './audit.js';
+import type { Clock } from './clock.js';
+import { DAY_MS } from './clock.js';
+import type { Db } from './db.js';
+import type { Outbox } from './outbox.js';
+import { nextOutSequence, SqliteSequenceStore, StagedSequences } from './sequences.js';
+import type { TenantKeys } from './tenant-keys.js';
+import { PhotoError, stripMetadata, type PhotoVault } from './vault.js';
+
+/**
+ * Ingest of device events relayed by a gateway (POST /v1/gateway/ingest). Per event:
+ * cross-tenant check → duplicate check by header id (before the sequence check, so a retried
+ * event is acknowledged again) → verify signature, time window and sequence, open the seal
+ * with the tenant's cloud key, validate → store. What fails is recorded by code and reason
+ * only, never its payload. One signed receipt per device per batch lets outboxes release.
+ */
+export interface IngestItem {
+  id: string;
+  tenant: string;
+  device: string;
+  envelope: string;
+}
+
+export type IngestStatus = 'stored' | 'duplicate' | 'rejected';
+export interface IngestResult {
+  id: string;
+  status: IngestStatus;
+  reason?: string;
+}
+export interface Receipt {
+  tenant: string;
+  device: string;
+  envelope: string;
+}
+
+export const EVENT_MAX_AGE_MS = 35 * DAY_MS;
+export const EVENT_MAX_FUTURE_MS = 5 * 60_000;
+
+interface Opened {
+  item: IngestItem;
+  event: DeviceEventT;
+  stream: [string, number];
+  photo: Buffer | null;
+}
+
+export class Ingest {
+  private readonly sequences: SqliteSequenceStore;
+  /** Called with each batch's results (metrics). */
+  onResults: (results: IngestResult[]) => void = () => {};
+  private readonly isDuplicate;
+  private readonly deviceKey;
+
+  constructor(
+    private readonly db: Db,
+    private readonly keys: (tenant: string) => TenantKeys | undefined,
+    private readonly vault: PhotoVault,
+    private readonly outbox: Outbox,
+    private readonly audit: AuditLog,
+    private readonly clock: Clock,
+  ) {
+    this.sequences = new SqliteSequenceStore(db);
+    this.isDuplicate = db.prepare('SELECT 1 FROM events WHERE tenant = ? AND id = ?').pluck();
+    this.deviceKey = db.prepare('SELECT signing_public AS signing FROM devices WHERE tenant = ? AND device = ?').pluck();
+  }
+
+  async ingest(gateway: { tenant: string; gateway: string }, items: IngestItem[]): Promise<{ results: IngestResult[]; receipts: Receipt[] }> {
+    const tenant = gateway.tenant;
+    const keys = this.keys(tenant);
+    const now = this.clock.now();
+    const results: IngestResult[] = [];
+    // Results are reported in the batch's order whichever phase settles each event.
+    const position = new Map(items.map((item, i) => [item, i] as const));
+    const settled: Array<[number, IngestResult]> = [];
+    const settle = (item: IngestItem, r: IngestResult) => settled.push([position.get(item)!, r]);
+    const acked = new Map<string, string[]>();
+    const ack = (device: string, id: string) => {
+      const list = acked.get(device) ?? [];
+      if (!list.includes(id)) list.push(id);
+      acked.set(device, list);
+    };
+    const reject = (item: IngestItem, code: string, reason: string, receipt: boolean) => {
+      this.db
+        .prepare('INSERT INTO rejections (tenant, gateway, device, event_id, code, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(tenant, gateway.gateway, safeId(item.device), safeUuid(item.id), code, reason.slice(0, 200), now);
+      settle(item, { id: String(item.id).slice(0, 64), status: 'rejected', reason: `${code}: ${reason}`.slice(0, 240) });
+      if (receipt && keys && this.deviceKey.get(tenant, item.device) !== undefined) ack(item.device, item.id);
+    };
+
+    // Phase 1, in order: checks and signature verification (synchronous, cheap).
+    const accepted: Array<{ item: IngestItem; stream: [string, number]; opened: Promise<Opened> }> = [];
+    for (const item of items) {
+      // Nothing crosses tenants: a gateway speaks only for the tenant its token belongs to.
+      if (item.tenant !== tenant) {
+        reject(item, 'tenant.mismatch', 'event names another tenant than the gateway', false);
+        continue;
+      }
+      if (!keys) {
+        reject(item, 'tenant.unconfigured', 'this cloud holds no keys for the tenant', false);
+        continue;
+      }
+      try {
+        const bytes = Buffer.from(item.envelope, 'base64');
+        const header = peekHeader(bytes);
+        if (header.id !== item.id || header.tenant !== item.tenant || header.device !== item.device) {
+          throw new ProtocolError('envelope.context-mismatch', 'envelope header does not match the batch entry');
+        }
+        if (this.isDuplicate.get(tenant, header.id) !== undefined) {
+          settle(item, { id: item.id, status: 'duplicate' });
+          ack(item.device, item.id);
+          continue;
+        }
+        const opened = this.open(tenant, keys, item, bytes, now);
+        // Phase 2 starts here: photo re-encoding runs concurrently (libvips uses every core).
+        const pending = this.withPhoto(opened);
+        pending.catch(() => {}); // awaited in phase 3; this only keeps an early failure from counting as unhandled
+        accepted.push({ item, stream: opened.stream, opened: pending });
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw err;
+        reject(item, err.code, err.message, isFinalForDevice(err));
+      }
+    }
+    // Phase 3, in order: store each event in its own transaction.
+    for (const { item, stream, opened } of accepted) {
+      let o: Opened;
+      try {
+        o = await opened;
+      } catch (err) {
+        if (!(err instanceof PhotoError)) throw err;
+        // The device signed it, so it is final: record, refuse, and let the outbox release it. Its
+        // sequence is spent here, in order, so later events of the batch are not taken for replays.
+        this.sequences.recordSequence(stream[0], stream[1]);
+        reject(item, 'photo.invalid', err.message, true);
+        continue;
+      }
+      try {
+        settle(item, { id: item.id, status: this.store(tenant, o, now) });
+        ack(item.device, item.id);
+      } catch (err) {
+        // Lost a race with another batch carrying a later sequence of the same device.
+        if (!(err instanceof ProtocolError)) throw err;
+        reject(item, err.code, err.message, false);
+      }
+    }
+
+    settled.sort((a, b) => a[0] - b[0]).forEach(([, r]) => results.push(r));
+    const receipts: Receipt[] = [];
+    if (keys) {
+      for (const [device, ids] of acked) {
+        for (let i = 0; i < ids.length; i += LIMITS.ackBatch) {
+          receipts.push({ tenant, device, envelope: this.receipt(keys, device, ids.slice(i, i + LIMITS.ackBatch), now).toString('base64') });
+        }
+      }
+    }
+    this.onResults(results);
+    return { results, receipts };
+  }
+
+  private open(tenant: string, keys: TenantKeys, item: IngestItem, bytes: Buffer, now: number): Opened {
+    const staged = new StagedSequences(this.sequences);
+    const signing = this.deviceKey.get(tenant, item.device) as string | undefined;
+    const signer: PublicKeyRef | undefined = signing ? publicKeyRef('ed25519', signing) : undefined;
+    const { header, body } = verifyAndOpen(bytes, {
+      expect: { kind: 'event', tenant, device: item.device },
+      signers: (keyId) => (signer && signer.keyId === keyId ? signer : undefined),
+      recipientKeys: [keys.cloudSealing],
+      requireSealed: true,
+      sequences: staged,
+      maxAgeMs: EVENT_MAX_AGE_MS,
+      maxFutureMs: EVENT_MAX_FUTURE_MS,
+      now,
+      schema: DeviceEvent,
+    });
+    if (body.eventId !== header.id || body.tenant !== header.tenant || body.device !== header.device) {
+      throw new ProtocolError('message.schema-invalid', 'event body does not match its envelope header');
+    }
+    const stream = staged.take();
+    if (!stream) throw new ProtocolError('envelope.replayed', 'no sequence recorded');
+    return { item, event: body, stream, photo: null };
+  }
+
+  /** Re-encodes the punch photo (drops all metadata); a photo that does not decode is final for the device. */
+  private async withPhoto(o: Opened): Promise<Opened> {
+    if (o.event.type !== 'punch' || !o.event.photo) return o;
+    return { ...o, photo: await stripMetadata(Buffer.from(o.event.photo, 'base64')) };
+  }
+
+  private store(tenant: string, o: Opened, now: number): IngestStatus {
+    const e = o.event;
+    const photo = o.photo ? this.vault.prepare(tenant, o.photo, now) : null;
+    try {
+      return this.db.transaction((): IngestStatus => {
+        const inserted = this.db
+          .prepare('INSERT OR IGNORE INTO events (tenant, id, device, type, received_at) VALUES (?, ?, ?, ?, ?)')
+          .run(tenant, e.eventId, e.device, e.type, now).changes;
+        if (!inserted) {
+          photo?.abort();
+          return 'duplicate';
+        }
+        const last = this.sequences.lastSequence(o.stream[0]);
+        if (last !== undefined && o.stream[1] <= last) throw new ProtocolError('envelope.replayed', `sequence ${o.stream[1]} was already accepted`);
+        this.sequences.recordSequence(o.stream[0], o.stream[1]);
+        if (e.type === 'punch') {
+          const recheck = photo ? 'pending' : 'none';
+          photo?.commit('punch', e.subject, now);
+          this.db
+            .prepare(
+              `INSERT INTO punches (tenant, event_id, device, subject, credential, action, decision, reasons, scores, model, door,
+                 wall_time, clock_sync, received_at, photo_id, photo_dropped, recheck_state, recheck_next_at, review_state)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+            )
+            .run(
+              tenant, e.eventId, e.device, e.subject, e.credential, e.action, e.decision, JSON.stringify(e.reasons),
+              JSON.stringify(e.scores), e.model, e.door, e.time.wall, e.time.clockSync, now, photo?.id ?? null,
+              e.photoDropped ? 1 : 0, recheck, photo ? now : null, e.decision === 'flagged' ? 'open' : 'none',
+            );
+        } else if (e.type === 'alarm') {
+          this.db
+            .prepare('INSERT INTO alarms (tenant, event_id, device, alarm, door, at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+            .run(tenant, e.eventId, e.device, e.alarm, e.door, e.at, now);
+        } else if (e.commandId) {
+          this.outbox.recordResult(tenant, e.device, e.commandId, e.outcome, e.reason, e.at);
+        }
+        return 'stored';
+      })();
+    } catch (err) {
+      photo?.abort();
+      throw err;
+    }
+  }
+
+  private receipt(keys: TenantKeys, device: string, eventIds: string[], now: number): Buffer {
+    const body = parseMessage(Ack, { type: 'ack', tenant: keys.tenant, device, eventIds, at: now }, 'receipt');
+    return sealAndSign({
+      kind: 'receipt',
+      id: newMessageId(),
+      tenant: keys.tenant,
+      device,
+      seq: nextOutSequence(this.db, `receipt:${keys.tenant}:${device}:${keys.adminSigning.keyId}`),
+      body,
+      signer: keys.adminSigning,
+      sentAt: now,
+    });
+  }
+}
+
+/**
+ * Failures after the signature verified are the device's own (a schema error, a photo that
+ * does not decode, a too-old event): retrying cannot help, so the receipt releases them.
+ * Forgeries, replays and unknown signers get no receipt.
+ */
+function isFinalForDevice(err: ProtocolError): boolean {
+  return ['envelope.outside-time-window', 'envelope.decrypt-failed', 'envelope.wrong-recipient', 'message.malformed-json', 'message.schema-invalid'].includes(err.code);
+}
+
+const safeId = (v: unknown) => (typeof v === 'string' && /^[a-z0-9-]{1,63}$/.test(v) ? v : null);
+const safeUuid = (v: unknown) => (typeof v === 'string' && /^[0-9a-f-]{36}$/.test(v) ? v : null);

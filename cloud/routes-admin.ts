@@ -1,0 +1,305 @@
+import type { FastifyInstance } from 'fastify';
+import { createApiKey, ROLES, type Role } from './auth.js';
+import { HttpError } from './http-errors.js';
+import type { Auth } from './server.js';
+import type { CloudService } from './service.js';
+import { getSettings, SettingsError, updateSettings, MAX_RETENTION_DAYS } from './settings.js';
+
+/** Tenant administration: keys, registry, settings, punches and reviews, commands, audit. */
+export const ID = { type: 'string', pattern: '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$' } as const;
+export const UUID = { type: 'string', pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' } as const;
+export const B64 = (max: number) => ({ type: 'string', maxLength: max, pattern: '^[A-Za-z0-9+/]*={0,2}$' }) as const;
+export const TenantParams = { type: 'object', required: ['tenant'], properties: { tenant: ID } } as const;
+const Obj = { type: 'object', additionalProperties: true } as const;
+const List = { type: 'array', items: Obj } as const;
+
+export function registerAdminRoutes(app: FastifyInstance, service: CloudService, auth: Auth): void {
+  const tenantOf = (req: { params: unknown }) => {
+    const t = (req.params as { tenant: string }).tenant;
+    return t;
+  };
+
+  app.post(
+    '/v1/tenants/:tenant/api-keys',
+    {
+      schema: {
+        summary: 'Create an API key (shown once)',
+        tags: ['admin'],
+        params: TenantParams,
+        body: { type: 'object', required: ['role'], additionalProperties: false, properties: { role: { type: 'string', enum: [...ROLES] } } },
+        response: { 201: { type: 'object', properties: { keyId: { type: 'string' }, key: { type: 'string' }, role: { type: 'string' } } } },
+      },
+    },
+    async (req, reply) => {
+      const tenant = tenantOf(req);
+      const who = auth.admin(req, tenant, 'keys:manage');
+      const { role } = req.body as { role: Role };
+      const created = createApiKey(service.db, tenant, role, service.clock.now());
+      service.audit.record(service.clock.now(), { tenant, actor: who.keyId, action: 'api-key.created', objectKind: 'api-key', objectId: created.keyId, detail: { role } });
+      return reply.code(201).send({ ...created, role });
+    },
+  );
+
+  app.post(
+    '/v1/tenants/:tenant/gateways',
+    {
+      schema: {
+        summary: 'Register a gateway; returns its token once',
+        tags: ['registry'],
+        params: TenantParams,
+        body: { type: 'object', required: ['gateway'], additionalProperties: false, properties: { gateway: ID } },
+        response: { 201: { type: 'object', properties: { gateway: { type: 'string' }, token: { type: 'string' } } } },
+      },
+    },
+    async (req, reply) => {
+      const tenant = tenantOf(req);
+      const who = auth.admin(req, tenant, 'registry:write');
+      return reply.code(201).send(service.registry.addGateway(tenant, (req.body as { gateway: string }).gateway, who.keyId));
+    },
+  );
+
+  app.post(
+    '/v1/tenants/:tenant/devices',
+    {
+      schema: {
+        summary: 'Register a terminal with its public keys and certificate serial',
+        tags: ['registry'],
+        params: TenantParams,
+        body: {
+          type: 'object',
+          required: ['device', 'gateway', 'signingPublicKey', 'sealingPublicKey', 'certSerial'],
+          additionalProperties: false,
+          properties: { device: ID, gateway: ID, signingPublicKey: B64(44), sealingPublicKey: B64(44), certSerial: { type: 'string', pattern: '^[0-9a-fA-F]{1,64}$' } },
+        },
+        response: { 201: { type: 'object', properties: { device: { type: 'string' } } } },
+      },
+    },
+    async (req, reply) => {
+      const tenant = tenantOf(req);
+      const who = auth.admin(req, tenant, 'registry:write');
+      const body = req.body as { device: string; gateway: string; signingPublicKey: string; sealingPublicKey: string; certSerial: string };
+      service.registry.addDevice(tenant, body, who.keyId);
+      return reply.code(201).send({ device: body.device });
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:tenant/devices',
+    { schema: { summary: 'List terminals with presence', tags: ['registry'], params: TenantParams, response: { 200: { type: 'object', properties: { devices: List } } } } },
+    async (req) => {
+      const tenant = tenantOf(req);
+      auth.admin(req, tenant, 'commands:read');
+      return { devices: service.registry.listDevices(tenant) };
+    },
+  );
+
+  app.post(
+    '/v1/tenants/:tenant/revocations',
+    {
+      schema: {
+        summary: 'Revoke certificates by serial; gateways and devices are told',
+        tags: ['registry'],
+        params: TenantParams,
+        body: { type: 'object', required: ['serials'], additionalProperties: false, properties: { serials: { type: 'array', minItems: 1, maxItems: 10_000, items: { type: 'string', pattern: '^[0-9a-fA-F]{1,64}$' } } } },
+        response: { 200: { type: 'object', properties: { version: { type: 'integer' } } } },
+      },
+    },
+    async (req) => {
+      const tenant = tenantOf(req);
+      const who = auth.admin(req, tenant, 'registry:write');
+      return { version: service.registry.revoke(tenant, (req.body as { serials: string[] }).serials, who.keyId) };
+    },
+  );
+
+  const SettingsSchema = {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      photoRetentionDays: { type: 'integer', minimum: 1, maximum: MAX_RETENTION_DAYS },
+      punchRetentionDays: { type: 'integer', minimum: 1, maximum: MAX_RETENTION_DAYS },
+      leaverPhotoDays: { type: 'integer', minimum: 0, maximum: MAX_RETENTION_DAYS },
+      recheckFaceExists: { type: 'boolean' },
+      recheckSimilarity: { type: 'boolean' },
+      minFaceExists: { type: 'number', minimum: 0, maximum: 1 },
+      minSimilarity: { type: 'number', minimum: 0, maximum: 1 },
+    },
+  } as const;
+  const SettingsOut = { type: 'object', properties: { ...SettingsSchema.properties, contractEndedAt: { type: ['integer', 'null'] } } } as const;
+
+  app.get(
+    '/v1/tenants/:tenant/settings',
+    { schema: { summary: 'Retention and re-check policy', tags: ['tenant'], params: TenantParams, response: { 200: SettingsOut } } },
+    async (req) => {
+      const tenant = tenantOf(req);
+      auth.admin(req, tenant, 'audit:read');
+      return getSettings(service.db, tenant);
+    },
+  );
+
+  app.put(
+    '/v1/tenants/:tenant/settings',
+    { schema: { summary: 'Change retention (1 day to 7 years) and re-check policy', tags: ['tenant'], params: TenantParams, body: SettingsSchema, response: { 200: SettingsOut } } },
+    async (req) => {
+      const tenant = tenantOf(req);
+      const who = auth.admin(req, tenant, 'tenant:settings');
+      try {
+        const s = updateSettings(service.db, tenant, req.body as Record<string, never>);
+        service.audit.record(service.clock.now(), {
+          tenant,
+          actor: who.keyId,
+          action: 'settings.changed',
+          objectKind: 'tenant',
+          objectId: tenant,
+          detail: { photoRetentionDays: s.photoRetentionDays, punchRetentionDays: s.punchRetentionDays, leaverPhotoDays: s.leaverPhotoDays },
+        });
+        return s;
+      } catch (err) {
+        if (err instanceof SettingsError) throw new HttpError(400, err.message);
+        throw err;
+      }
+    },
+  );
+
+  app.post(
+    '/v1/tenants/:tenant/contract-end',
+    {
+      schema: {
+        summary: 'End the contract: the sweeper deletes all photos, reference photos and templates, and the vault key is destroyed',
+        tags: ['tenant'],
+        params: TenantParams,
+        response: { 200: { type: 'object', properties: { contractEndedAt: { type: 'integer' } } } },
+      },
+    },
+    async (req) => {
+      const tenant = tenantOf(req);
+      const who = auth.admin(req, tenant, 'tenant:end-contract');
+      const at = service.clock.now();
+      service.db.prepare('UPDATE tenants SET contract_ended_at = COALESCE(contract_ended_at, ?) WHERE id = ?').run(at, tenant);
+      service.audit.record(at, { tenant, actor: who.keyId, action: 'contract.ended', objectKind: 'tenant', objectId: tenant });
+      return { contractEndedAt: getSettings(service.db, tenant).contractEndedAt ?? at };
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:tenant/punches',
+    {
+      schema: {
+        summary: 'Punches (opaque subject ids, decisions, scores, re-check and review state)',
+        tags: ['punches'],
+        params: TenantParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { subject: ID, review: { type: 'string', enum: ['open', 'cleared', 'confirmed', 'none'] }, since: { type: 'integer', minimum: 0 }, limit: { type: 'integer', minimum: 1, maximum: 5000 } },
+        },
+        response: { 200: { type: 'object', properties: { punches: List } } },
+      },
+    },
+    async (req) => {
+      const tenant = tenantOf(req);
+      auth.admin(req, tenant, 'punches:read');
+      const q = req.query as { subject?: string; review?: string; since?: number; limit?: number };
+      return { punches: listPunches(service, tenant, q) };
+    },
+  );
+
+  app.post(
+    '/v1/tenants/:tenant/punches/:eventId/review',
+    {
+      schema: {
+        summary: 'Resolve a punch flagged for review',
+        tags: ['punches'],
+        params: { type: 'object', required: ['tenant', 'eventId'], properties: { tenant: ID, eventId: UUID } },
+        body: { type: 'object', required: ['outcome'], additionalProperties: false, properties: { outcome: { type: 'string', enum: ['cleared', 'confirmed'] } } },
+        response: { 200: { type: 'object', properties: { eventId: { type: 'string' }, reviewState: { type: 'string' } } } },
+      },
+    },
+    async (req) => {
+      const tenant = tenantOf(req);
+      const who = auth.admin(req, tenant, 'punches:review');
+      const { eventId } = req.params as { eventId: string };
+      const { outcome } = req.body as { outcome: string };
+      const r = service.db.prepare('UPDATE punches SET review_state = ? WHERE tenant = ? AND event_id = ?').run(outcome, tenant, eventId);
+      if (!r.changes) throw new HttpError(404, 'no such punch');
+      service.audit.record(service.clock.now(), { tenant, actor: who.keyId, action: 'punch.reviewed', objectKind: 'punch', objectId: eventId, detail: { outcome } });
+      return { eventId, reviewState: outcome };
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:tenant/photos/:photoId',
+    {
+      schema: {
+        summary: 'A punch or reference photo (decrypted JPEG); every view is audited',
+        tags: ['punches'],
+        params: { type: 'object', required: ['tenant', 'photoId'], properties: { tenant: ID, photoId: { type: 'string', pattern: '^[0-9a-f]{32}$' } } },
+      },
+    },
+    async (req, reply) => {
+      const tenant = tenantOf(req);
+      const who = auth.admin(req, tenant, 'photos:read');
+      const { photoId } = req.params as { photoId: string };
+      let bytes: Buffer;
+      try {
+        bytes = service.vault.get(tenant, photoId);
+      } catch {
+        throw new HttpError(404, 'no such photo');
+      }
+      service.audit.record(service.clock.now(), { tenant, actor: who.keyId, action: 'photo.viewed', objectKind: 'photo', objectId: photoId });
+      return reply.type('image/jpeg').header('cache-control', 'no-store').send(bytes);
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:tenant/commands',
+    {
+      schema: {
+        summary: 'Commands and their delivery state',
+        tags: ['commands'],
+        params: TenantParams,
+        querystring: { type: 'object', additionalProperties: false, properties: { device: ID, subject: ID, after: { type: 'integer', minimum: 0 }, limit: { type: 'integer', minimum: 1, maximum: 5000 } } },
+        response: { 200: { type: 'object', properties: { commands: List } } },
+      },
+    },
+    async (req) => {
+      const tenant = tenantOf(req);
+      auth.admin(req, tenant, 'commands:read');
+      return { commands: service.outbox.list(tenant, req.query as Record<string, never>) };
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:tenant/audit',
+    {
+      schema: {
+        summary: 'The append-only audit log',
+        tags: ['audit'],
+        params: TenantParams,
+        querystring: { type: 'object', additionalProperties: false, properties: { after: { type: 'integer', minimum: 0 }, limit: { type: 'integer', minimum: 1, maximum: 5000 } } },
+        response: { 200: { type: 'object', properties: { entries: List } } },
+      },
+    },
+    async (req) => {
+      const tenant = tenantOf(req);
+      auth.admin(req, tenant, 'audit:read');
+      return { entries: service.audit.list(tenant, req.query as { after?: number; limit?: number }) };
+    },
+  );
+}
+
+export function listPunches(service: CloudService, tenant: string, q: { subject?: string; review?: string; since?: number; limit?: number }) {
+  return service.db
+    .prepare(
+      `SELECT event_id AS eventId, device, subject, credential, action, decision, reasons, scores, model, door, wall_time AS wallTime,
+         clock_sync AS clockSync, received_at AS receivedAt, photo_id AS photoId, photo_dropped AS photoDropped,
+         recheck_state AS recheckState, recheck_face_exists AS recheckFaceExists, recheck_similarity AS recheckSimilarity,
+         recheck_engine AS recheckEngine, recheck_error AS recheckError, review_state AS reviewState, review_reasons AS reviewReasons
+       FROM punches WHERE tenant = ? AND (? IS NULL OR subject = ?) AND (? IS NULL OR review_state = ?) AND received_at >= ?
+       ORDER BY received_at, event_id LIMIT ?`,
+    )
+    .all(tenant, q.subject ?? null, q.subject ?? null, q.review ?? null, q.review ?? null, q.since ?? 0, q.limit ?? 500)
+    .map((r) => {
+      const row = r as Record<string, unknown> & { reasons: string; scores: string; reviewReasons: string; photoDropped: number };
+      return { ...row, reasons: JSON.parse(row.reasons) as unknown, scores: JSON.parse(row.scores) as unknown, reviewReasons: JSON.parse(row.reviewReasons) as unknown, photoDropped: row.photoDropped === 1 };
+    });
+}
