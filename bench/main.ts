@@ -13,6 +13,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   gateway: async () => (await import('./gateway.js')).run,
   device: async () => (await import('./device.js')).run,
   cloud: async () => (await import('./cloud.js')).run,
+  face: async () => (await import('./face.js')).run,
 };
 
 async function main(names: string[]): Promise<number> {

@@ -55,8 +55,8 @@ export interface FrameAnalysis {
   quality: QualityVerdict | null;
   template: FaceTemplate | null;
   landmarks: Point[] | null;
-  /** Per-stage latency; landmarks/embed are 0 when the stage did not run. */
-  timings: { decodeMs: number; detectMs: number; landmarksMs: number; embedMs: number; totalMs: number };
+  /** Per-stage latency; landmarks/quality/embed are 0 when the stage did not run. */
+  timings: { decodeMs: number; detectMs: number; landmarksMs: number; qualityMs: number; embedMs: number; totalMs: number };
 }
 
 export interface BurstAnalysis {
@@ -111,7 +111,7 @@ export class FaceEngine {
         .map((d) => ({ box: toOriginal(d.box), faceExists: d.score, d }))
         .sort((a, b) => b.box.width * b.box.height - a.box.width * a.box.height);
       const base = { width: img.originalWidth, height: img.originalHeight, faces: faces.map(({ box, faceExists }) => ({ box, faceExists })) };
-      const stage = { decodeMs: t1 - t0, detectMs: t2 - t1, landmarksMs: 0, embedMs: 0 };
+      const stage = { decodeMs: t1 - t0, detectMs: t2 - t1, landmarksMs: 0, qualityMs: 0, embedMs: 0 };
       const timings = (): FrameAnalysis['timings'] => ({ ...stage, totalMs: performance.now() - t0 });
       const top = faces[0];
       if (!top) return { ...base, dominant: null, reasons: ['no-face'], quality: null, template: null, landmarks: null, timings: timings() };
@@ -126,11 +126,13 @@ export class FaceEngine {
       const positions = withLandmarks!.landmarks.positions;
       const quality = assessQuality(img, top.d.box, positions, img.scale, this.config.quality);
       reasons.push(...quality.reasons);
+      const t4 = performance.now();
+      stage.qualityMs = t4 - t3;
       let template: FaceTemplate | null = null;
       if (!opts.onlyIfUsable || reasons.length === 0) {
         // The same dlib-style alignment face-api's own chain uses: the model id covers it.
         const described = await new faceapi.ComputeSingleFaceDescriptorTask(Promise.resolve(withLandmarks), tensor);
-        stage.embedMs = performance.now() - t3;
+        stage.embedMs = performance.now() - t4;
         template = { model: this.modelId, vector: described!.descriptor };
       }
       return {

@@ -86,8 +86,9 @@ export class TemplateIndex {
     this.check(probe);
     const idx = this.subjectIndex.get(subject);
     if (idx === undefined) return null;
+    const q = Float64Array.from(probe.vector);
     let best = Infinity;
-    for (let r = 0; r < this.rows; r++) if (this.rowSubject[r] === idx) best = Math.min(best, this.distance2(r, probe.vector));
+    for (let r = 0; r < this.rows; r++) if (this.rowSubject[r] === idx) best = Math.min(best, this.distance2(r, q, Infinity));
     return best === Infinity ? null : similarityFromDistance(Math.sqrt(best));
   }
 
@@ -102,10 +103,22 @@ export class TemplateIndex {
     const margin = opts.margin ?? DEFAULT_THRESHOLDS.identifyMargin;
     if (this.rows === 0) return { best: null, candidates: [], outcome: 'empty' };
     const bestBySubject = new Float64Array(this.subjects.length).fill(Infinity);
+    const q = Float64Array.from(probe.vector);
+    // A running top-k of subjects bounds every row: a row farther than the current k-th best
+    // subject (or than its own subject's best) cannot change the answer, so its distance is
+    // abandoned as soon as the partial sum passes that bound. Rows that count are summed in
+    // full, in the same order, so the result is exactly that of a full scan.
+    const topS = new Int32Array(Math.max(k, 1)).fill(-1);
+    const topD = new Float64Array(topS.length).fill(Infinity);
     for (let r = 0; r < this.rows; r++) {
-      const d = this.distance2(r, probe.vector);
       const s = this.rowSubject[r]!;
-      if (d < bestBySubject[s]!) bestBySubject[s] = d;
+      const own = bestBySubject[s]!;
+      const kth = topD[topD.length - 1]!;
+      const d = this.distance2(r, q, own < kth ? own : kth);
+      if (d < own) {
+        bestBySubject[s] = d;
+        pushTop(topS, topD, s, d);
+      }
     }
     const top: { s: number; d: number }[] = [];
     for (let s = 0; s < bestBySubject.length; s++) {
@@ -125,12 +138,53 @@ export class TemplateIndex {
     return { best, candidates, outcome: 'match' };
   }
 
-  private distance2(row: number, v: Float32Array): number {
+  /**
+   * Squared distance from row to q, summed in dimension order. Returns early (a partial sum
+   * above `bound`) once it exceeds `bound`: partial sums of squares never decrease.
+   */
+  private distance2(row: number, q: Float64Array, bound: number): number {
     const data = this.data;
-    const o = row * this.dims;
+    const dims = this.dims;
+    let o = row * dims;
     let s = 0;
-    for (let i = 0; i < this.dims; i++) {
-      const d = data[o + i]! - v[i]!;
+    let i = 0;
+    for (; i + 16 <= dims; i += 16, o += 16) {
+      let d = data[o]! - q[i]!;
+      s += d * d;
+      d = data[o + 1]! - q[i + 1]!;
+      s += d * d;
+      d = data[o + 2]! - q[i + 2]!;
+      s += d * d;
+      d = data[o + 3]! - q[i + 3]!;
+      s += d * d;
+      d = data[o + 4]! - q[i + 4]!;
+      s += d * d;
+      d = data[o + 5]! - q[i + 5]!;
+      s += d * d;
+      d = data[o + 6]! - q[i + 6]!;
+      s += d * d;
+      d = data[o + 7]! - q[i + 7]!;
+      s += d * d;
+      d = data[o + 8]! - q[i + 8]!;
+      s += d * d;
+      d = data[o + 9]! - q[i + 9]!;
+      s += d * d;
+      d = data[o + 10]! - q[i + 10]!;
+      s += d * d;
+      d = data[o + 11]! - q[i + 11]!;
+      s += d * d;
+      d = data[o + 12]! - q[i + 12]!;
+      s += d * d;
+      d = data[o + 13]! - q[i + 13]!;
+      s += d * d;
+      d = data[o + 14]! - q[i + 14]!;
+      s += d * d;
+      d = data[o + 15]! - q[i + 15]!;
+      s += d * d;
+      if (s > bound) return s;
+    }
+    for (; i < dims; i++, o++) {
+      const d = data[o]! - q[i]!;
       s += d * d;
     }
     return s;
@@ -150,4 +204,22 @@ export class TemplateIndex {
     subj.set(this.rowSubject);
     this.rowSubject = subj;
   }
+}
+
+/** Keeps the k best (subject, distance) pairs, distinct subjects, sorted by distance. */
+function pushTop(topS: Int32Array, topD: Float64Array, s: number, d: number): void {
+  const k = topS.length;
+  let at = topS.indexOf(s);
+  if (at === -1) {
+    if (d >= topD[k - 1]!) return;
+    at = k - 1;
+  }
+  // Move the entry up to its sorted place (its distance only ever decreases).
+  while (at > 0 && topD[at - 1]! > d) {
+    topS[at] = topS[at - 1]!;
+    topD[at] = topD[at - 1]!;
+    at--;
+  }
+  topS[at] = s;
+  topD[at] = d;
 }
