@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { TemplateIndex, type IdentifyResult } from './matcher.js';
+import { DEFAULT_THRESHOLDS, similarityFromDistance } from './scores.js';
+import type { FaceTemplate } from './template.js';
+
+/**
+ * The index's fast scan (unrolled kernel, early abandon against a running top-k) must give
+ * exactly what a plain full scan gives: same subjects, same order, same similarities to the bit.
+ */
+const model = 'm';
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The original, obviously correct algorithm: full distance for every row, then top-k. */
+function reference(gallery: Map<string, Float32Array[]>, probe: Float32Array, k: number, threshold: number, margin: number): IdentifyResult {
+  const dist2 = (a: Float32Array, b: Float32Array) => {
+    let s = 0;
+    for (let i = 0; i < a.length; i++) {
+      const d = a[i]! - b[i]!;
+      s += d * d;
+    }
+    return s;
+  };
+  const subjects = [...gallery.keys()];
+  if (subjects.length === 0) return { best: null, candidates: [], outcome: 'empty' };
+  const best = subjects.map((s) => Math.min(...gallery.get(s)!.map((v) => dist2(v, probe))));
+  const top: { s: number; d: number }[] = [];
+  for (let s = 0; s < best.length; s++) {
+    const d = best[s]!;
+    if (top.length < k || d < top[top.length - 1]!.d) {
+      top.push({ s, d });
+      top.sort((a, b) => a.d - b.d);
+      if (top.length > k) top.pop();
+    }
+  }
+  const candidates = top.map(({ s, d }) => ({ subject: subjects[s]!, similarity: similarityFromDistance(Math.sqrt(d)) }));
+  const first = candidates[0] ?? null;
+  if (!first || first.similarity < threshold) return { best: first, candidates, outcome: 'no-match' };
+  const second = candidates[1];
+  if (second && first.similarity - second.similarity < margin) return { best: first, candidates, outcome: 'ambiguous' };
+  return { best: first, candidates, outcome: 'match' };
+}
+
+describe('template index: fast scan equals a full scan', () => {
+  it.each([128, 20])('identify and verify agree exactly with the reference (%i dims)', (dims) => {
+    const next = rng(dims);
+    const gauss = () => next() + next() + next() - 1.5;
+    const around = (c: Float32Array, spread: number) => c.map((x) => x + gauss() * spread);
+    const gallery = new Map<string, Float32Array[]>();
+    const centers: Float32Array[] = [];
+    for (let s = 0; s < 300; s++) {
+      const c = Float32Array.from({ length: dims }, () => gauss() * 0.3);
+      centers.push(c);
+      const n = 1 + (s % 4);
+      gallery.set(`s-${s}`, Array.from({ length: n }, () => around(c, 0.05)));
+    }
+    // Ties: two subjects with identical templates, and a subject enrolled twice with one vector.
+    gallery.set('twin-a', [centers[5]!.slice()]);
+    gallery.set('twin-b', [centers[5]!.slice()]);
+    gallery.set('double', [centers[9]!.slice(), centers[9]!.slice()]);
+    const idx = new TemplateIndex(model, dims, 8);
+    const tpl = (v: Float32Array): FaceTemplate => ({ model, vector: v });
+    for (const [s, vs] of gallery) idx.set(s, vs.map(tpl));
+    // Removing and re-adding reorders rows; the answer must not depend on row order.
+    idx.remove('s-3');
+    gallery.delete('s-3');
+    const s4 = gallery.get('s-4')!;
+    idx.remove('s-4');
+    idx.set('s-4', s4.map(tpl));
+    gallery.delete('s-4');
+    gallery.set('s-4', s4);
+    let compared = 0;
+    for (let p = 0; p < 200; p++) {
+      const probe = p % 3 === 0 ? Float32Array.from({ length: dims }, () => gauss() * 0.3) : around(centers[p % centers.length]!, 0.04);
+      for (const k of [1, 2, 3, 5]) {
+        const opts = { k, threshold: DEFAULT_THRESHOLDS.identify, margin: DEFAULT_THRESHOLDS.identifyMargin };
+        const got = idx.identify(tpl(probe), opts);
+        const want = reference(gallery, probe, k, opts.threshold, opts.margin);
+        expect(got.outcome).toBe(want.outcome);
+        expect(got.candidates.map((c) => c.subject).sort()).toEqual(want.candidates.map((c) => c.subject).sort());
+        expect(got.candidates.map((c) => c.similarity)).toEqual(want.candidates.map((c) => c.similarity));
+        compared++;
+      }
+      const subject = `s-${p % 300}`;
+      const vs = gallery.get(subject);
+      const want = vs ? reference(new Map([[subject, vs]]), probe, 1, 0, 0).best!.similarity : null;
+      expect(idx.verify(subject, tpl(probe))).toBe(want);
+    }
+    expect(compared).toBe(800);
+  });
+});
