@@ -21,6 +21,8 @@ export interface FaceAnalysis {
 export interface FaceEngine {
   /** Model id stored with templates; templates of another model are never compared. */
   readonly model: string;
+  /** Backend and model ids for the device's retained status (faceBackend, faceEmbedding, faceDetector). */
+  readonly versions?: Record<string, string>;
   /** `earlier`: this engine's analysis of the first frames of the same burst, so they are not redone. */
   analyze(burst: readonly Buffer[], earlier?: FaceAnalysis): Promise<FaceAnalysis>;
   /** Similarity in [0, 1]; higher is more alike. */

@@ -293,6 +293,21 @@ describe('the terminal over real parts', () => {
     expect(await res.text()).toMatch(/clockface_device_punches_total \d+/);
   });
 
+  it('the retained status reports the face backend and model ids', async () => {
+    const watcher = await mqtt.connectAsync(broker.url, { ca: broker.ca.certPem, cert: broker.peer.certPem, key: broker.peer.keyPem, clientId: 'status-watch', reconnectPeriod: 0 });
+    try {
+      const status = new Promise<{ state: string; versions: Record<string, string> }>((resolve) =>
+        watcher.on('message', (_t, payload) => resolve(JSON.parse(payload.toString()) as { state: string; versions: Record<string, string> })),
+      );
+      await watcher.subscribeAsync(topics.status(TENANT, DEVICE), { qos: 1 });
+      const s = await status;
+      expect(s.state).toBe('online');
+      expect(s.versions).toMatchObject({ model: 'stand-in-sha256-v1', faceBackend: 'stand-in', faceEmbedding: 'stand-in-sha256-v1', faceDetector: 'none' });
+    } finally {
+      await watcher.endAsync();
+    }
+  });
+
   it('a door held open after a grant raises an alarm event', async () => {
     await show('sample1.jpg');
     expect(await badge('1001')).toMatchObject({ decision: 'granted' });

@@ -119,7 +119,8 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
     heartbeatMs: config.mqtt.heartbeatMs,
     applyCommand: createCommandHandler({ store, face: o.face, policy, unlock: (ms) => terminal.unlock(ms), log }),
     health: () => ({ outbox: store.outboxSize().count, subjects: store.subjectCount(), camera: hardware.camera?.stats().running ?? false }),
-    versions: { clockface: '0.1.0', model: o.face?.model ?? 'none' },
+    // A face engine that failed to load (main.ts passes null) shows as faceBackend 'unavailable'.
+    versions: { clockface: '0.1.0', model: o.face?.model ?? 'none', ...(o.face?.versions ?? { faceBackend: 'unavailable' }) },
     isRevoked: (serial) => {
       const list = store.getSetting('revocations');
       return list !== undefined && (JSON.parse(list) as { serials: string[] }).serials.some((s) => normalizeSerial(s) === serial);

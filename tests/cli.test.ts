@@ -34,6 +34,17 @@ describe('the clockface command (built JavaScript, no TypeScript loader)', () =>
     expect(info.clockface).toBe(process.env.npm_package_version ?? info.clockface);
     expect(info.clockface).toMatch(/^\d+\.\d+\.\d+/);
     expect(info.node).toBe(process.version);
+    expect(info.face).toEqual({ backend: expect.stringMatching(/^(wasm|tensorflow)$/), embeddingModel: 'faceapi-resnet128-v1', detectorModel: 'faceapi-tinyyolo416-v1' });
+    const text = await clockface('version');
+    expect(text.stdout).toMatch(/^face (wasm|tensorflow) backend, embedding faceapi-resnet128-v1, detector faceapi-tinyyolo416-v1$/m);
+  });
+
+  it('says so when the face models cannot be loaded, instead of crashing', async () => {
+    const env = { ...process.env, CLOCKFACE_FACE_MODEL_DIR: '/nonexistent/clockface-models' };
+    const { stdout } = await run(process.execPath, [CLI, 'version', '--json'], { env });
+    expect(JSON.parse(stdout).face.error).toMatch(/^models failed to load: .*nonexistent/);
+    const text = await run(process.execPath, [CLI, 'version'], { env });
+    expect(text.stdout).toMatch(/^face models failed to load: /m);
   });
 
   it('refuses an unknown role with the usage', async () => {

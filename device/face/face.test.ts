@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FaceEngine } from './engine.js';
+import { WasmTerminalFaceEngine } from './terminal-engine.js';
 import { TemplateIndex } from './matcher.js';
 import { ModelMismatchError } from './errors.js';
 import { fromWireTemplate, toWireTemplate } from './template.js';
@@ -42,6 +43,13 @@ describe('face engine on real photos', () => {
   it('loads models from disk and reports backend and model', () => {
     expect(['wasm', 'tensorflow']).toContain(engine.backend);
     expect(engine.modelId).toBe('faceapi-resnet128-v1');
+  });
+
+  it('the terminal adapter reports backend and model ids for the device status', async () => {
+    const terminal = await WasmTerminalFaceEngine.create();
+    expect(terminal.versions).toEqual({ faceBackend: engine.backend, faceEmbedding: 'faceapi-resnet128-v1', faceDetector: 'faceapi-tinyyolo416-v1' });
+    // The protocol's Status record bounds keys to 32 and values to 64 characters.
+    for (const [k, v] of Object.entries(terminal.versions)) expect(k.length <= 32 && v.length <= 64).toBe(true);
   });
 
   it('finds several faces in a group photo and says so', async () => {

@@ -95,9 +95,21 @@ async function load(): Promise<FaceModels> {
     faceapi = require(join(faceApiDir, 'dist/face-api.node-wasm.js')) as FaceApi;
   }
   await tf.ready();
-  const modelDir = join(faceApiDir, 'model');
+  // CLOCKFACE_FACE_MODEL_DIR: the weights somewhere else on disk (an image that ships them apart).
+  const modelDir = process.env.CLOCKFACE_FACE_MODEL_DIR || join(faceApiDir, 'model');
   await faceapi.nets.tinyFaceDetector.loadFromDisk(modelDir);
   await faceapi.nets.faceLandmark68Net.loadFromDisk(modelDir);
   await faceapi.nets.faceRecognitionNet.loadFromDisk(modelDir);
   return { tf, faceapi, backend: tf.getBackend(), embeddingModel: EMBEDDING_MODEL_ID, detectorModel: DETECTOR_MODEL_ID };
+}
+
+/** What `clockface version` and the device's retained status report about the face engine. */
+export interface FaceVersions {
+  faceBackend: string;
+  faceEmbedding: string;
+  faceDetector: string;
+}
+
+export function faceVersions(models: Pick<FaceModels, 'backend' | 'embeddingModel' | 'detectorModel'>): FaceVersions {
+  return { faceBackend: models.backend, faceEmbedding: models.embeddingModel, faceDetector: models.detectorModel };
 }

@@ -1,5 +1,6 @@
 import type { FaceAnalysis, FaceEngine as TerminalFaceEngine } from '../face-engine.js';
 import { FaceEngine, type FaceConfig, type FrameAnalysis } from './engine.js';
+import { faceVersions } from './models.js';
 import { similarityFromDistance } from './scores.js';
 import { euclidean } from './template.js';
 
@@ -13,6 +14,10 @@ export class WasmTerminalFaceEngine implements TerminalFaceEngine {
 
   get model(): string {
     return this.engine.modelId;
+  }
+
+  get versions(): Record<string, string> {
+    return { ...faceVersions(this.engine.models) };
   }
 
   async analyze(burst: readonly Buffer[], earlier?: FaceAnalysis): Promise<FaceAnalysis> {

@@ -9,6 +9,7 @@ import type { FaceAnalysis, FaceEngine } from '../face-engine.js';
  */
 export class StandInFaceEngine implements FaceEngine {
   readonly model = 'stand-in-sha256-v1';
+  readonly versions = { faceBackend: 'stand-in', faceEmbedding: 'stand-in-sha256-v1', faceDetector: 'none' };
   async analyze(burst: readonly Buffer[]): Promise<FaceAnalysis> {
     const best = burst[burst.length - 1]!;
     return { faces: 1, descriptor: descriptorOf(best), faceScore: 0.99, quality: 0.9, liveness: burst.length > 1 ? 0.9 : 0.4, bestFrame: best };
