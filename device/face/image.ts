@@ -40,7 +40,8 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits = DEFAULT_
   }
   const w = meta.width ?? 0;
   const h = meta.height ?? 0;
-  if (w * h > limits.maxPixels || w <= 0 || h <= 0) {
+  if (w <= 0 || h <= 0) throw new FaceInputError('unreadable', 'the image header declares no size');
+  if (w * h > limits.maxPixels) {
     throw new FaceInputError('too-large', `image of ${w}x${h} pixels exceeds the limit of ${limits.maxPixels} pixels`);
   }
   try {
