@@ -1,6 +1,7 @@
 import { ModelMismatchError } from './errors.js';
 import { similarityFromDistance, DEFAULT_THRESHOLDS } from './scores.js';
 import type { FaceTemplate } from './template.js';
+import { instantiateScan, newMemory, scanModule, SCREEN_SLACK, type ScanFn, type WasmMemory } from './scan-kernel.js';
 
 /**
  * Enrolled templates in one contiguous Float32Array (rows of `dims`), each row tagged with
@@ -19,20 +20,38 @@ export interface IdentifyResult {
   outcome: 'match' | 'no-match' | 'ambiguous' | 'empty';
 }
 
+const PAGE = 65536;
+
 export class TemplateIndex {
   private data: Float32Array;
   private rowSubject: Int32Array;
   private rows = 0;
   private readonly subjects: string[] = [];
   private readonly subjectIndex = new Map<string, number>();
+  /**
+   * With WebAssembly SIMD (Node 16.4+), rows live in the kernel's linear memory: the probe at
+   * 0, then the rows, then one float32 screen result per row.
+   */
+  private readonly wasm: { memory: WasmMemory; scan: ScanFn; dataOffset: number } | null = null;
 
   constructor(
     readonly model: string,
     readonly dims: number,
     capacity = 1024,
   ) {
-    this.data = new Float32Array(capacity * dims);
+    capacity = Math.max(1, capacity);
     this.rowSubject = new Int32Array(capacity);
+    if (dims % 4 === 0 && scanModule()) {
+      const dataOffset = Math.ceil((dims * 4) / 64) * 64;
+      const memory = newMemory(Math.ceil((dataOffset + capacity * dims * 4 + capacity * 4) / PAGE));
+      const scan = instantiateScan(memory);
+      if (scan) {
+        this.wasm = { memory, scan, dataOffset };
+        this.data = new Float32Array(memory.buffer, dataOffset, capacity * dims);
+        return;
+      }
+    }
+    this.data = new Float32Array(capacity * dims);
   }
 
   get size(): number {
@@ -110,7 +129,28 @@ export class TemplateIndex {
     // full, in the same order, so the result is exactly that of a full scan.
     const topS = new Int32Array(Math.max(k, 1)).fill(-1);
     const topD = new Float64Array(topS.length).fill(Infinity);
-    for (let r = 0; r < this.rows; r++) {
+    if (this.wasm) {
+      // SIMD screen first: a row whose float32 distance is clearly above its bound is one the
+      // exact scan below would have abandoned; every other row gets the exact float64 sum.
+      const { memory, scan, dataOffset } = this.wasm;
+      new Float32Array(memory.buffer, 0, this.dims).set(probe.vector);
+      const outOffset = dataOffset + this.data.length * 4;
+      scan(dataOffset, 0, outOffset, this.rows, this.dims / 4);
+      const screen = new Float32Array(memory.buffer, outOffset, this.rows);
+      const slack = 1 + SCREEN_SLACK;
+      for (let r = 0; r < this.rows; r++) {
+        const s = this.rowSubject[r]!;
+        const own = bestBySubject[s]!;
+        const kth = topD[topD.length - 1]!;
+        const bound = own < kth ? own : kth;
+        if (screen[r]! > bound * slack + 1e-30) continue;
+        const d = this.distance2(r, q, bound);
+        if (d < own) {
+          bestBySubject[s] = d;
+          pushTop(topS, topD, s, d);
+        }
+      }
+    } else for (let r = 0; r < this.rows; r++) {
       const s = this.rowSubject[r]!;
       const own = bestBySubject[s]!;
       const kth = topD[topD.length - 1]!;
@@ -197,6 +237,18 @@ export class TemplateIndex {
 
   private grow(): void {
     if ((this.rows + 1) * this.dims <= this.data.length) return;
+    if (this.wasm) {
+      // Rows stay in place; the screen area after them is scratch, so growing just moves it.
+      const { memory, dataOffset } = this.wasm;
+      const capacity = this.rowSubject.length * 2;
+      const need = Math.ceil((dataOffset + capacity * this.dims * 4 + capacity * 4) / PAGE) - memory.buffer.byteLength / PAGE;
+      if (need > 0) memory.grow(need);
+      this.data = new Float32Array(memory.buffer, dataOffset, capacity * this.dims);
+      const subj = new Int32Array(capacity);
+      subj.set(this.rowSubject);
+      this.rowSubject = subj;
+      return;
+    }
     const data = new Float32Array(this.data.length * 2);
     data.set(this.data);
     this.data = data;
