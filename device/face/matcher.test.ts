@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TemplateIndex, type IdentifyResult } from './matcher.js';
-import { DEFAULT_THRESHOLDS, similarityFromDistance } from './scores.js';
+import { DEFAULT_THRESHOLDS, distanceFromSimilarity, similarityFromDistance } from './scores.js';
 import type { FaceTemplate } from './template.js';
 
 /**
@@ -96,5 +96,16 @@ describe('template index: fast scan equals a full scan', () => {
       expect(idx.verify(subject, tpl(probe))).toBe(want);
     }
     expect(compared).toBe(800);
+  });
+});
+
+describe('score calibration', () => {
+  it('maps distance to similarity monotonically, and back', () => {
+    expect(similarityFromDistance(0.52)).toBeCloseTo(0.5, 12);
+    expect(similarityFromDistance(0.43)).toBeGreaterThan(0.9);
+    expect(similarityFromDistance(0.61)).toBeLessThan(0.1);
+    for (const s of [0.05, 0.5, 0.6, 0.8, 0.95]) expect(similarityFromDistance(distanceFromSimilarity(s))).toBeCloseTo(s, 12);
+    expect(distanceFromSimilarity(DEFAULT_THRESHOLDS.verify)).toBeCloseTo(0.5038, 4);
+    expect(distanceFromSimilarity(DEFAULT_THRESHOLDS.identify)).toBeCloseTo(0.4645, 4);
   });
 });

@@ -11,8 +11,9 @@ export function similarityFromDistance(d: number): number {
   return 1 / (1 + Math.exp(STEEPNESS * (d - MIDPOINT)));
 }
 
+/** The inverse: the descriptor distance at which similarity equals s (0.6 ↔ 0.504, 0.8 ↔ 0.465). */
 export function distanceFromSimilarity(s: number): number {
-  return MIDPOINT - Math.log(1 / s - 1) / STEEPNESS;
+  return MIDPOINT + Math.log(1 / s - 1) / STEEPNESS;
 }
 
 /** Default decision thresholds on the similarity scale (see docs/face-engine.md for FAR/FRR). */
