@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { detectFacesFitted } from './detector.js';
 import { FaceInputError } from './errors.js';
 import { decodeImage, DEFAULT_DECODE_LIMITS } from './image.js';
 import { burstLiveness } from './liveness.js';
@@ -17,6 +18,11 @@ export const FaceConfig = z
     /** Tiny detector input size (multiple of 32): 416 balances small faces and speed. */
     detectorInputSize: z.number().int().min(128).max(608).multipleOf(32).default(416),
     detectorMinScore: z.number().min(0).max(1).default(0.4),
+    /**
+     * Run the detector on an input shaped like the frame (416x320 for 4:3) instead of face-api's
+     * padded square: the same scale and pixels, about half the time (detector.ts).
+     */
+    detectorFit: z.boolean().default(true),
     /** Longest image side handed to the detector. */
     maxSide: z.number().int().min(160).max(1920).default(640),
     maxPixels: z.number().int().positive().default(DEFAULT_DECODE_LIMITS.maxPixels),
@@ -103,8 +109,10 @@ export class FaceEngine {
     const { tf, faceapi } = this.models;
     const tensor = tf.tensor3d(new Uint8Array(img.rgb.buffer, img.rgb.byteOffset, img.rgb.length), [img.height, img.width, 3], 'int32');
     try {
-      const options = new faceapi.TinyFaceDetectorOptions({ inputSize: this.config.detectorInputSize, scoreThreshold: this.config.detectorMinScore });
-      const detections = await faceapi.detectAllFaces(tensor, options);
+      const { detectorInputSize: inputSize, detectorMinScore: scoreThreshold } = this.config;
+      const detections = this.config.detectorFit
+        ? await detectFacesFitted(tf, faceapi, tensor, img.width, img.height, inputSize, scoreThreshold)
+        : await faceapi.detectAllFaces(tensor, new faceapi.TinyFaceDetectorOptions({ inputSize, scoreThreshold }));
       const t2 = performance.now();
       const toOriginal = (b: Box): Box => ({ x: b.x * img.scale, y: b.y * img.scale, width: b.width * img.scale, height: b.height * img.scale });
       const faces = detections

@@ -4,6 +4,9 @@ import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FaceEngine } from './engine.js';
+import { detectFacesFitted } from './detector.js';
+import { decodeImage } from './image.js';
+import type { Detection } from './models.js';
 import { WasmTerminalFaceEngine } from './terminal-engine.js';
 import { TemplateIndex } from './matcher.js';
 import { ModelMismatchError } from './errors.js';
@@ -50,6 +53,31 @@ describe('face engine on real photos', () => {
     expect(terminal.versions).toEqual({ faceBackend: engine.backend, faceEmbedding: 'faceapi-resnet128-v1', faceDetector: 'faceapi-tinyyolo416-v1' });
     // The protocol's Status record bounds keys to 32 and values to 64 characters.
     for (const [k, v] of Object.entries(terminal.versions)) expect(k.length <= 32 && v.length <= 64).toBe(true);
+  });
+
+  it("the frame-shaped detector finds what face-api's square detector finds, at the same places", async () => {
+    const { tf, faceapi } = engine.models;
+    for (const n of [1, 2, 3, 4, 5, 6]) {
+      const img = await decodeImage(sample(n));
+      const tensor = tf.tensor3d(new Uint8Array(img.rgb.buffer, img.rgb.byteOffset, img.rgb.length), [img.height, img.width, 3], 'int32');
+      try {
+        const square = await faceapi.detectAllFaces(tensor, new faceapi.TinyFaceDetectorOptions({ inputSize: 416, scoreThreshold: 0.4 }));
+        const fitted = await detectFacesFitted(tf, faceapi, tensor, img.width, img.height, 416, 0.4);
+        expect(fitted).toHaveLength(square.length);
+        const key = (d: Detection) => Math.round(d.box.x) * 10000 + Math.round(d.box.y);
+        const a = [...square].sort((p, q) => key(p) - key(q));
+        const b = [...fitted].sort((p, q) => key(p) - key(q));
+        for (const [i, d] of a.entries()) {
+          // The same box within a few pixels. Scores agree exactly away from the cut edge; near it
+          // the network's receptive field sees less padding, which moves a score a little.
+          for (const k of ['x', 'y', 'width', 'height'] as const) expect(Math.abs(b[i]!.box[k] - d.box[k])).toBeLessThan(3);
+          expect(Math.abs(b[i]!.score - d.score)).toBeLessThan(0.06);
+          if (d.box.y + d.box.height < img.height / 2) expect(b[i]!.score).toBeCloseTo(d.score, 6);
+        }
+      } finally {
+        tensor.dispose();
+      }
+    }
   });
 
   it('finds several faces in a group photo and says so', async () => {
