@@ -10,7 +10,7 @@ import { DeviceSim, closed, commandEnvelope, connectClient, createSite, until, t
 
 /*
  * The gateway over real TLS on loopback, with a stand-in cloud speaking the gateway↔cloud
- * contract over HTTPS. One gateway for the file; one test restarts it on the same data.
+ * contract over HTTPS so failures can be scripted (the real cloud: tests/cross-tier.test.ts). One gateway for the file; one test restarts it on the same data.
  */
 const log = createLogger({ name: 'gateway-test', level: process.env.GW_TEST_LOG ?? 'silent' });
 let site: Site;

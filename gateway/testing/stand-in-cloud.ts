@@ -4,11 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { LIMITS, newMessageId, peekHeader, sealAndSign, type KeyPair } from '../../protocol/index.js';
 
 /**
- * Test support: a stand-in for the cloud's gateway API (docs/PROTOCOL.md, "Gateway ↔ cloud"),
- * used until the real cloud (issue 7) lands. It implements exactly the contract: idempotent
- * ingest by event id with receipts signed by the tenant admin key, long-poll commands with a
- * cursor, delivery and presence reports, the revocation list. It can be switched "down"
- * (503, or connections reset) to exercise the gateway's retries.
+ * Test support: a stand-in for the cloud's gateway API (docs/PROTOCOL.md, "Gateway ↔ cloud")
+ * for the gateway's own tests, which need the cloud to misbehave on cue: answer 503, drop a
+ * connection mid-request, flip the revocation list, count duplicate deliveries. It implements
+ * the same contract (idempotent ingest with signed receipts, long-poll commands, delivery and
+ * presence reports). The gateway against the real cloud, including an outage, is
+ * tests/cross-tier.test.ts.
  */
 export interface StandInCloudOptions {
   tenant: string;

@@ -1,0 +1,185 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, type Harness } from '../cloud/testing/harness.js';
+import { buildServer } from '../cloud/server.js';
+import { createLogger } from '../common/log.js';
+import { DeviceConfig } from '../device/config.js';
+import type { PunchBody } from '../device/events.js';
+import { WasmTerminalFaceEngine } from '../device/face/terminal-engine.js';
+import type { SimulatedCardReader } from '../device/hardware/index.js';
+import { startDeviceService, type DeviceService } from '../device/service.js';
+import { startGateway, type Gateway } from '../gateway/gateway.js';
+import { createSite, until, type Site } from '../gateway/testing/fixture.js';
+import { cardHash, privateKeyToPem } from '../protocol/index.js';
+
+/*
+ * The three tiers as one system, in one process but over their real protocols: two terminals
+ * (a door with badge + face on the real face engine, a time clock with badge only) publish over
+ * mTLS MQTT to the site gateway, which stores and forwards over HTTP to the real cloud (SQLite,
+ * photo vault, receipts). Enrollment goes the other way: the admin API → signed, sealed
+ * command → gateway → terminal, which computes the template from the reference photo.
+ * Every punch made at a terminal must be in the cloud exactly once with the same decision,
+ * subject, credential and scores, and every outbox must drain (each receipt came back).
+ */
+const log = createLogger({ name: 'cross-tier', level: process.env.CF_TEST_LOG ?? 'silent' });
+const samples = join(dirname(createRequire(import.meta.url).resolve('@vladmandic/face-api/package.json')), 'demo');
+
+let h: Harness;
+let site: Site;
+let gw: Gateway;
+let face: WasmTerminalFaceEngine;
+let cloudPort: number;
+const terminals = new Map<string, DeviceService>();
+const made: PunchBody[] = [];
+
+/** A 640x480 camera frame cut around the one face in a demo photo (as the replay camera shows it). */
+async function frameOf(photo: string): Promise<Buffer> {
+  const source = readFileSync(join(samples, photo));
+  const seen = await face.engine.analyze(source);
+  const box = seen.dominant!.box;
+  const w = Math.min(Math.round(box.width * 3), seen.width, Math.floor((seen.height * 4) / 3));
+  const hgt = Math.round((w * 3) / 4);
+  const clamp = (v: number, max: number) => Math.max(0, Math.min(max, Math.round(v)));
+  const left = clamp(box.x + box.width / 2 - w / 2, seen.width - w);
+  const top = clamp(box.y + box.height / 2 - hgt / 2, seen.height - hgt);
+  return sharp(source).rotate().extract({ left, top, width: w, height: hgt }).resize(640, 480).jpeg({ quality: 85 }).toBuffer();
+}
+
+async function startTerminal(id: string, frame: Buffer, policy: Record<string, unknown>, mode: 'access' | 'timekeeping'): Promise<DeviceService> {
+  const t = h.tenants.get('acme')!;
+  const keys = await h.addDevice('acme', id);
+  const creds = await site.pki.issue('device', id);
+  const dir = join(site.dir, id);
+  mkdirSync(join(dir, 'camera'), { recursive: true });
+  writeFileSync(join(dir, 'camera', 'frame.jpg'), frame);
+  const files: Record<string, string> = {
+    'ca.crt': readFileSync(site.pki.caFile, 'utf8'),
+    'device.crt': creds.certPem,
+    'device.key': creds.keyPem,
+    'device-signing.key': privateKeyToPem(keys.signing),
+    'device-sealing.key': privateKeyToPem(keys.sealing),
+    'cloud-sealing.pub': t.keys.cloudSealing.publicRaw.toString('base64'),
+    'admin-signing.pub': t.keys.adminSigning.publicRaw.toString('base64'),
+    'card-pepper.key': t.keys.pepper.toString('base64'),
+  };
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text, { mode: 0o600 });
+  const config = DeviceConfig.parse({
+    tenant: 'acme',
+    device: id,
+    mode,
+    dataDir: join(dir, 'data'),
+    mqtt: { url: `mqtts://127.0.0.1:${gw.mqttPort}` },
+    hardware: {
+      camera: { driver: 'replay', replayPath: join(dir, 'camera'), fps: 30 },
+      reader: { driver: 'simulator', repeatWindowMs: 0 },
+      gpio: { driver: 'simulator' },
+      pins: { relay: 17, greenLed: 22, redLed: 23, buzzer: 24 },
+      relay: { pulseMs: 100 },
+    },
+    policy,
+  });
+  const service = await startDeviceService({ config, baseDir: dir, log, face, opsPort: null });
+  service.terminal.on('punch', (p) => made.push(p));
+  terminals.set(id, service);
+  return service;
+}
+
+/** Badges a card and waits for the terminal's decision. */
+async function badge(service: DeviceService, card: number): Promise<PunchBody> {
+  const punched = new Promise<PunchBody>((resolve) => service.terminal.once('punch', resolve));
+  (service.hardware.reader as SimulatedCardReader).present(card.toString(16).toUpperCase().padStart(10, '0'));
+  const p = await punched;
+  await new Promise((r) => setTimeout(r, 120)); // the result screen and relay pulse end before the next badge
+  return p;
+}
+
+const pending = (s: DeviceService) => s.store.pending(1000).length;
+
+beforeAll(async () => {
+  face = await WasmTerminalFaceEngine.create();
+  h = await startHarness(['acme']);
+  cloudPort = Number(new URL(h.url).port);
+  site = await createSite('acme');
+  const tokenFile = join(site.dir, 'cloud.token');
+  writeFileSync(tokenFile, h.tenants.get('acme')!.gatewayToken, { mode: 0o600 });
+  const { config } = site.writeConfig({
+    cloud: { url: h.url, tokenFile: 'cloud.token' },
+    forwarder: { batchSize: 50, requestTimeoutMs: 5000, backoffBaseMs: 20, backoffMaxMs: 300, breakerThreshold: 3, breakerCooldownMs: 300, longPollSeconds: 1, revocationRefreshMs: 3_600_000 },
+  });
+  gw = await startGateway(config, { log });
+  const employee = await frameOf('sample2.jpg');
+  await startTerminal('door-1', employee, { credentials: 'card+face', access: { pulseMs: 100, groups: { staff: 'always' } } }, 'access');
+  await startTerminal('clock-1', employee, { credentials: 'card-only', timekeeping: { action: 'auto', debounceMs: 0 } }, 'timekeeping');
+}, 120_000);
+
+afterAll(async () => {
+  for (const t of terminals.values()) await t.stop();
+  await gw?.close();
+  await site?.cleanup();
+  await h?.close().catch(() => undefined);
+});
+
+describe('terminals → gateway → cloud', () => {
+  it('enrolls through the cloud, then every punch arrives exactly once with its decision and scores, across a cloud outage', async () => {
+    const t = h.tenants.get('acme')!;
+    const reference = await frameOf('sample2.jpg');
+    const enrolled = await h.api('POST', '/v1/tenants/acme/subjects', {
+      token: t.ownerKey,
+      body: { cardHashes: [cardHash(t.keys.pepper, '1001')], accessGroups: ['staff'], consent: { policyVersion: 'v1' }, referencePhotos: [reference.toString('base64')] },
+    });
+    expect(enrolled.status).toBe(201);
+    const subject = enrolled.json.subject as string;
+    const door = terminals.get('door-1')!;
+    const clock = terminals.get('clock-1')!;
+    // The signed enroll command reaches both terminals through the gateway; the door computes a template.
+    await until(() => door.store.getSubject(subject) !== undefined && clock.store.getSubject(subject) !== undefined, 50);
+    await until(() => door.store.templatesOf(subject).length > 0, 50);
+
+    const expected: Record<string, PunchBody['decision']> = {};
+    const round = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const known = i % 4 !== 3;
+        for (const terminal of [door, clock]) {
+          const p = await badge(terminal, known ? 1001 : 2002);
+          expected[p.eventId] = known ? 'granted' : 'denied';
+        }
+      }
+    };
+    await round(8);
+
+    // The cloud goes away for a while: terminals keep deciding, the gateway queues.
+    const atCloud = () => h.service.db.prepare('SELECT COUNT(*) FROM punches').pluck().get() as number;
+    await h.app.close();
+    const beforeOutage = atCloud();
+    await round(8);
+    expect(atCloud()).toBe(beforeOutage);
+    expect(gw.store.eventBacklog().depth).toBeGreaterThan(0); // held durably at the site
+    expect(pending(door) + pending(clock)).toBeGreaterThan(0); // and no receipts while the cloud is away
+    const app = await buildServer({ service: h.service, maxWaitSeconds: 5 });
+    await app.listen({ host: '127.0.0.1', port: cloudPort });
+    h.app = app;
+    await round(4);
+
+    // Every outbox drains: each event was stored at the cloud and its receipt came back.
+    await until(() => pending(door) === 0 && pending(clock) === 0, 50);
+    const rows = (await h.api('GET', '/v1/tenants/acme/punches?limit=5000', { token: t.ownerKey })).json.punches as Array<Record<string, unknown>>;
+    expect(rows).toHaveLength(made.length);
+    expect(new Set(rows.map((r) => r.eventId)).size).toBe(made.length);
+    const byId = new Map(rows.map((r) => [r.eventId as string, r]));
+    for (const p of made) {
+      const row = byId.get(p.eventId)!;
+      expect(row, p.eventId).toBeDefined();
+      expect(p.decision).toBe(expected[p.eventId]);
+      expect(row).toMatchObject({ device: p.device, decision: p.decision, subject: p.subject, credential: p.credential });
+      const scores = typeof row.scores === 'string' ? JSON.parse(row.scores) : row.scores;
+      expect(scores).toEqual(p.scores);
+    }
+    // The door checked the face on the real engine: granted punches carry a high similarity.
+    const doorGrants = made.filter((p) => p.device === 'door-1' && p.decision === 'granted');
+    expect(doorGrants.length).toBe(15);
+    for (const p of doorGrants) expect(p.scores.similarity!).toBeGreaterThan(0.6);
+  }, 240_000);
+});
