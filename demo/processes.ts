@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,9 @@ const unix = createRequire(import.meta.url)('unix-dgram') as {
   createSocket(type: 'unix_dgram', onMessage: (msg: Buffer) => void): DgramListener;
 };
 
-export const CLI_PATH = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+/** The compiled CLI: beside this file when it runs from dist/, else the build of the sources (tests). */
+const besideThis = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+export const CLI_PATH = existsSync(besideThis) ? besideThis : fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 
 export interface RoleProcess {
   name: string;
@@ -48,6 +50,7 @@ export async function startRole(opts: StartOptions): Promise<RoleProcess> {
     notifications.push(text);
     if (text.split('\n').includes('READY=1')) onReady();
   });
+  rmSync(socketPath, { force: true }); // a restart of the same role reuses the path
   listener.bind(socketPath);
   const log = createWriteStream(logFile);
   const child = spawn(process.execPath, [CLI_PATH, ...opts.args], {

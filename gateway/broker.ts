@@ -347,7 +347,13 @@ export class SiteBroker {
       if (!this.connected.delete(client) || !state) return;
       metrics.connections.set(this.countRole(state.who.role), { role: state.who.role });
       this.log.info({ session: client.id }, 'client disconnected');
-      if (state.who.role === 'device') hooks?.onDeviceDisconnected?.(state.who.id);
+      if (state.who.role !== 'device') return;
+      hooks?.onDeviceDisconnected?.(state.who.id);
+      // The broker is the authority on the link: a dropped connection (revoked, killed, network)
+      // is "offline" even when no Last Will arrives. A session taken over by a new connection
+      // of the same device is not.
+      const stillThere = [...this.connected].some((c) => this.states.get(c)?.who.id === state.who.id && this.states.get(c)?.who.role === 'device');
+      if (!stillThere) hooks?.onPresence?.(state.who.id, 'offline', Date.now());
     });
     this.aedes.on('clientError', (client, err) => {
       this.log.info({ session: client.id, err: { message: err.message } }, 'client dropped');
