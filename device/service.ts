@@ -131,6 +131,8 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
   terminal.on('punch', () => keys.clear());
   const stopFaceTrigger = o.face ? startFaceTrigger(terminal, () => policy.get(), config.faceTrigger, () => keys.peek()) : () => undefined;
   hardware.reader?.on('card', ({ number }) => void terminal.onCard(number, keys.peek()));
+  // A keypad entry answers the terminal's "enter PIN" prompt (card + PIN); ignored otherwise.
+  hardware.reader?.on('pin', ({ pin }) => void terminal.enterPin(pin));
   hardware.inputs.on('request-to-exit', () => terminal.unlock());
   for (const alarm of ['door-held-open', 'door-forced-open'] as const) {
     hardware.inputs.on(alarm, () =>

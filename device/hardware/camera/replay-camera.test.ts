@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,6 +31,21 @@ describe('replay camera', () => {
     await cam.stop();
     expect(got.slice(0, 5).map((g) => files.findIndex((f) => f.equals(g)))).toEqual([0, 1, 2, 0, 1]);
     expect((await cam.captureStill()).equals(cam.latestFrame()!.jpeg)).toBe(true);
+  });
+
+  it('reads its folder again when it changes: a new person steps in front of the camera', async () => {
+    const live = join(root, 'live');
+    mkdirSync(live);
+    const [first, second] = readdirSync(folder).sort().map((f) => readFileSync(join(folder, f)));
+    writeFileSync(join(live, 'a.jpg'), first!);
+    const cam = createCamera(CameraConfig.parse({ driver: 'replay', replayPath: live, fps: 50 }))!;
+    await cam.start();
+    await waitFor(() => cam.latestFrame()?.jpeg.equals(first!) === true, 'the first frame');
+    writeFileSync(join(live, 'b.tmp'), second!);
+    renameSync(join(live, 'b.tmp'), join(live, 'b.jpg'));
+    rmSync(join(live, 'a.jpg'));
+    await waitFor(() => cam.latestFrame()?.jpeg.equals(second!) === true, 'the swapped-in frame');
+    await cam.stop();
   });
 
   it('replays an MJPEG file, with a relative path resolved against the config folder', async () => {

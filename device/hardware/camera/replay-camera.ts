@@ -7,12 +7,15 @@ import { MjpegSplitter } from './mjpeg-splitter.js';
 /**
  * The simulation camera: a folder of JPEGs (name order) or one MJPEG file, looped at `fps`.
  * Frames are the files' real bytes, so everything downstream (decoding, face detection) runs
- * on real images.
+ * on real images. A folder is read again when it changes (a file added, removed or renamed
+ * into place): that is how a demo or a test changes who stands in front of the camera.
  */
 export class ReplayCamera extends CameraBase {
   private frameList: Buffer[] = [];
   private timer: NodeJS.Timeout | undefined;
   private next = 0;
+  private folderStamp = -1;
+  private lastCheck = 0;
 
   constructor(
     private readonly path: string,
@@ -24,8 +27,10 @@ export class ReplayCamera extends CameraBase {
   async start(): Promise<void> {
     if (this.active) return;
     this.frameList = loadFrames(this.path);
+    this.folderStamp = this.stamp();
     this.active = true;
     const tick = (): void => {
+      this.reloadIfChanged();
       this.deliver(this.frameList[this.next++ % this.frameList.length]!);
     };
     tick();
@@ -43,6 +48,31 @@ export class ReplayCamera extends CameraBase {
   async captureStill(): Promise<Buffer> {
     if (this.frameList.length === 0) this.frameList = loadFrames(this.path);
     return this.latest?.jpeg ?? this.frameList[0]!;
+  }
+
+  /** The folder's modification time (changes when an entry is added, removed or renamed); -1 for a file. */
+  private stamp(): number {
+    try {
+      const st = statSync(this.path);
+      return st.isDirectory() ? st.mtimeMs : -1;
+    } catch {
+      return -1;
+    }
+  }
+
+  private reloadIfChanged(): void {
+    const now = Date.now();
+    if (this.folderStamp < 0 || now - this.lastCheck < 100) return;
+    this.lastCheck = now;
+    const stamp = this.stamp();
+    if (stamp === this.folderStamp) return;
+    this.folderStamp = stamp;
+    try {
+      this.frameList = loadFrames(this.path);
+      this.next = 0;
+    } catch {
+      // An empty folder mid-swap: keep showing the previous frames.
+    }
   }
 
   protected sourceName(): string {

@@ -67,6 +67,19 @@ describe('line parser', () => {
     ]);
   });
 
+  it('reads keypad entries (digits then #) as PINs, apart from card numbers', () => {
+    const c = collect();
+    const pins: string[] = [];
+    const p = new LineParser({ ...c.sink, pin: (d) => pins.push(d) }, 'decimal');
+    p.push(Buffer.from('1234#\r\n*98765432#\n1001\n12#\n'));
+    expect(pins).toEqual(['1234', '98765432']);
+    expect(c.cards.map((x) => x.number)).toEqual(['1001']);
+    expect(c.rejects).toEqual(['line is not a decimal card number']); // "12#": too short for a PIN
+    const noKeypad = collect();
+    new LineParser(noKeypad.sink, 'decimal').push(Buffer.from('1234#\n'));
+    expect(noKeypad.rejects).toEqual(['keypad entry on a reader without a keypad']);
+  });
+
   it('reads hex numbers and rejects lines that are not card numbers', () => {
     const c = collect();
     const p = new LineParser(c.sink, 'hex');

@@ -16,6 +16,8 @@ export interface CardRead {
 
 export interface ParserSink {
   card(read: CardRead): void;
+  /** Digits keyed on a reader's keypad, ended with '#' (never logged). */
+  pin?(digits: string): void;
   /** A frame that looked like a card but failed its check; the reason is safe to log. */
   reject(reason: string): void;
 }
@@ -83,7 +85,10 @@ export function em4100Frame(raw: string): Buffer {
 
 const MAX_LINE = 64;
 
-/** "Keyboard-style" serial/USB readers: one card number per line, ending in CR, LF or CRLF. */
+/**
+ * "Keyboard-style" serial/USB readers: one card number per line, ending in CR, LF or CRLF.
+ * Readers with a keypad send an entry as its digits ended by '#' (e.g. "1234#"): that is a PIN.
+ */
 export class LineParser implements CardParser {
   private line = '';
   private overflow = false;
@@ -118,6 +123,8 @@ export class LineParser implements CardParser {
     this.reset();
     if (text.length === 0) return; // the LF of a CRLF, or an empty line
     if (overflow) return this.sink.reject(`line longer than ${MAX_LINE} characters`);
+    const keyed = /^\*?([0-9]{4,12})#$/.exec(text);
+    if (keyed) return this.sink.pin ? this.sink.pin(keyed[1]!) : this.sink.reject('keypad entry on a reader without a keypad');
     if (this.numberFormat === 'decimal') {
       if (!/^[0-9]{1,20}$/.test(text)) return this.sink.reject('line is not a decimal card number');
       const number = BigInt(text).toString();

@@ -10,6 +10,8 @@ import { RepeatFilter } from './repeat-filter.js';
 export interface CardReaderEvents {
   /** A new card presentation (repeats within reader.repeatWindowMs are folded into one). */
   card: [CardRead];
+  /** A PIN keyed on the reader's keypad (line readers: digits then '#'). */
+  pin: [{ pin: string }];
   /** A frame that failed its checksum or format; `reason` names why (never the card number). */
   reject: [{ reason: string }];
   connected: [];
@@ -31,6 +33,7 @@ function makeSink(emitter: EventEmitter<CardReaderEvents>, filter: RepeatFilter)
     card: (read) => {
       if (filter.accept(read)) emitter.emit('card', read);
     },
+    pin: (pin) => emitter.emit('pin', { pin }),
     reject: (reason) => emitter.emit('reject', { reason }),
   };
 }
