@@ -53,6 +53,12 @@ export const ReaderConfig = z
     /** Simulator only: cards presented one after another every `simulatedIntervalMs` (demo feed). */
     simulatedCards: z.array(z.string().regex(/^[0-9A-Fa-f]{1,16}$/)).default([]),
     simulatedIntervalMs: z.number().int().min(50).default(5000),
+    /**
+     * Simulator only: a unix socket the simulated reader listens on; bytes written to it are
+     * what the reader's serial line would carry (per `protocol`), so another process (the demo,
+     * a test) can badge and key a PIN without serial hardware or socat.
+     */
+    simulatedFeed: z.string().optional(),
   })
   .strict()
   .refine((c) => c.driver !== 'serial' || c.path !== undefined, { message: 'reader.path is required for the serial driver', path: ['path'] });

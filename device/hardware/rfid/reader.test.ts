@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, realpathSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ReaderConfig } from '../config.js';
@@ -192,5 +193,28 @@ describe('simulated card reader', () => {
     expect(cards).toEqual([{ raw: '0100ABCDEF', format: 'em4100', number: String(0xabcdef) }]);
     expect(rejects).toHaveLength(1);
     expect(() => sim.present('XYZ')).toThrow(/hex/);
+  });
+});
+
+describe('simulated reader fed over a unix socket', () => {
+  it('takes what another process writes: card numbers and keypad PINs', async () => {
+    const feed = join(dir, 'reader.sock');
+    const reader = new SimulatedCardReader(ReaderConfig.parse({ driver: 'simulator', protocol: 'line', repeatWindowMs: 0, simulatedFeed: feed }));
+    const cards: string[] = [];
+    const pins: string[] = [];
+    reader.on('card', (c) => cards.push(c.number));
+    reader.on('pin', (p) => pins.push(p.pin));
+    await reader.start();
+    const socket = connect(feed);
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    socket.write('1001\r\n12');
+    socket.write('34#\r\n');
+    for (let i = 0; i < 200 && pins.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    socket.destroy();
+    reader.present('00000003EA'); // the same feed path, driven in-process
+    await reader.stop();
+    expect(cards).toEqual(['1001', '1002']);
+    expect(pins).toEqual(['1234']);
+    expect(existsSync(feed)).toBe(false);
   });
 });

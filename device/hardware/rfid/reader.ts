@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { realpathSync } from 'node:fs';
+import { realpathSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { SerialPort } from 'serialport';
 import type { Logger } from '../../../common/log.js';
 import type { ReaderConfig } from '../config.js';
@@ -175,14 +176,15 @@ function resolveDevice(path: string): string | undefined {
  */
 export class SimulatedCardReader extends EventEmitter<CardReaderEvents> implements CardReader {
   readonly kind = 'simulator' as const;
-  private readonly parser: Em4100Parser;
+  private readonly parser: CardParser;
   private timer: NodeJS.Timeout | undefined;
+  private feedServer: Server | undefined;
   private next = 0;
   private running = false;
 
   constructor(private readonly cfg: ReaderConfig) {
     super();
-    this.parser = new Em4100Parser(makeSink(this, new RepeatFilter(cfg.repeatWindowMs)));
+    this.parser = makeParser(cfg, makeSink(this, new RepeatFilter(cfg.repeatWindowMs)));
   }
 
   get connected(): boolean {
@@ -192,6 +194,7 @@ export class SimulatedCardReader extends EventEmitter<CardReaderEvents> implemen
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    if (this.cfg.simulatedFeed) await this.listenForFeed(this.cfg.simulatedFeed);
     this.emit('connected');
     if (this.cfg.simulatedCards.length > 0) {
       this.timer = setInterval(() => {
@@ -205,11 +208,23 @@ export class SimulatedCardReader extends EventEmitter<CardReaderEvents> implemen
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.running = false;
+    const server = this.feedServer;
+    this.feedServer = undefined;
+    if (server) await new Promise<void>((done) => server.close(() => done()));
   }
 
-  /** Presents a tag (up to 10 hex digits) as if held on the reader. */
+  /** Presents a tag (up to 10 hex digits) as if held on the reader (EM4100 frame, or a hex line). */
   present(tagHex: string): void {
-    this.feed(em4100Frame(tagHex));
+    if (this.cfg.protocol === 'em4100') return this.feed(em4100Frame(tagHex));
+    const id = tagHex.length === 10 ? tagHex.slice(2) : tagHex; // the 32-bit id, as an EM4100 frame gives it
+    this.feed(Buffer.from(`${this.cfg.lineFormat === 'hex' ? tagHex : BigInt('0x' + id).toString()}\r\n`));
+  }
+
+  private async listenForFeed(path: string): Promise<void> {
+    rmSync(path, { force: true }); // a socket left by a previous run
+    const server = createServer((socket) => socket.on('data', (chunk: Buffer) => this.feed(chunk)).on('error', () => {}));
+    await new Promise<void>((done, fail) => server.once('error', fail).listen(path, () => done()));
+    this.feedServer = server;
   }
 
   /** Raw bytes as a reader would send them, e.g. to show what noise does. */
