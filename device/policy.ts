@@ -28,7 +28,12 @@ export const Policy = z
         identify: z.number().min(0).max(1).default(DEFAULT_THRESHOLDS.identify),
         /** 1:N: the best subject must beat the runner-up by this much. */
         margin: z.number().min(0).max(1).default(DEFAULT_THRESHOLDS.identifyMargin),
-        faceExists: z.number().min(0).max(1).default(0.5),
+        /**
+         * The detector's confidence that a face is there. The tiny detector's score is not a
+         * calibrated probability (clear frontal faces score 0.45–0.8); its own cut-off is 0.4, so
+         * the default accepts what it accepts and the quality gate judges the rest.
+         */
+        faceExists: z.number().min(0).max(1).default(0.4),
         liveness: z.number().min(0).max(1).default(0.5),
       })
       .strict()

@@ -1,0 +1,208 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
+import { pulses, readRecordFile } from '../device/hardware/gpio/sim.js';
+import { CLI_PATH, startRole, type RoleProcess } from './processes.js';
+
+/**
+ * A whole site on loopback, built the way facilities staff build one: `clockface provision`
+ * writes the tenant and the bundles; the cloud gets the tenant's exported keys; the gateway and
+ * the terminals start from their bundles as separate processes. What a unit file would set per
+ * machine (ports, data folders) and what stands in for the wall hardware (a camera replaying
+ * photos, a card reader/keypad fed over a socket, the GPIO simulator's record of the relay)
+ * are environment overrides on top of each bundle's config.
+ */
+export interface Terminal {
+  id: string;
+  cameraDir: string;
+  readerFeed: string;
+  gpioRecord: string;
+  opsPort: number;
+  process: RoleProcess;
+}
+
+export interface Site {
+  work: string;
+  bundles: string;
+  cloudUrl: string;
+  cloudOpsPort: number;
+  gatewayPort: number;
+  gatewayOpsPort: number;
+  ownerKey: string;
+  pepper: Buffer;
+  terminals: Map<string, Terminal>;
+  processes: Map<string, RoleProcess>;
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }>;
+  stopCloud(): Promise<void>;
+  startCloud(): Promise<void>;
+  /** Puts a person (a camera frame) in front of a terminal's camera; null leaves nobody there. */
+  show(terminal: string, frame: Buffer): void;
+  /** What the terminal's reader sends: a card number line, or keypad digits ending in '#'. */
+  key(terminal: string, line: string): Promise<void>;
+  relayPulses(terminal: string): number;
+  stop(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((done) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => done(port));
+    });
+  });
+}
+
+const clockface = (args: string[]) => execFileSync(process.execPath, [CLI_PATH, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+export interface TerminalPlan {
+  id: string;
+  mode: 'access' | 'timekeeping';
+  policy: Record<string, unknown>;
+  firstFrame: Buffer;
+}
+
+export async function buildSite(work: string, plans: TerminalPlan[], progress: (text: string) => void): Promise<Site> {
+  const bundles = join(work, 'acme');
+  const logs = join(work, 'logs');
+  mkdirSync(logs, { recursive: true });
+  const processes = new Map<string, RoleProcess>();
+  const terminals = new Map<string, Terminal>();
+
+  progress('provision: tenant acme (CA, admin signing key, cloud sealing key, card pepper)');
+  clockface(['provision', 'tenant', 'init', '--out', bundles, '--tenant', 'acme']);
+  clockface(['provision', 'tenant', 'export-cloud', '--out', bundles]);
+  const pepper = Buffer.from(readFileSync(join(bundles, 'tenant', 'card-pepper.key'), 'utf8').trim(), 'base64');
+
+  const [cloudPort, cloudOpsPort, gatewayPort, gatewayOpsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const cloudUrl = `http://127.0.0.1:${cloudPort}`;
+  const cloudConfig = join(work, 'cloud.json');
+  writeFileSync(
+    cloudConfig,
+    JSON.stringify(
+      {
+        dataDir: join(work, 'data', 'cloud'),
+        http: { host: '127.0.0.1', port: cloudPort, tls: null },
+        tenants: [{ id: 'acme', keysDir: join(bundles, 'cloud', 'acme') }],
+        recheck: { engine: 'local', command: [process.execPath, CLI_PATH, 'face', 'serve'], ratePerSecond: 20, maxAttempts: 3, intervalMs: 500 },
+        retention: { sweepIntervalMs: 1000, batchSize: 1000 },
+        ops: { port: cloudOpsPort },
+        log: { level: 'info' },
+      },
+      null,
+      2,
+    ),
+  );
+  const owner = JSON.parse(clockface(['cloud', 'api-key', 'create', '--config', cloudConfig, '--tenant', 'acme', '--role', 'owner'])) as { key: string };
+  const ownerKeyFile = join(work, 'owner.key');
+  writeFileSync(ownerKeyFile, owner.key, { mode: 0o600 });
+  const startCloud = async () => {
+    processes.set('cloud', await startRole({ name: 'cloud', args: ['cloud', '--config', cloudConfig], logDir: logs }));
+  };
+  progress('start: cloud (API, photo vault, re-check worker with the local face engine, retention sweeper)');
+  await startCloud();
+
+  const cloud = ['--cloud', cloudUrl, '--api-key-file', ownerKeyFile];
+  progress('provision: gateway site-1 and terminals, registered with the cloud');
+  clockface(['provision', 'gateway', 'add', '--out', bundles, '--gateway', 'site-1', '--host', 'localhost', '--alt-name', '127.0.0.1', ...cloud]);
+  for (const t of plans) clockface(['provision', 'device', 'add', '--out', bundles, '--device', t.id, '--gateway', 'site-1', '--profile', 'simulator', '--mode', t.mode, ...cloud]);
+
+  progress('start: gateway site-1 (aedes MQTT broker with client certificates, durable queue)');
+  processes.set(
+    'gateway',
+    await startRole({
+      name: 'gateway',
+      args: ['gateway', '--config', join(bundles, 'gateways', 'site-1', 'config.json')],
+      logDir: logs,
+      env: {
+        CLOCKFACE_DATA_DIR: join(work, 'data', 'gateway'),
+        CLOCKFACE_MQTT__HOST: '127.0.0.1',
+        CLOCKFACE_MQTT__PORT: String(gatewayPort),
+        CLOCKFACE_OPS__PORT: String(gatewayOpsPort),
+        // Production waits up to a minute between tries at a cloud that is down; a demo day is short.
+        CLOCKFACE_FORWARDER__BACKOFF_MAX_MS: '1500',
+        CLOCKFACE_FORWARDER__BREAKER_COOLDOWN_MS: '1500',
+      },
+    }),
+  );
+
+  for (const t of plans) {
+    progress(`start: terminal ${t.id} (${t.mode}; replay camera, card reader + keypad simulator, GPIO simulator)`);
+    const base = join(work, 'hardware', t.id);
+    const cameraDir = join(base, 'camera');
+    mkdirSync(cameraDir, { recursive: true });
+    writeFileSync(join(cameraDir, 'frame.jpg'), t.firstFrame);
+    const terminal: Omit<Terminal, 'process'> = { id: t.id, cameraDir, readerFeed: join(base, 'reader.sock'), gpioRecord: join(base, 'gpio.jsonl'), opsPort: await freePort() };
+    const proc = await startRole({
+      name: t.id,
+      args: ['device', '--config', join(bundles, 'devices', t.id, 'config.json')],
+      logDir: logs,
+      env: {
+        CLOCKFACE_DATA_DIR: join(work, 'data', t.id),
+        CLOCKFACE_MQTT__URL: `mqtts://localhost:${gatewayPort}`,
+        CLOCKFACE_OPS__PORT: String(terminal.opsPort),
+        CLOCKFACE_HARDWARE__CAMERA: JSON.stringify({ driver: 'replay', replayPath: cameraDir, fps: 15 }),
+        CLOCKFACE_HARDWARE__READER: JSON.stringify({ driver: 'simulator', protocol: 'line', lineFormat: 'decimal', repeatWindowMs: 0, simulatedFeed: terminal.readerFeed }),
+        CLOCKFACE_HARDWARE__GPIO: JSON.stringify({ driver: 'simulator', recordFile: terminal.gpioRecord }),
+        CLOCKFACE_POLICY: JSON.stringify(t.policy),
+        CLOCKFACE_FACE_TRIGGER: JSON.stringify({ scanMs: 300, cooldownMs: 4000 }),
+      },
+    });
+    processes.set(t.id, proc);
+    terminals.set(t.id, { ...terminal, process: proc });
+  }
+
+  const api: Site['api'] = async (method, path, body) => {
+    const res = await fetch(`${cloudUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${owner.key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  };
+
+  return {
+    work,
+    bundles,
+    cloudUrl,
+    cloudOpsPort,
+    gatewayPort,
+    gatewayOpsPort,
+    ownerKey: owner.key,
+    pepper,
+    terminals,
+    processes,
+    api,
+    async stopCloud() {
+      await processes.get('cloud')?.stop();
+      processes.delete('cloud');
+    },
+    startCloud,
+    show(id, frame) {
+      const dir = terminals.get(id)!.cameraDir;
+      // Write beside, then rename into place: the camera never reads half a file.
+      writeFileSync(join(dir, 'next.tmp'), frame);
+      renameSync(join(dir, 'next.tmp'), join(dir, 'frame.jpg'));
+      // Touch the folder so the replay camera sees the change even within one mtime tick.
+      writeFileSync(join(dir, 'touch.tmp'), '');
+      rmSync(join(dir, 'touch.tmp'));
+    },
+    key(id, line) {
+      return new Promise((done, fail) => {
+        const socket = connect(terminals.get(id)!.readerFeed, () => socket.end(`${line}\r\n`, () => done()));
+        socket.once('error', fail);
+      });
+    },
+    relayPulses(id) {
+      try {
+        return pulses(readRecordFile(terminals.get(id)!.gpioRecord), 17).length;
+      } catch {
+        return 0;
+      }
+    },
+    async stop() {
+      for (const p of [...processes.values()].reverse()) await p.stop();
+    },
+  };
+}
