@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -22,7 +22,8 @@ import {
 import { createLogger } from '../common/log.js';
 import { DeviceConfig } from './config.js';
 import { startDeviceService, type DeviceService } from './service.js';
-import { StandInFaceEngine } from './test-support/stand-in-face.js';
+import { castFromSamples, type Person } from '../demo/people.js';
+import { WasmTerminalFaceEngine } from './face/terminal-engine.js';
 import { startTestBroker, type TestBroker } from './test-support/broker.js';
 import type { DeviceEventBody, PunchBody } from './events.js';
 import type { ScreenState } from './terminal.js';
@@ -31,11 +32,10 @@ import type { SimulatedGpio } from './hardware/index.js';
 /*
  * The terminal over real parts: mTLS aedes on loopback, SQLite files, the replay camera showing
  * real face photos, the serial card reader on a socat pseudo-terminal, the GPIO simulator.
- * The face engine is a stand-in until device/face (issue 3) lands: see stand-in-face.ts.
+ * The face engine is the real one (WASM), on faces cut from the photos @vladmandic/face-api ships.
  */
 const TENANT = 'acme';
 const DEVICE = 'door-lobby-1';
-const PHOTOS = join(process.cwd(), 'node_modules/@vladmandic/face-api/demo');
 const dir = mkdtempSync(join(tmpdir(), 'cf-device-'));
 const camDir = join(dir, 'camera');
 const ptyPort = join(dir, 'reader-port');
@@ -52,6 +52,10 @@ let broker: TestBroker;
 let socat: ChildProcess;
 let hostFd: number;
 let service: DeviceService;
+let face: WasmTerminalFaceEngine;
+let anna: Person;
+let ben: Person;
+let stranger: Person;
 let cloud: MqttClient;
 const received: DeviceEventBody[] = [];
 const doorMessages: { result: string }[] = [];
@@ -90,11 +94,11 @@ async function command(body: Record<string, unknown>): Promise<void> {
   expect(r?.type === 'command-result' && r.outcome).toBe('applied');
 }
 
-/** A person steps in front of the camera: the replay camera now loops their photo. */
-async function show(photo: string): Promise<void> {
+/** A person steps in front of the camera: the replay camera now loops their frame. */
+async function show(person: Person): Promise<void> {
   rmSync(camDir, { recursive: true, force: true });
   mkdirSync(camDir);
-  copyFileSync(join(PHOTOS, photo), join(camDir, 'frame.jpg'));
+  writeFileSync(join(camDir, 'frame.jpg'), person.frame);
   const cam = service.hardware.camera!;
   await cam.stop();
   await cam.start();
@@ -107,7 +111,7 @@ async function badge(card: string): Promise<PunchBody> {
   return got;
 }
 
-function enrollBody(subject: string, card: string, opts: { photo?: string; pin?: string; consent?: boolean }) {
+function enrollBody(subject: string, card: string, opts: { photo?: Person; pin?: string; consent?: boolean }) {
   return {
     type: 'enroll-subject',
     record: {
@@ -117,7 +121,7 @@ function enrollBody(subject: string, card: string, opts: { photo?: string; pin?:
       faceConsent: opts.consent ?? true,
       accessGroups: ['staff'],
       templates: [],
-      referencePhotos: opts.photo ? [readFileSync(join(PHOTOS, opts.photo)).toString('base64')] : [],
+      referencePhotos: opts.photo ? [opts.photo.reference.toString('base64')] : [],
     },
   };
 }
@@ -130,7 +134,9 @@ beforeAll(async () => {
   await until(() => existsSync(ptyPort) && existsSync(ptyHost), 'socat pty links');
   hostFd = openSync(ptyHost, 'w');
   mkdirSync(camDir);
-  copyFileSync(join(PHOTOS, 'sample1.jpg'), join(camDir, 'frame.jpg'));
+  face = await WasmTerminalFaceEngine.create();
+  [anna, ben, stranger] = (await castFromSamples(3)) as [Person, Person, Person];
+  writeFileSync(join(camDir, 'frame.jpg'), anna.frame);
 
   const bundle = join(dir, 'bundle');
   mkdirSync(bundle);
@@ -190,7 +196,7 @@ beforeAll(async () => {
     config,
     baseDir: bundle,
     log: createLogger({ name: 'device-test', level: 'silent' }),
-    face: new StandInFaceEngine(),
+    face,
     opsPort: 0,
   });
   service.hardware.outputs.on('relay', ({ open }) => {
@@ -211,16 +217,16 @@ afterAll(async () => {
 
 describe('the terminal over real parts', () => {
   it('a signed, sealed enroll command makes the person known; badge + matching face opens the door', async () => {
-    await command(enrollBody('s-anna', '1001', { photo: 'sample1.jpg' }));
-    await command(enrollBody('s-ben', '1002', { photo: 'sample2.jpg' }));
+    await command(enrollBody('s-anna', '1001', { photo: anna }));
+    await command(enrollBody('s-ben', '1002', { photo: ben }));
     await command(enrollBody('s-cleo', '1003', { pin: '4321', consent: false }));
     expect(service.store.subjectCount()).toBe(3);
 
-    await show('sample1.jpg');
+    await show(anna);
     const before = relayOpens;
     const p = await badge('1001');
     expect(p).toMatchObject({ subject: 's-anna', credential: 'card+face', decision: 'granted', action: 'access', door: 'lobby' });
-    expect(p.scores.similarity).toBe(1);
+    expect(p.scores.similarity).toBeGreaterThan(0.8); // the real engine: a different cut of the same face
     expect(p.photo).not.toBeNull();
     expect(relayOpens).toBe(before + 1);
     await until(() => received.some((e) => e.eventId === p.eventId), 'punch at the cloud');
@@ -229,7 +235,7 @@ describe('the terminal over real parts', () => {
   });
 
   it("badge + another person's face is denied without a relay pulse, or flagged per policy", async () => {
-    await show('sample2.jpg');
+    await show(ben);
     const before = relayOpens;
     const denied = await badge('1001');
     expect(denied).toMatchObject({ subject: 's-anna', decision: 'denied', reasons: ['face-mismatch'] });
@@ -244,12 +250,12 @@ describe('the terminal over real parts', () => {
 
   it('face only (1:N) finds the person in view', async () => {
     await command({ type: 'config-update', config: { policy: { ...basePolicy, credentials: 'face-only' } } });
-    await show('sample2.jpg');
+    await show(ben);
     const p = await service.terminal.onFace();
     expect(p).toMatchObject({ subject: 's-ben', credential: 'face', decision: 'granted' });
-    await show('sample3.jpg'); // nobody enrolled
-    const stranger = await service.terminal.onFace();
-    expect(stranger).toMatchObject({ subject: null, decision: 'denied', reasons: ['unknown-face'] });
+    await show(stranger); // nobody enrolled
+    const unknown = await service.terminal.onFace();
+    expect(unknown).toMatchObject({ subject: null, decision: 'denied', reasons: ['unknown-face'] });
     await command({ type: 'config-update', config: { policy: basePolicy } });
   });
 
@@ -302,14 +308,14 @@ describe('the terminal over real parts', () => {
       await watcher.subscribeAsync(topics.status(TENANT, DEVICE), { qos: 1 });
       const s = await status;
       expect(s.state).toBe('online');
-      expect(s.versions).toMatchObject({ model: 'stand-in-sha256-v1', faceBackend: 'stand-in', faceEmbedding: 'stand-in-sha256-v1', faceDetector: 'none' });
+      expect(s.versions).toMatchObject({ model: face.model, faceBackend: face.engine.backend, faceEmbedding: face.model });
     } finally {
       await watcher.endAsync();
     }
   });
 
   it('a door held open after a grant raises an alarm event', async () => {
-    await show('sample1.jpg');
+    await show(anna);
     expect(await badge('1001')).toMatchObject({ decision: 'granted' });
     const gpio = service.hardware.gpio as SimulatedGpio;
     gpio.drive(5, 1); // the door opens during the pulse ...

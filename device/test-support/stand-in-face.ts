@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import type { FaceAnalysis, FaceEngine } from '../face-engine.js';
 
 /**
- * A stand-in for the face engine of issue 3 (device/face, not merged yet): a descriptor is
- * derived from the JPEG bytes, so the same photo matches itself (similarity 1) and different
- * photos score about 0.5. It exercises the decision flow with real photos; it recognises
- * files, not faces. Replace with the real engine when device/face lands.
+ * A deterministic stand-in for the face engine, for the decision state machine's unit tests
+ * (terminal.test.ts) only: a descriptor is derived from the JPEG bytes, so the same photo
+ * matches itself (similarity 1) and different photos score about 0.5. It recognises files, not
+ * faces; everything that runs the service (service.test.ts, tests/, the demo, the benchmarks)
+ * uses the real engine.
  */
 export class StandInFaceEngine implements FaceEngine {
   readonly model = 'stand-in-sha256-v1';
