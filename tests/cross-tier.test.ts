@@ -1,19 +1,18 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../cloud/testing/harness.js';
+import type { Harness } from '../cloud/testing/harness.js';
 import { buildServer } from '../cloud/server.js';
 import { createLogger } from '../common/log.js';
-import { DeviceConfig } from '../device/config.js';
 import type { PunchBody } from '../device/events.js';
 import { WasmTerminalFaceEngine } from '../device/face/terminal-engine.js';
-import type { SimulatedCardReader } from '../device/hardware/index.js';
-import { startDeviceService, type DeviceService } from '../device/service.js';
-import { startGateway, type Gateway } from '../gateway/gateway.js';
-import { createSite, until, type Site } from '../gateway/testing/fixture.js';
-import { cardHash, privateKeyToPem } from '../protocol/index.js';
+import type { DeviceService } from '../device/service.js';
+import type { Gateway } from '../gateway/gateway.js';
+import { until } from '../gateway/testing/fixture.js';
+import { cardHash } from '../protocol/index.js';
+import { badge, startInProcessSite, type InProcessSite } from './support/site.js';
 
 /*
  * The three tiers as one system, in one process but over their real protocols: two terminals
@@ -27,11 +26,10 @@ import { cardHash, privateKeyToPem } from '../protocol/index.js';
 const log = createLogger({ name: 'cross-tier', level: process.env.CF_TEST_LOG ?? 'silent' });
 const samples = join(dirname(createRequire(import.meta.url).resolve('@vladmandic/face-api/package.json')), 'demo');
 
+let stack: InProcessSite;
 let h: Harness;
-let site: Site;
 let gw: Gateway;
 let face: WasmTerminalFaceEngine;
-let cloudPort: number;
 const terminals = new Map<string, DeviceService>();
 const made: PunchBody[] = [];
 
@@ -48,78 +46,31 @@ async function frameOf(photo: string): Promise<Buffer> {
   return sharp(source).rotate().extract({ left, top, width: w, height: hgt }).resize(640, 480).jpeg({ quality: 85 }).toBuffer();
 }
 
-async function startTerminal(id: string, frame: Buffer, policy: Record<string, unknown>, mode: 'access' | 'timekeeping'): Promise<DeviceService> {
-  const t = h.tenants.get('acme')!;
-  const keys = await h.addDevice('acme', id);
-  const creds = await site.pki.issue('device', id);
-  const dir = join(site.dir, id);
-  mkdirSync(join(dir, 'camera'), { recursive: true });
-  writeFileSync(join(dir, 'camera', 'frame.jpg'), frame);
-  const files: Record<string, string> = {
-    'ca.crt': readFileSync(site.pki.caFile, 'utf8'),
-    'device.crt': creds.certPem,
-    'device.key': creds.keyPem,
-    'device-signing.key': privateKeyToPem(keys.signing),
-    'device-sealing.key': privateKeyToPem(keys.sealing),
-    'cloud-sealing.pub': t.keys.cloudSealing.publicRaw.toString('base64'),
-    'admin-signing.pub': t.keys.adminSigning.publicRaw.toString('base64'),
-    'card-pepper.key': t.keys.pepper.toString('base64'),
-  };
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text, { mode: 0o600 });
-  const config = DeviceConfig.parse({
-    tenant: 'acme',
-    device: id,
-    mode,
-    dataDir: join(dir, 'data'),
-    mqtt: { url: `mqtts://127.0.0.1:${gw.mqttPort}` },
-    hardware: {
-      camera: { driver: 'replay', replayPath: join(dir, 'camera'), fps: 30 },
-      reader: { driver: 'simulator', repeatWindowMs: 0 },
-      gpio: { driver: 'simulator' },
-      pins: { relay: 17, greenLed: 22, redLed: 23, buzzer: 24 },
-      relay: { pulseMs: 100 },
-    },
-    policy,
-  });
-  const service = await startDeviceService({ config, baseDir: dir, log, face, opsPort: null });
-  service.terminal.on('punch', (p) => made.push(p));
-  terminals.set(id, service);
-  return service;
-}
-
-/** Badges a card and waits for the terminal's decision. */
-async function badge(service: DeviceService, card: number): Promise<PunchBody> {
-  const punched = new Promise<PunchBody>((resolve) => service.terminal.once('punch', resolve));
-  (service.hardware.reader as SimulatedCardReader).present(card.toString(16).toUpperCase().padStart(10, '0'));
-  const p = await punched;
-  await new Promise((r) => setTimeout(r, 120)); // the result screen and relay pulse end before the next badge
-  return p;
+/** Badges a card and waits for the terminal's decision (and the end of the result screen). */
+async function badgeAt(service: DeviceService, card: number): Promise<PunchBody> {
+  const { punch } = await badge(service, card);
+  await new Promise((r) => setTimeout(r, 120));
+  return punch;
 }
 
 const pending = (s: DeviceService) => s.store.pending(1000).length;
 
 beforeAll(async () => {
   face = await WasmTerminalFaceEngine.create();
-  h = await startHarness(['acme']);
-  cloudPort = Number(new URL(h.url).port);
-  site = await createSite('acme');
-  const tokenFile = join(site.dir, 'cloud.token');
-  writeFileSync(tokenFile, h.tenants.get('acme')!.gatewayToken, { mode: 0o600 });
-  const { config } = site.writeConfig({
-    cloud: { url: h.url, tokenFile: 'cloud.token' },
-    forwarder: { batchSize: 50, requestTimeoutMs: 5000, backoffBaseMs: 20, backoffMaxMs: 300, breakerThreshold: 3, breakerCooldownMs: 300, longPollSeconds: 1, revocationRefreshMs: 3_600_000 },
-  });
-  gw = await startGateway(config, { log });
+  stack = await startInProcessSite(log);
+  ({ cloud: h, gateway: gw } = stack);
   const employee = await frameOf('sample2.jpg');
-  await startTerminal('door-1', employee, { credentials: 'card+face', access: { pulseMs: 100, groups: { staff: 'always' } } }, 'access');
-  await startTerminal('clock-1', employee, { credentials: 'card-only', timekeeping: { action: 'auto', debounceMs: 0 } }, 'timekeeping');
+  const start = async (id: string, policy: Record<string, unknown>, mode: 'access' | 'timekeeping') => {
+    const service = await stack.startTerminal(id, { frame: employee, policy, mode, face });
+    service.terminal.on('punch', (p) => made.push(p));
+    terminals.set(id, service);
+  };
+  await start('door-1', { credentials: 'card+face', access: { pulseMs: 100, groups: { staff: 'always' } } }, 'access');
+  await start('clock-1', { credentials: 'card-only', timekeeping: { action: 'auto', debounceMs: 0 } }, 'timekeeping');
 }, 120_000);
 
 afterAll(async () => {
-  for (const t of terminals.values()) await t.stop();
-  await gw?.close();
-  await site?.cleanup();
-  await h?.close().catch(() => undefined);
+  await stack?.close();
 });
 
 describe('terminals → gateway → cloud', () => {
@@ -143,7 +94,7 @@ describe('terminals → gateway → cloud', () => {
       for (let i = 0; i < n; i++) {
         const known = i % 4 !== 3;
         for (const terminal of [door, clock]) {
-          const p = await badge(terminal, known ? 1001 : 2002);
+          const p = await badgeAt(terminal, known ? 1001 : 2002);
           expected[p.eventId] = known ? 'granted' : 'denied';
         }
       }
@@ -159,7 +110,7 @@ describe('terminals → gateway → cloud', () => {
     expect(gw.store.eventBacklog().depth).toBeGreaterThan(0); // held durably at the site
     expect(pending(door) + pending(clock)).toBeGreaterThan(0); // and no receipts while the cloud is away
     const app = await buildServer({ service: h.service, maxWaitSeconds: 5 });
-    await app.listen({ host: '127.0.0.1', port: cloudPort });
+    await app.listen({ host: '127.0.0.1', port: stack.cloudPort });
     h.app = app;
     await round(4);
 
