@@ -52,7 +52,7 @@ export async function startRole(opts: StartOptions): Promise<RoleProcess> {
   });
   rmSync(socketPath, { force: true }); // a restart of the same role reuses the path
   listener.bind(socketPath);
-  const log = createWriteStream(logFile);
+  const log = createWriteStream(logFile, { flags: 'a' }); // a restarted role keeps its earlier lines
   const child = spawn(process.execPath, [CLI_PATH, ...opts.args], {
     env: { ...process.env, ...opts.env, NOTIFY_SOCKET: socketPath },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { pulses, readRecordFile } from '../device/hardware/gpio/sim.js';
-import { CLI_PATH, startRole, type RoleProcess } from './processes.js';
+import { CLI_PATH, startRole, type RoleProcess, type StartOptions } from './processes.js';
 
 /**
  * A whole site on loopback, built the way facilities staff build one: `clockface provision`
@@ -36,6 +36,8 @@ export interface Site {
   api(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }>;
   stopCloud(): Promise<void>;
   startCloud(): Promise<void>;
+  /** Stops a role with a signal (SIGKILL: no goodbye) and starts it again exactly as before. */
+  restart(name: string, signal: NodeJS.Signals): Promise<void>;
   /** Puts a person (a camera frame) in front of a terminal's camera; null leaves nobody there. */
   show(terminal: string, frame: Buffer): void;
   /** What the terminal's reader sends: a card number line, or keypad digits ending in '#'. */
@@ -68,6 +70,13 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
   mkdirSync(logs, { recursive: true });
   const processes = new Map<string, RoleProcess>();
   const terminals = new Map<string, Terminal>();
+  const launches = new Map<string, StartOptions>();
+  const launch = async (opts: StartOptions) => {
+    launches.set(opts.name, opts);
+    const p = await startRole(opts);
+    processes.set(opts.name, p);
+    return p;
+  };
 
   progress('provision: tenant acme (CA, admin signing key, cloud sealing key, card pepper)');
   clockface(['provision', 'tenant', 'init', '--out', bundles, '--tenant', 'acme']);
@@ -97,7 +106,7 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
   const ownerKeyFile = join(work, 'owner.key');
   writeFileSync(ownerKeyFile, owner.key, { mode: 0o600 });
   const startCloud = async () => {
-    processes.set('cloud', await startRole({ name: 'cloud', args: ['cloud', '--config', cloudConfig], logDir: logs }));
+    await launch({ name: 'cloud', args: ['cloud', '--config', cloudConfig], logDir: logs });
   };
   progress('start: cloud (API, photo vault, re-check worker with the local face engine, retention sweeper)');
   await startCloud();
@@ -108,9 +117,7 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
   for (const t of plans) clockface(['provision', 'device', 'add', '--out', bundles, '--device', t.id, '--gateway', 'site-1', '--profile', 'simulator', '--mode', t.mode, ...cloud]);
 
   progress('start: gateway site-1 (aedes MQTT broker with client certificates, durable queue)');
-  processes.set(
-    'gateway',
-    await startRole({
+  await launch({
       name: 'gateway',
       args: ['gateway', '--config', join(bundles, 'gateways', 'site-1', 'config.json')],
       logDir: logs,
@@ -123,8 +130,7 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
         CLOCKFACE_FORWARDER__BACKOFF_MAX_MS: '1500',
         CLOCKFACE_FORWARDER__BREAKER_COOLDOWN_MS: '1500',
       },
-    }),
-  );
+    });
 
   for (const t of plans) {
     progress(`start: terminal ${t.id} (${t.mode}; replay camera, card reader + keypad simulator, GPIO simulator)`);
@@ -133,7 +139,7 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
     mkdirSync(cameraDir, { recursive: true });
     writeFileSync(join(cameraDir, 'frame.jpg'), t.firstFrame);
     const terminal: Omit<Terminal, 'process'> = { id: t.id, cameraDir, readerFeed: join(base, 'reader.sock'), gpioRecord: join(base, 'gpio.jsonl'), opsPort: await freePort() };
-    const proc = await startRole({
+    const proc = await launch({
       name: t.id,
       args: ['device', '--config', join(bundles, 'devices', t.id, 'config.json')],
       logDir: logs,
@@ -148,7 +154,6 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
         CLOCKFACE_FACE_TRIGGER: JSON.stringify({ scanMs: 300, cooldownMs: 4000 }),
       },
     });
-    processes.set(t.id, proc);
     terminals.set(t.id, { ...terminal, process: proc });
   }
 
@@ -179,6 +184,12 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
       processes.delete('cloud');
     },
     startCloud,
+    async restart(name, signal) {
+      await processes.get(name)?.stop(signal);
+      const p = await launch(launches.get(name)!);
+      const t = terminals.get(name);
+      if (t) t.process = p;
+    },
     show(id, frame) {
       const dir = terminals.get(id)!.cameraDir;
       // Write beside, then rename into place: the camera never reads half a file.
