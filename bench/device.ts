@@ -7,12 +7,12 @@ import { cardHash, generateKeyPair, privateKeyToPem, rawPublicKey } from '../pro
 import { createLogger } from '../common/log.js';
 import { DeviceConfig } from '../device/config.js';
 import { startDeviceService } from '../device/service.js';
-import sharp from 'sharp';
 import { WasmTerminalFaceEngine } from '../device/face/terminal-engine.js';
 import { startTestBroker } from '../device/test-support/broker.js';
 import type { SimulatedCardReader } from '../device/hardware/index.js';
 import type { PunchBody } from '../device/events.js';
 import { percentile, round } from './measure.js';
+import { oneFaceFrame } from '../demo/people.js';
 
 /**
  * Badge-to-relay latency through the whole terminal flow: simulated reader (real EM4100 frames
@@ -25,21 +25,12 @@ export async function run(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'cf-bench-device-'));
   const broker = await startTestBroker('acme', 'bench-1');
   try {
-    const photos = join(process.cwd(), 'node_modules/@vladmandic/face-api/demo');
     const cam = join(dir, 'camera');
     mkdirSync(cam);
     // A 640x480 frame with one face (cut around the face found in a demo photo): the camera
     // replays it, and the person was enrolled from it.
     const face = await WasmTerminalFaceEngine.create();
-    const source = readFileSync(join(photos, 'sample2.jpg'));
-    const seen = await face.engine.analyze(source);
-    const found = seen.dominant!.box;
-    const w = Math.min(Math.round(found.width * 3), seen.width, Math.floor((seen.height * 4) / 3));
-    const h = Math.round((w * 3) / 4);
-    const clamp = (v: number, max: number) => Math.max(0, Math.min(max, Math.round(v)));
-    const left = clamp(found.x + found.width / 2 - w / 2, seen.width - w);
-    const top = clamp(found.y + found.height / 2 - h / 2, seen.height - h);
-    await sharp(source).rotate().extract({ left, top, width: w, height: h }).resize(640, 480).jpeg({ quality: 85 }).toFile(join(cam, 'frame.jpg'));
+    writeFileSync(join(cam, 'frame.jpg'), await oneFaceFrame(face.engine));
     const pepper = randomBytes(32);
     const signing = generateKeyPair('ed25519');
     const sealing = generateKeyPair('x25519');

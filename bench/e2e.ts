@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
-import sharp from 'sharp';
 import { createLogger } from '../common/log.js';
 import { WasmTerminalFaceEngine } from '../device/face/terminal-engine.js';
 import { cardHash, topics } from '../protocol/index.js';
 import { badge, startInProcessSite } from '../tests/support/site.js';
 import { percentile, round } from './measure.js';
+import { oneFaceFrame } from '../demo/people.js';
 
 /**
  * End to end through the three tiers (in one process, each over its real protocol): 100
@@ -60,14 +60,7 @@ export async function run(): Promise<Record<string, unknown>> {
 
     // One real terminal in the loop: badge + face on the real engine.
     const face = await WasmTerminalFaceEngine.create();
-    const photo = readFileSync(new URL('../../node_modules/@vladmandic/face-api/demo/sample2.jpg', import.meta.url));
-    const seen = await face.engine.analyze(photo);
-    const b = seen.dominant!.box;
-    const w = Math.min(Math.round(b.width * 3), seen.width);
-    const h = Math.round((w * 3) / 4);
-    const left = Math.max(0, Math.min(seen.width - w, Math.round(b.x + b.width / 2 - w / 2)));
-    const top = Math.max(0, Math.min(seen.height - h, Math.round(b.y + b.height / 2 - h / 2)));
-    const frame = await sharp(photo).rotate().extract({ left, top, width: w, height: h }).resize(640, 480).jpeg({ quality: 85 }).toBuffer();
+    const frame = await oneFaceFrame(face.engine);
     const door = await stack.startTerminal('door-bench', { frame, mode: 'access', face, policy: { credentials: 'card+face', access: { pulseMs: 100, groups: { staff: 'always' } } } });
     const t = cloud.tenants.get('acme')!;
     door.store.upsertSubject(

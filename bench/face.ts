@@ -1,11 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { FaceEngine } from '../device/face/engine.js';
 import { TemplateIndex } from '../device/face/matcher.js';
 import type { FaceTemplate } from '../device/face/template.js';
 import { percentile, round } from './measure.js';
+import { seededRandom } from '../tests/fuzz/seeds.js';
+import { oneFaceFrame } from '../demo/people.js';
 
 /**
  * The face engine on one 640x480 frame with one face (cut around the face of a demo photo that
@@ -23,17 +23,6 @@ function stats(samples: number[]): { median: number; p95: number; n: number } {
   return { median: round(percentile(s, 50), 3), p95: round(percentile(s, 95), 3), n: s.length };
 }
 
-/** Deterministic pseudo-random numbers (mulberry32), so every run searches the same gallery. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomUnit(next: () => number, dims: number): Float32Array {
   const v = new Float32Array(dims);
@@ -49,23 +38,11 @@ function randomUnit(next: () => number, dims: number): Float32Array {
   return v;
 }
 
-export async function frameOneFace(engine: FaceEngine): Promise<Buffer> {
-  const source = readFileSync(join(process.cwd(), 'node_modules/@vladmandic/face-api/demo/sample2.jpg'));
-  const seen = await engine.analyze(source);
-  const found = seen.dominant!.box;
-  const w = Math.min(Math.round(found.width * 3), seen.width, Math.floor((seen.height * 4) / 3));
-  const h = Math.round((w * 3) / 4);
-  const clamp = (v: number, max: number) => Math.max(0, Math.min(max, Math.round(v)));
-  const left = clamp(found.x + found.width / 2 - w / 2, seen.width - w);
-  const top = clamp(found.y + found.height / 2 - h / 2, seen.height - h);
-  return sharp(source).rotate().extract({ left, top, width: w, height: h }).resize(640, 480).jpeg({ quality: 85 }).toBuffer();
-}
-
 export async function run(): Promise<Record<string, unknown>> {
   const tLoad = performance.now();
   const engine = await FaceEngine.create();
   const loadMs = performance.now() - tLoad;
-  const frame = await frameOneFace(engine);
+  const frame = await oneFaceFrame(engine);
   // The enrolled subject: templates from the frame itself and from a smaller re-encoding of it.
   const enrolledFrom = [frame, await sharp(frame).resize(480, 360).jpeg({ quality: 75 }).toBuffer()];
   const enrolled: FaceTemplate[] = [];
@@ -75,7 +52,7 @@ export async function run(): Promise<Record<string, unknown>> {
     enrolled.push(a.template);
   }
   const oneToOne = new TemplateIndex(engine.modelId, 128);
-  const others = rng(7);
+  const others = seededRandom(7);
   for (let s = 0; s < 200; s++) oneToOne.set(`s-${s}`, [{ model: engine.modelId, vector: randomUnit(others, 128) }]);
   oneToOne.set('s-bench', enrolled);
 
@@ -103,7 +80,7 @@ export async function run(): Promise<Record<string, unknown>> {
   }
 
   const search: Record<string, unknown> = {};
-  const gen = rng(20261123);
+  const gen = seededRandom(20261123);
   const probe = enrolled[0]!;
   for (const size of [1_000, 10_000, 100_000]) {
     const index = new TemplateIndex(engine.modelId, 128, size);

@@ -56,3 +56,19 @@ export async function castFromSamples(count: number): Promise<Person[]> {
 export function emptyFrame(): Promise<Buffer> {
   return sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 120, g: 124, b: 128 } } }).jpeg().toBuffer();
 }
+
+/**
+ * A 640×480 camera frame with one face, cut around the only face in the single-person demo
+ * photo (sample2.jpg): what the benchmarks and the cross-tier test put before a terminal.
+ */
+export async function oneFaceFrame(engine: FaceEngine): Promise<Buffer> {
+  const source = readFileSync(join(samples, 'sample2.jpg'));
+  const seen = await engine.analyze(source);
+  const found = seen.dominant!.box;
+  const w = Math.min(Math.round(found.width * 3), seen.width, Math.floor((seen.height * 4) / 3));
+  const h = Math.round((w * 3) / 4);
+  const clamp = (v: number, max: number) => Math.max(0, Math.min(max, Math.round(v)));
+  const left = clamp(found.x + found.width / 2 - w / 2, seen.width - w);
+  const top = clamp(found.y + found.height / 2 - h / 2, seen.height - h);
+  return sharp(source).rotate().extract({ left, top, width: w, height: h }).resize(640, 480).jpeg({ quality: 85 }).toBuffer();
+}

@@ -1,7 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Harness } from '../cloud/testing/harness.js';
 import { buildServer } from '../cloud/server.js';
@@ -13,6 +9,7 @@ import type { Gateway } from '../gateway/gateway.js';
 import { until } from '../gateway/testing/fixture.js';
 import { cardHash } from '../protocol/index.js';
 import { badge, startInProcessSite, type InProcessSite } from './support/site.js';
+import { oneFaceFrame } from '../demo/people.js';
 
 /*
  * The three tiers as one system, in one process but over their real protocols: two terminals
@@ -24,7 +21,6 @@ import { badge, startInProcessSite, type InProcessSite } from './support/site.js
  * subject, credential and scores, and every outbox must drain (each receipt came back).
  */
 const log = createLogger({ name: 'cross-tier', level: process.env.CF_TEST_LOG ?? 'silent' });
-const samples = join(dirname(createRequire(import.meta.url).resolve('@vladmandic/face-api/package.json')), 'demo');
 
 let stack: InProcessSite;
 let h: Harness;
@@ -32,19 +28,6 @@ let gw: Gateway;
 let face: WasmTerminalFaceEngine;
 const terminals = new Map<string, DeviceService>();
 const made: PunchBody[] = [];
-
-/** A 640x480 camera frame cut around the one face in a demo photo (as the replay camera shows it). */
-async function frameOf(photo: string): Promise<Buffer> {
-  const source = readFileSync(join(samples, photo));
-  const seen = await face.engine.analyze(source);
-  const box = seen.dominant!.box;
-  const w = Math.min(Math.round(box.width * 3), seen.width, Math.floor((seen.height * 4) / 3));
-  const hgt = Math.round((w * 3) / 4);
-  const clamp = (v: number, max: number) => Math.max(0, Math.min(max, Math.round(v)));
-  const left = clamp(box.x + box.width / 2 - w / 2, seen.width - w);
-  const top = clamp(box.y + box.height / 2 - hgt / 2, seen.height - hgt);
-  return sharp(source).rotate().extract({ left, top, width: w, height: hgt }).resize(640, 480).jpeg({ quality: 85 }).toBuffer();
-}
 
 /** Badges a card and waits for the terminal's decision (and the end of the result screen). */
 async function badgeAt(service: DeviceService, card: number): Promise<PunchBody> {
@@ -59,7 +42,7 @@ beforeAll(async () => {
   face = await WasmTerminalFaceEngine.create();
   stack = await startInProcessSite(log);
   ({ cloud: h, gateway: gw } = stack);
-  const employee = await frameOf('sample2.jpg');
+  const employee = await oneFaceFrame(face.engine);
   const start = async (id: string, policy: Record<string, unknown>, mode: 'access' | 'timekeeping') => {
     const service = await stack.startTerminal(id, { frame: employee, policy, mode, face });
     service.terminal.on('punch', (p) => made.push(p));
@@ -76,7 +59,7 @@ afterAll(async () => {
 describe('terminals → gateway → cloud', () => {
   it('enrolls through the cloud, then every punch arrives exactly once with its decision and scores, across a cloud outage', async () => {
     const t = h.tenants.get('acme')!;
-    const reference = await frameOf('sample2.jpg');
+    const reference = await oneFaceFrame(face.engine);
     const enrolled = await h.api('POST', '/v1/tenants/acme/subjects', {
       token: t.ownerKey,
       body: { cardHashes: [cardHash(t.keys.pepper, '1001')], accessGroups: ['staff'], consent: { policyVersion: 'v1' }, referencePhotos: [reference.toString('base64')] },

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { TemplateIndex, type IdentifyResult } from './matcher.js';
 import { DEFAULT_THRESHOLDS, distanceFromSimilarity, similarityFromDistance } from './scores.js';
 import type { FaceTemplate } from './template.js';
+import { seededRandom } from '../../tests/fuzz/seeds.js';
 
 /**
  * The index's fast scan (unrolled kernel, early abandon against a running top-k) must give
@@ -9,16 +10,6 @@ import type { FaceTemplate } from './template.js';
  */
 const model = 'm';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The original, obviously correct algorithm: full distance for every row, then top-k. */
 function reference(gallery: Map<string, Float32Array[]>, probe: Float32Array, k: number, threshold: number, margin: number): IdentifyResult {
@@ -52,7 +43,7 @@ function reference(gallery: Map<string, Float32Array[]>, probe: Float32Array, k:
 
 describe('template index: fast scan equals a full scan', () => {
   it.each([128, 20, 18])('identify and verify agree exactly with the reference (%i dims; 18 takes the plain JS scan, the others the SIMD screen)', (dims) => {
-    const next = rng(dims);
+    const next = seededRandom(dims);
     const gauss = () => next() + next() + next() - 1.5;
     const around = (c: Float32Array, spread: number) => c.map((x) => x + gauss() * spread);
     const gallery = new Map<string, Float32Array[]>();

@@ -7,7 +7,7 @@ import { CLI_PATH } from '../../demo/processes.js';
 import { emptyFrame } from '../../demo/people.js';
 import { buildSite, type Site } from '../../demo/site.js';
 import { cardHash } from '../../protocol/index.js';
-import { FUZZ_SEED } from '../fuzz/seeds.js';
+import { FUZZ_SEED, seededRandom } from '../fuzz/seeds.js';
 
 /*
  * Fault injection on a real site (cloud, gateway and a terminal as separate processes, from
@@ -21,17 +21,6 @@ const root = join(import.meta.dirname, '..', '..');
 let work: string;
 let site: Site;
 
-/** A small deterministic generator (mulberry32) so a failing run can be replayed by its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function loggedPunches(file: string): string[] {
   return readFileSync(file, 'utf8')
@@ -64,7 +53,7 @@ afterAll(async () => {
 
 describe('SIGKILL of the gateway, the cloud and a terminal during a badge stream', () => {
   it(`loses no punch and duplicates none (seed ${FUZZ_SEED}, ${BADGES} badges)`, async () => {
-    const rand = random(FUZZ_SEED);
+    const rand = seededRandom(FUZZ_SEED);
     const victims = ['gateway', 'cloud', 'door-1'];
     // Seeded kill points, spread over the stream.
     const kills = new Map<number, string>();
