@@ -44,6 +44,12 @@ export const GatewayConfig = z
      * per commit (survives a process crash, may lose the last commits on power loss).
      */
     durability: z.enum(['full', 'normal']).default('full'),
+    /**
+     * Most disk the event queue may take, in bytes (default: whatever the disk has). When the
+     * queue is full, new events get no PUBACK (terminals keep them and retry) until forwarding
+     * frees space; a full disk behaves the same way.
+     */
+    maxQueueBytes: z.number().int().min(64 * 1024).optional(),
     limits: z
       .object({
         /** Largest MQTT packet accepted; checked on the fixed header before the body is buffered. */

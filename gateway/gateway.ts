@@ -56,7 +56,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   // Every file is read before the store is opened, so a missing one leaves nothing open.
   const token = config.cloud ? readPem(config.cloud.tokenFile, 'cloud token file').trim() : null;
   const cloudCa = config.cloud?.ca ? readPem(config.cloud.ca, 'cloud CA certificate') : undefined;
-  const store = new GatewayStore({ dataDir: config.dataDir, durability: config.durability });
+  const store = new GatewayStore({ dataDir: config.dataDir, durability: config.durability, maxBytes: config.maxQueueBytes });
   let revoked = storedRevocations(store);
 
   let forwarder: Forwarder | null = null;

@@ -42,6 +42,8 @@ export interface StoreOptions {
   dataDir: string;
   /** "full" fsyncs each commit; "normal" relies on the WAL (crash-safe, not power-loss-safe). */
   durability?: 'full' | 'normal';
+  /** A quota on the database file (SQLite max_page_count): writes past it fail as on a full disk. */
+  maxBytes?: number;
 }
 
 const SCHEMA = `
@@ -85,6 +87,10 @@ export class GatewayStore {
     this.db.pragma(`synchronous = ${opts.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    if (opts.maxBytes !== undefined) {
+      const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+      this.db.pragma(`max_page_count = ${Math.max(1, Math.floor(opts.maxBytes / pageSize))}`);
+    }
     const db = this.db;
     this.stmts = {
       insertEvent: db.prepare('INSERT OR IGNORE INTO events (id, device, envelope, received_at) VALUES (?, ?, ?, ?)'),

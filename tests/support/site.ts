@@ -27,7 +27,7 @@ export interface InProcessSite {
   close(): Promise<void>;
 }
 
-export async function startInProcessSite(log: Logger, forwarder: Record<string, number> = {}): Promise<InProcessSite> {
+export async function startInProcessSite(log: Logger, forwarder: Record<string, number> = {}, gatewayExtra: Record<string, unknown> = {}): Promise<InProcessSite> {
   const cloud = await startHarness(['acme']);
   const site = await createSite('acme');
   writeFileSync(join(site.dir, 'cloud.token'), cloud.tenants.get('acme')!.gatewayToken, { mode: 0o600 });
@@ -35,6 +35,7 @@ export async function startInProcessSite(log: Logger, forwarder: Record<string, 
     cloud: { url: cloud.url, tokenFile: 'cloud.token' },
     limits: { publishRate: 100_000, publishBurst: 100_000, maxInflight: 1000 },
     forwarder: { batchSize: 200, requestTimeoutMs: 5000, backoffBaseMs: 20, backoffMaxMs: 300, breakerThreshold: 3, breakerCooldownMs: 300, longPollSeconds: 1, revocationRefreshMs: 3_600_000, ...forwarder },
+    ...gatewayExtra,
   });
   const gateway = await startGateway(config, { log });
   const terminals: DeviceService[] = [];
