@@ -88,6 +88,27 @@ describe('ingest', () => {
     expect(Object.keys(rec).sort()).toEqual(['at', 'code', 'device', 'event_id', 'gateway', 'id', 'reason', 'tenant']);
   });
 
+  it('keeps punches from a terminal whose clock is wrong, flagged for review; replays are still refused', async () => {
+    const day = 86_400_000;
+    const now = h.clock.now();
+    // A Pi without a real-time clock that booted in 1970, and one whose clock runs an hour ahead.
+    const unsynced = h.punch('acme', 'door-1', { time: { wall: 3_600_000, monotonicMs: 5, clockSync: 'unsynced' } }, { sentAt: 3_600_000 });
+    const ahead = h.punch('acme', 'door-1', { time: { wall: now + 3_600_000, monotonicMs: 6, clockSync: 'synced' } }, { sentAt: now + 3_600_000 });
+    const late = h.punch('acme', 'door-1', { time: { wall: now - 2 * day, monotonicMs: 7, clockSync: 'synced' } }, { sentAt: now - 2 * day }); // waited out an outage
+    const items = [unsynced, ahead, late].map((p) => ({ id: p.event.eventId, tenant: 'acme', device: 'door-1', envelope: p.envelope }));
+    const r = await h.ingest('acme', items);
+    expect(r.json.results.map((x: { status: string }) => x.status)).toEqual(['stored', 'stored', 'stored']);
+    const rows = (await h.api('GET', '/v1/tenants/acme/punches?limit=5000', { token: h.tenants.get('acme')!.ownerKey })).json.punches as Array<Record<string, unknown>>;
+    const row = (id: string) => rows.find((p) => p.eventId === id)!;
+    expect(row(unsynced.event.eventId)).toMatchObject({ reviewState: 'open', reviewReasons: ['clock-unsynced'] });
+    expect(row(ahead.event.eventId)).toMatchObject({ reviewState: 'open', reviewReasons: ['clock-unsynced'] });
+    expect(row(late.event.eventId)).toMatchObject({ reviewState: 'none' });
+    // The same envelope again is a duplicate; an old sequence under a new id is a replay.
+    expect((await h.ingest('acme', [items[0]!])).json.results[0].status).toBe('duplicate');
+    const replay = h.punch('acme', 'door-1', { time: { wall: 3_600_000, monotonicMs: 5, clockSync: 'unsynced' } }, { seq: 1, sentAt: 3_600_000 });
+    expect((await h.ingest('acme', [{ id: replay.event.eventId, tenant: 'acme', device: 'door-1', envelope: replay.envelope }])).json.results[0].status).not.toBe('stored');
+  });
+
   it('refuses a replayed sequence under a new event id', async () => {
     const first = h.punch('acme', 'door-2');
     expect((await h.ingest('acme', [{ id: first.event.eventId, tenant: 'acme', device: 'door-2', envelope: first.envelope }])).json.results[0].status).toBe('stored');

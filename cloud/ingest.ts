@@ -11,6 +11,7 @@ import {
   verifyAndOpen,
   type DeviceEvent as DeviceEventT,
   type PublicKeyRef,
+  type PunchEvent,
 } from '../protocol/index.js';
 import type { AuditLog } from './audit.js';
 import type { Clock } from './clock.js';
@@ -179,8 +180,12 @@ export class Ingest {
       recipientKeys: [keys.cloudSealing],
       requireSealed: true,
       sequences: staged,
-      maxAgeMs: EVENT_MAX_AGE_MS,
-      maxFutureMs: EVENT_MAX_FUTURE_MS,
+      // No time window for events: a terminal whose clock is wrong (a Pi without RTC booting in
+      // 1970, a clock set an hour ahead) must not lose its punches. Replays are refused by the
+      // durable per-device sequence and the event-id dedupe; a skewed clock flags the punch
+      // for review instead (clockTrouble).
+      maxAgeMs: Number.MAX_SAFE_INTEGER,
+      maxFutureMs: Number.MAX_SAFE_INTEGER,
       now,
       schema: DeviceEvent,
     });
@@ -219,13 +224,14 @@ export class Ingest {
           this.db
             .prepare(
               `INSERT INTO punches (tenant, event_id, device, subject, credential, action, decision, reasons, scores, model, door,
-                 wall_time, clock_sync, received_at, photo_id, photo_dropped, recheck_state, recheck_next_at, review_state)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                 wall_time, clock_sync, received_at, photo_id, photo_dropped, recheck_state, recheck_next_at, review_state, review_reasons)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
             )
             .run(
               tenant, e.eventId, e.device, e.subject, e.credential, e.action, e.decision, JSON.stringify(e.reasons),
               JSON.stringify(e.scores), e.model, e.door, e.time.wall, e.time.clockSync, now, photo?.id ?? null,
-              e.photoDropped ? 1 : 0, recheck, photo ? now : null, e.decision === 'flagged' ? 'open' : 'none',
+              e.photoDropped ? 1 : 0, recheck, photo ? now : null, e.decision === 'flagged' || clockTrouble(e, now) ? 'open' : 'none',
+              JSON.stringify(clockTrouble(e, now) ? ['clock-unsynced'] : []),
             );
         } else if (e.type === 'alarm') {
           this.db
@@ -255,6 +261,15 @@ export class Ingest {
       sentAt: now,
     });
   }
+}
+
+/**
+ * A punch whose time cannot be trusted: the terminal said its clock was unsynced or had just
+ * stepped, or the punch claims a time in the future or older than any outbox keeps events.
+ * (A punch from hours ago is normal: it waited out an outage.)
+ */
+function clockTrouble(e: PunchEvent, now: number): boolean {
+  return e.time.clockSync !== 'synced' || e.time.wall > now + EVENT_MAX_FUTURE_MS || e.time.wall < now - EVENT_MAX_AGE_MS;
 }
 
 /**

@@ -83,6 +83,12 @@ export class RecheckWorker {
   }
 
   /** Spaces engine calls so the configured rate is never exceeded. */
+  /** Review reasons set at ingest (e.g. clock-unsynced) stay beside the re-check's own. */
+  private withEarlierReasons(tenant: string, eventId: string, reasons: string[]): string[] {
+    const earlier = this.s.db.prepare('SELECT review_reasons FROM punches WHERE tenant = ? AND event_id = ?').pluck().get(tenant, eventId) as string | undefined;
+    return [...new Set([...(earlier ? (JSON.parse(earlier) as string[]) : []), ...reasons])];
+  }
+
   private async throttle(): Promise<void> {
     const gap = 1000 / this.opts.ratePerSecond;
     const now = Date.now();
@@ -130,7 +136,7 @@ export class RecheckWorker {
              review_state = CASE WHEN ? AND review_state = 'none' THEN 'open' ELSE review_state END
            WHERE tenant = ? AND event_id = ?`,
         )
-        .run(faceExists, similarity, this.engine.name, JSON.stringify(reasons), reasons.length ? 1 : 0, tenant, eventId);
+        .run(faceExists, similarity, this.engine.name, JSON.stringify(this.withEarlierReasons(tenant, eventId, reasons)), reasons.length ? 1 : 0, tenant, eventId);
       return 'done';
     } catch (err) {
       const retryable = err instanceof EngineError ? err.retryable : true;
