@@ -62,6 +62,8 @@ export interface TerminalPlan {
   mode: 'access' | 'timekeeping';
   policy: Record<string, unknown>;
   firstFrame: Buffer;
+  /** Extra environment for this terminal's process (tests: e.g. a skewed clock). */
+  env?: Record<string, string>;
 }
 
 export async function buildSite(work: string, plans: TerminalPlan[], progress: (text: string) => void): Promise<Site> {
@@ -152,6 +154,7 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
         CLOCKFACE_HARDWARE__GPIO: JSON.stringify({ driver: 'simulator', recordFile: terminal.gpioRecord }),
         CLOCKFACE_POLICY: JSON.stringify(t.policy),
         CLOCKFACE_FACE_TRIGGER: JSON.stringify({ scanMs: 300, cooldownMs: 4000 }),
+        ...t.env,
       },
     });
     terminals.set(t.id, { ...terminal, process: proc });

@@ -91,4 +91,30 @@ describe('SIGKILL of the gateway, the cloud and a terminal during a badge stream
     const gatewayLog = readFileSync(join(work, 'logs', 'gateway.log'), 'utf8');
     for (const line of gatewayLog.split('\n').filter((l) => /refused/.test(l))) expect(line).toMatch(/"reason"|"detail"|"err"/);
   }, 600_000);
+
+  it('a long cloud outage (a day compressed, with a gateway reboot overnight) drains exactly once', async () => {
+    const atCloud = async () => ((await site.api('GET', '/v1/tenants/acme/punches?limit=5000')).json.punches ?? []) as Array<{ eventId: string }>;
+    const before = new Set((await atCloud()).map((p) => p.eventId));
+    const logFile = join(work, 'logs', 'door-1.log');
+    const loggedBefore = new Set(loggedPunches(logFile));
+    await site.stopCloud();
+    const day = Math.round(BADGES / 2);
+    for (let i = 0; i < day; i++) {
+      if (i === Math.floor(day / 2)) await site.restart('gateway', 'SIGTERM'); // the site reboots at night
+      await site.key('door-1', '1001').catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const made = loggedPunches(logFile).filter((id) => !loggedBefore.has(id));
+    expect(made.length).toBeGreaterThan(day / 2);
+    await site.startCloud();
+    let rows: Array<{ eventId: string }> = [];
+    for (let i = 0; i < 600; i++) {
+      rows = await atCloud().catch(() => []);
+      if (rows.length >= before.size + made.length) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const fresh = rows.map((r) => r.eventId).filter((id) => !before.has(id));
+    expect(new Set(fresh).size).toBe(fresh.length);
+    expect(fresh.sort()).toEqual([...made].sort());
+  }, 600_000);
 });

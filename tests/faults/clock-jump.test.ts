@@ -1,0 +1,93 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { emptyFrame } from '../../demo/people.js';
+import { CLI_PATH } from '../../demo/processes.js';
+import { buildSite, type Site } from '../../demo/site.js';
+import { cardHash } from '../../protocol/index.js';
+
+/*
+ * A terminal's wall clock jumps while it works (someone sets it two hours ahead, then NTP pulls
+ * it back an hour behind real time): the terminal process runs with a preloaded clock skew it
+ * cannot tell from a real one. Every punch still reaches the cloud exactly once; the first
+ * punch after each jump says "stepped", and punches stamped in the future are flagged for review.
+ */
+const root = join(import.meta.dirname, '..', '..');
+const skewModule = join(root, 'dist/tests/support/clock-skew.js');
+let work: string;
+let skewFile: string;
+let site: Site;
+
+function loggedPunches(file: string): string[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"msg":"punch"'))
+    .map((l) => (JSON.parse(l) as { eventId: string }).eventId);
+}
+
+beforeAll(async () => {
+  if (!existsSync(CLI_PATH) || !existsSync(skewModule)) execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+  work = mkdtempSync(join(tmpdir(), 'cf-clock-'));
+  skewFile = join(work, 'skew-ms');
+  writeFileSync(skewFile, '0');
+  site = await buildSite(
+    work,
+    [
+      {
+        id: 'door-1',
+        mode: 'access',
+        firstFrame: await emptyFrame(),
+        policy: { credentials: 'card-only', photoAtPunch: false, access: { pulseMs: 100, groups: { staff: 'always' } } },
+        env: { NODE_OPTIONS: `--import=${skewModule}`, CF_TEST_CLOCK_SKEW_FILE: skewFile },
+      },
+    ],
+    () => {},
+  );
+  const r = await site.api('POST', '/v1/tenants/acme/subjects', { cardHashes: [cardHash(site.pepper, '1001')], accessGroups: ['staff'] });
+  if (r.status !== 201) throw new Error(`enroll: ${r.status}`);
+  for (let i = 0; i < 200; i++) {
+    const cmds = ((await site.api('GET', '/v1/tenants/acme/commands')).json.commands ?? []) as Array<{ state: string }>;
+    if (cmds.length > 0 && cmds.every((c) => c.state === 'applied')) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}, 180_000);
+
+afterAll(async () => {
+  await site?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('a clock jump on a terminal', () => {
+  it('loses nothing; the punch after each jump says "stepped"; future-stamped punches are flagged', async () => {
+    const hour = 3_600_000;
+    const phases = [0, 2 * hour, -hour, 0];
+    for (const skew of phases) {
+      writeFileSync(skewFile, String(skew));
+      for (let i = 0; i < 4; i++) {
+        await site.key('door-1', '1001');
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    const made = loggedPunches(join(work, 'logs', 'door-1.log'));
+    expect(made).toHaveLength(16);
+    type Row = { eventId: string; clockSync: string; wallTime: number; reviewState: string; reviewReasons: string[] | string };
+    let rows: Row[] = [];
+    for (let i = 0; i < 300 && rows.length < made.length; i++) {
+      rows = ((await site.api('GET', '/v1/tenants/acme/punches?limit=5000')).json.punches ?? []) as Row[];
+      if (rows.length < made.length) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(rows.map((r) => r.eventId).sort()).toEqual([...made].sort()); // each exactly once
+    const byId = new Map(rows.map((r) => [r.eventId, r]));
+    const inOrder = made.map((id) => byId.get(id)!);
+    // The first punch of each phase after the first follows a jump.
+    for (const first of [4, 8, 12]) expect(inOrder[first]!.clockSync, `punch ${first}`).toBe('stepped');
+    const reasons = (r: Row) => (Array.isArray(r.reviewReasons) ? r.reviewReasons : (JSON.parse(r.reviewReasons) as string[]));
+    for (const r of inOrder.slice(4, 8)) {
+      expect(r.reviewState).toBe('open'); // stamped two hours in the future
+      expect(reasons(r)).toContain('clock-unsynced');
+    }
+    for (const r of inOrder.slice(1, 4)) expect(r.reviewState).toBe('none');
+  }, 240_000);
+});
