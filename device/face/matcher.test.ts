@@ -24,19 +24,15 @@ function reference(gallery: Map<string, Float32Array[]>, probe: Float32Array, k:
   const subjects = [...gallery.keys()];
   if (subjects.length === 0) return { best: null, candidates: [], outcome: 'empty' };
   const best = subjects.map((s) => Math.min(...gallery.get(s)!.map((v) => dist2(v, probe))));
-  const top: { s: number; d: number }[] = [];
-  for (let s = 0; s < best.length; s++) {
-    const d = best[s]!;
-    if (top.length < k || d < top[top.length - 1]!.d) {
-      top.push({ s, d });
-      top.sort((a, b) => a.d - b.d);
-      if (top.length > k) top.pop();
-    }
-  }
-  const candidates = top.map(({ s, d }) => ({ subject: subjects[s]!, similarity: similarityFromDistance(Math.sqrt(d)) }));
+  // Every subject ranked; the runner-up counts for the margin whatever k is.
+  const ranked = best
+    .map((d, s) => ({ s, d }))
+    .sort((a, b) => a.d - b.d || a.s - b.s)
+    .map(({ s, d }) => ({ subject: subjects[s]!, similarity: similarityFromDistance(Math.sqrt(d)) }));
+  const candidates = ranked.slice(0, k);
   const first = candidates[0] ?? null;
   if (!first || first.similarity < threshold) return { best: first, candidates, outcome: 'no-match' };
-  const second = candidates[1];
+  const second = ranked[1];
   if (second && first.similarity - second.similarity < margin) return { best: first, candidates, outcome: 'ambiguous' };
   return { best: first, candidates, outcome: 'match' };
 }
@@ -87,6 +83,28 @@ describe('template index: fast scan equals a full scan', () => {
       expect(idx.verify(subject, tpl(probe))).toBe(want);
     }
     expect(compared).toBe(800);
+  });
+});
+
+describe('template index: margin rule', () => {
+  it('refuses two subjects too close to tell apart whatever k is, also k = 1', () => {
+    const dims = 128;
+    const next = seededRandom(7);
+    const base = Float32Array.from({ length: dims }, () => (next() - 0.5) * 0.1);
+    const idx = new TemplateIndex(model, dims);
+    idx.set('a', [{ model, vector: base }]);
+    // Nearly the same face enrolled as someone else: the two best similarities differ by far less than the margin.
+    idx.set('b', [{ model, vector: base.map((v, i) => (i === 0 ? v + 0.01 : v)) }]);
+    idx.set('c', [{ model, vector: base.map((v) => v + 0.2) }]);
+    for (const k of [1, 2, 3]) {
+      const r = idx.identify({ model, vector: base }, { k, threshold: 0.5, margin: 0.1 });
+      expect(r.outcome).toBe('ambiguous');
+      expect(r.best!.subject).toBe('a');
+      expect(r.candidates).toHaveLength(Math.min(k, 3));
+    }
+    // With the look-alike gone, the same probe is a clear match at k = 1.
+    idx.remove('b');
+    expect(idx.identify({ model, vector: base }, { k: 1, threshold: 0.5, margin: 0.1 }).outcome).toBe('match');
   });
 });
 

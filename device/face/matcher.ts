@@ -111,13 +111,19 @@ export class TemplateIndex {
     return best === Infinity ? null : similarityFromDistance(Math.sqrt(best));
   }
 
-  /** 1:N — top-k subjects by best similarity, with the threshold and margin rule applied. */
+  /**
+   * 1:N — top-k subjects by best similarity, with the threshold and margin rule applied. The
+   * margin is always checked against the runner-up subject, also when k = 1 (it is then
+   * found but not listed in `candidates`).
+   */
   identify(
     probe: FaceTemplate,
     opts: { k?: number; threshold?: number; margin?: number } = {},
   ): IdentifyResult {
     this.check(probe);
-    const k = opts.k ?? 3;
+    const k = Math.max(1, opts.k ?? 3);
+    // The margin rule needs the runner-up subject even when only the best is asked for.
+    const keep = Math.max(k, 2);
     const threshold = opts.threshold ?? DEFAULT_THRESHOLDS.identify;
     const margin = opts.margin ?? DEFAULT_THRESHOLDS.identifyMargin;
     if (this.rows === 0) return { best: null, candidates: [], outcome: 'empty' };
@@ -127,7 +133,7 @@ export class TemplateIndex {
     // subject (or than its own subject's best) cannot change the answer, so its distance is
     // abandoned as soon as the partial sum passes that bound. Rows that count are summed in
     // full, in the same order, so the result is exactly that of a full scan.
-    const topS = new Int32Array(Math.max(k, 1)).fill(-1);
+    const topS = new Int32Array(keep).fill(-1);
     const topD = new Float64Array(topS.length).fill(Infinity);
     if (this.wasm) {
       // SIMD screen first: a row whose float32 distance is clearly above its bound is one the
@@ -164,16 +170,17 @@ export class TemplateIndex {
     for (let s = 0; s < bestBySubject.length; s++) {
       const d = bestBySubject[s]!;
       if (d === Infinity) continue;
-      if (top.length < k || d < top[top.length - 1]!.d) {
+      if (top.length < keep || d < top[top.length - 1]!.d) {
         top.push({ s, d });
         top.sort((a, b) => a.d - b.d);
-        if (top.length > k) top.pop();
+        if (top.length > keep) top.pop();
       }
     }
-    const candidates = top.map(({ s, d }) => ({ subject: this.subjects[s]!, similarity: similarityFromDistance(Math.sqrt(d)) }));
+    const ranked = top.map(({ s, d }) => ({ subject: this.subjects[s]!, similarity: similarityFromDistance(Math.sqrt(d)) }));
+    const candidates = ranked.slice(0, k);
     const best = candidates[0] ?? null;
     if (!best || best.similarity < threshold) return { best, candidates, outcome: 'no-match' };
-    const second = candidates[1];
+    const second = ranked[1];
     if (second && best.similarity - second.similarity < margin) return { best, candidates, outcome: 'ambiguous' };
     return { best, candidates, outcome: 'match' };
   }
