@@ -16,6 +16,13 @@ export interface FaceAnalysis {
   bestFrame: Buffer | null;
   /** Engine-specific per-frame results, handed back when the same burst grows (see analyze). */
   frameResults?: readonly unknown[];
+  /**
+   * How the burst was used, for the punch record: frames analysed, frames fused into the
+   * descriptor, and each dropped frame's burst index (position in the burst passed to analyze)
+   * with its reasons (quality reasons, `no-face`, `image-<code>`, `not-among-best`).
+   * Optional: engines that do not fuse bursts leave it out.
+   */
+  burst?: { frames: number; used: number; dropped: readonly { index: number; reasons: readonly string[] }[] };
 }
 
 export interface FaceEngine {

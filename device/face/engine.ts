@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { detectFacesFitted } from './detector.js';
-import { FaceInputError } from './errors.js';
+import { FaceInputError, ModelMismatchError } from './errors.js';
 import { decodeImage, DEFAULT_DECODE_LIMITS } from './image.js';
 import { burstLiveness } from './liveness.js';
 import { loadFaceModels, type Box, type FaceModels, type Point } from './models.js';
@@ -67,15 +67,20 @@ export interface FrameAnalysis {
 
 export interface BurstAnalysis {
   used: number;
+  /** `index` is the frame's position in the burst as given (not among the decoded frames). */
   dropped: { index: number; reasons: string[] }[];
   /** Fused template of the used frames, or null when none was usable. */
   template: FaceTemplate | null;
   faceExists: number | null;
   quality: number | null;
   liveness: number | null;
-  /** Index of the best frame (the punch photo). */
+  /** Burst index of the best frame (the punch photo): `jpegs[bestIndex]`. */
   bestIndex: number | null;
-  frames: FrameAnalysis[];
+  /**
+   * One entry per burst frame, at the frame's burst index; null where the frame would not
+   * decode (its reason is in `dropped`). Handed back as `known` when the burst grows.
+   */
+  frames: (FrameAnalysis | null)[];
 }
 
 export class FaceEngine {
@@ -161,8 +166,10 @@ export class FaceEngine {
    * Uses the best-quality frames of a burst; reports how many were used and why others were
    * dropped. `known` holds results for the first frames when a growing burst is analysed again.
    */
-  async analyzeBurst(jpegs: readonly Buffer[], known: readonly FrameAnalysis[] = []): Promise<BurstAnalysis> {
-    const frames: FrameAnalysis[] = [];
+  async analyzeBurst(jpegs: readonly Buffer[], known: readonly (FrameAnalysis | null)[] = []): Promise<BurstAnalysis> {
+    // Aligned with `jpegs`: every index below is a burst index, so `jpegs[bestIndex]` is the
+    // best frame even when an earlier frame would not decode.
+    const frames: (FrameAnalysis | null)[] = [];
     const dropped: BurstAnalysis['dropped'] = [];
     for (const [index, jpeg] of jpegs.entries()) {
       try {
@@ -171,19 +178,19 @@ export class FaceEngine {
         frames.push(f);
         if (f.reasons.length) dropped.push({ index, reasons: f.reasons });
       } catch (err) {
+        frames.push(null);
         dropped.push({ index, reasons: [err instanceof FaceInputError ? `image-${err.code}` : 'image-unreadable'] });
       }
     }
     const usable = frames
-      .map((f, i) => ({ f, i }))
-      .filter(({ f }) => f.reasons.length === 0 && f.template)
+      .flatMap((f, index) => (f && f.reasons.length === 0 && f.template ? [{ f, index }] : []))
       .sort((a, b) => (b.f.quality?.score ?? 0) - (a.f.quality?.score ?? 0));
     const used = usable.slice(0, this.config.burstUse);
-    for (const { i } of usable.slice(this.config.burstUse)) dropped.push({ index: i, reasons: ['not-among-best'] });
-    const withFace = frames.filter((f) => f.landmarks);
-    const liveness = burstLiveness(withFace.map((f) => f.landmarks!));
+    for (const { index } of usable.slice(this.config.burstUse)) dropped.push({ index, reasons: ['not-among-best'] });
+    dropped.sort((a, b) => a.index - b.index);
+    const liveness = burstLiveness(frames.flatMap((f) => (f?.landmarks ? [f.landmarks] : [])));
     if (used.length === 0) {
-      const best = frames.find((f) => f.dominant);
+      const best = frames.find((f) => f?.dominant);
       return { used: 0, dropped, template: null, faceExists: best?.dominant?.faceExists ?? null, quality: best?.quality?.score ?? null, liveness, bestIndex: null, frames };
     }
     const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
@@ -194,14 +201,14 @@ export class FaceEngine {
       faceExists: mean(used.map(({ f }) => f.dominant!.faceExists)),
       quality: mean(used.map(({ f }) => f.quality!.score)),
       liveness,
-      bestIndex: used[0]!.i,
+      bestIndex: used[0]!.index,
       frames,
     };
   }
 
-  /** Similarity of two templates of this engine's model, 0..1. */
+  /** Similarity of two templates of this engine's model, 0..1; another model's template throws ModelMismatchError. */
   similarity(a: FaceTemplate, b: FaceTemplate): number {
-    for (const t of [a, b]) if (t.model !== this.modelId) throw new Error(`template model ${t.model} is not ${this.modelId}`);
+    for (const t of [a, b]) if (t.model !== this.modelId) throw new ModelMismatchError(this.modelId, t.model);
     return similarityFromDistance(euclidean(a.vector, b.vector));
   }
 

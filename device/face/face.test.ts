@@ -137,9 +137,41 @@ describe('face engine on real photos', () => {
     const blank = await sharp({ create: { width: 200, height: 200, channels: 3, background: '#000' } }).jpeg().toBuffer();
     const burst = await engine.analyzeBurst([crops[0]!, blank, crops[0]!, Buffer.from('junk')]);
     expect(burst.used).toBe(2);
-    expect(burst.dropped.map((d) => d.reasons[0])).toEqual(expect.arrayContaining(['no-face', 'image-unreadable']));
+    expect(burst.dropped).toEqual([
+      { index: 1, reasons: ['no-face'] },
+      { index: 3, reasons: ['image-unreadable'] },
+    ]);
     expect(burst.template).not.toBeNull();
     expect(burst.liveness).toBe(0);
+  });
+
+  it('keeps burst indices when an earlier frame would not decode: dropped, best frame and the punch photo are the burst’s', async () => {
+    const junk = Buffer.from('junk');
+    const blank = await sharp({ create: { width: 200, height: 200, channels: 3, background: '#000' } }).jpeg().toBuffer();
+    const one = await FaceEngine.create({ burstUse: 1 });
+    const burst = [junk, blank, crops[0]!, crops[0]!];
+    const b = await one.analyzeBurst(burst);
+    expect(b.frames).toHaveLength(4);
+    expect(b.frames[0]).toBeNull();
+    expect(b.used).toBe(1);
+    // Equal frames score equally; the first of them is the best, and it is burst frame 2.
+    expect(b.bestIndex).toBe(2);
+    expect(b.dropped).toEqual([
+      { index: 0, reasons: ['image-unreadable'] },
+      { index: 1, reasons: ['no-face'] },
+      { index: 3, reasons: ['not-among-best'] },
+    ]);
+
+    const terminal = await WasmTerminalFaceEngine.create();
+    const first = await terminal.analyze([junk, crops[1]!]);
+    expect(first.bestFrame).toBe(crops[1]);
+    expect(first.burst).toEqual({ frames: 2, used: 1, dropped: [{ index: 0, reasons: ['image-unreadable'] }] });
+    // The burst grows: earlier results are reused at their burst index, not shifted by the junk frame.
+    const grown = await terminal.analyze([junk, crops[1]!, crops[0]!], first);
+    expect(grown.frameResults![1]).toBe(first.frameResults![1]);
+    expect(grown.burst).toEqual({ frames: 3, used: 2, dropped: [{ index: 0, reasons: ['image-unreadable'] }] });
+    const fresh = await one.analyze(crops[0]!, { onlyIfUsable: true });
+    expect((grown.frameResults![2] as typeof fresh).template!.vector).toEqual(fresh.template!.vector);
   });
 });
 
@@ -179,6 +211,14 @@ describe('template index', () => {
     const idx = new TemplateIndex(model, 128);
     expect(() => idx.set('s', [{ model: 'other', vector: vec(1) }])).toThrow(ModelMismatchError);
     expect(() => idx.verify('s', { model: 'other', vector: vec(1) })).toThrow(/re-enroll/);
+  });
+
+  it('the engine refuses to compare templates of different models with ModelMismatchError', () => {
+    const mine = { model: engine.modelId, vector: vec(1) };
+    const other = { model: 'human-faceres-v1', vector: vec(1) };
+    expect(() => engine.similarity(mine, other)).toThrow(ModelMismatchError);
+    expect(() => engine.similarity(other, mine)).toThrow(/re-enroll/);
+    expect(engine.similarity(mine, mine)).toBeGreaterThan(0.99);
   });
 
   it('round trips templates through the protocol wire form', () => {

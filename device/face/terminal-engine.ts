@@ -21,8 +21,9 @@ export class WasmTerminalFaceEngine implements TerminalFaceEngine {
   }
 
   async analyze(burst: readonly Buffer[], earlier?: FaceAnalysis): Promise<FaceAnalysis> {
-    const b = await this.engine.analyzeBurst(burst, (earlier?.frameResults ?? []) as FrameAnalysis[]);
-    const best = b.bestIndex !== null ? b.frames[b.bestIndex] : b.frames.find((f) => f.faces.length > 0);
+    const b = await this.engine.analyzeBurst(burst, (earlier?.frameResults ?? []) as (FrameAnalysis | null)[]);
+    // Burst indices throughout: frames[i] and burst[i] are the same frame.
+    const best = b.bestIndex !== null ? b.frames[b.bestIndex] : b.frames.find((f) => f && f.faces.length > 0);
     return {
       // The engine ignores small background faces (severalFacesAreaRatio); so does the count.
       faces: !best?.dominant ? 0 : best.reasons.includes('several-faces') ? best.faces.length : 1,
@@ -32,6 +33,7 @@ export class WasmTerminalFaceEngine implements TerminalFaceEngine {
       liveness: b.liveness,
       bestFrame: b.bestIndex !== null ? (burst[b.bestIndex] ?? null) : null,
       frameResults: b.frames,
+      burst: { frames: burst.length, used: b.used, dropped: b.dropped },
     };
   }
 
