@@ -65,7 +65,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const t1 = performance.now();
     const similarity = a.template ? oneToOne.verify('s-bench', a.template) : null;
     const t2 = performance.now();
-    const accept = similarity !== null && similarity >= engine.config.thresholds.verify;
+    const accept = similarity !== null && similarity >= engine.thresholds.verify;
     if (i < WARMUP) continue;
     if (accept) accepted++;
     lastSimilarity = similarity ?? 0;

@@ -12,7 +12,7 @@ import { summarize } from './evaluate.js';
  * tools rely on (see the issue and docs/PROTOCOL.md for `serve`); keep them exact.
  */
 const USAGE = `Usage:
-  clockface face inspect IMAGE [--json]
+  clockface face inspect IMAGE [IMAGE...] [--json]   (several images: frames of one burst, for liveness)
   clockface face compare A B [--json]
   clockface face eval --pairs CSV [--root DIR] [--json]
   clockface face serve            (JSON lines on stdin/stdout, for the cloud's local re-check engine)`;
@@ -54,35 +54,61 @@ function readImage(path: string): Buffer {
 const r3 = (n: number) => Math.round(n * 1000) / 1000;
 const box = (b: { x: number; y: number; width: number; height: number }) => ({ x: Math.round(b.x), y: Math.round(b.y), width: Math.round(b.width), height: Math.round(b.height) });
 
+const SINGLE_STILL_NOTE = 'a single still cannot show motion: pass several frames of one capture (a burst) for a liveness score';
+const BACKGROUND_NOTE = 'liveness is measured on the dominant face only';
+
+/**
+ * One IMAGE: each face with its box, face-exists score, its own quality verdict and reasons;
+ * `liveness: null` with a note (motion-based liveness needs frames). Several IMAGEs are taken
+ * as the frames of one capture (a burst): each frame reported the same way inside `frames`,
+ * plus the burst's liveness score, which the dominant face of every frame also carries.
+ */
 async function inspect(paths: string[], json: boolean): Promise<number> {
-  if (paths.length !== 1) return usage('inspect takes one IMAGE');
+  if (paths.length === 0) return usage('inspect takes IMAGE [IMAGE...] (several images: the frames of one burst)');
   const engine = await FaceEngine.create();
-  const a = await engine.analyze(readImage(paths[0]!));
-  const report = {
-    image: paths[0],
+  const images = paths.map(readImage);
+  const analyses: FrameAnalysis[] = [];
+  for (const image of images) analyses.push(await engine.analyze(image, { everyFace: true }));
+  // The frames already analysed are handed in as `known`: the burst step only ranks and fuses.
+  const burst = paths.length > 1 ? await engine.analyzeBurst(images, analyses) : null;
+  const liveness = burst?.liveness ?? null;
+  const livenessNote = paths.length === 1 ? SINGLE_STILL_NOTE : liveness === null ? 'fewer than two frames showed a face' : undefined;
+  const frameReport = (path: string, a: FrameAnalysis) => ({
+    image: path,
     width: a.width,
     height: a.height,
-    model: engine.modelId,
-    backend: engine.backend,
-    faces: a.faces.map((f, i) => ({
-      box: box(f.box),
-      faceExists: r3(f.faceExists),
-      ...(i === 0 && a.quality
-        ? {
-            quality: { ok: a.reasons.length === 0, score: r3(a.quality.score), reasons: a.reasons, metrics: roundAll(a.quality.metrics) },
-            liveness: null,
-            livenessNote: 'liveness needs a burst of frames (the terminal uses its camera burst)',
-          }
-        : {}),
-    })),
+    faces: a.faces.map((f, i) => {
+      const reasons = i === 0 ? a.reasons : f.quality!.reasons;
+      const faceLiveness = i === 0 ? liveness : null;
+      return {
+        box: box(f.box),
+        faceExists: r3(f.faceExists),
+        dominant: i === 0,
+        quality: { ok: reasons.length === 0, score: r3(f.quality!.score), reasons, metrics: roundAll(f.quality!.metrics) },
+        liveness: faceLiveness === null ? null : r3(faceLiveness),
+        ...(faceLiveness === null ? { livenessNote: i === 0 ? livenessNote : BACKGROUND_NOTE } : {}),
+      };
+    }),
     verdict: { usable: a.reasons.length === 0, reasons: a.reasons, advice: a.reasons.map(advice) },
     timings: roundAll(a.timings),
-  };
+  });
+  const head = { model: engine.modelId, backend: engine.backend };
+  const tail = { liveness: liveness === null ? null : r3(liveness), ...(livenessNote ? { livenessNote } : {}) };
+  const frames = paths.map((p, i) => frameReport(p, analyses[i]!));
+  const report = burst
+    ? { ...head, frames, burst: { frames: paths.length, used: burst.used, dropped: burst.dropped, bestIndex: burst.bestIndex }, ...tail }
+    : { ...frames[0]!, ...head, ...tail };
   if (json) console.log(JSON.stringify(report));
   else {
-    console.log(`${report.image}: ${a.width}x${a.height}, ${a.faces.length} face(s) [${engine.modelId} on ${engine.backend}]`);
-    for (const [i, f] of report.faces.entries()) console.log(`  face ${i + 1}: box ${JSON.stringify(f.box)} face-exists ${f.faceExists}`);
-    console.log(report.verdict.usable ? '  usable' : `  not usable: ${report.verdict.advice.join('; ')}`);
+    for (const f of frames) {
+      console.log(`${f.image}: ${f.width}x${f.height}, ${f.faces.length} face(s) [${engine.modelId} on ${engine.backend}]`);
+      for (const [i, face] of f.faces.entries()) {
+        const q = face.quality.ok ? 'quality ok' : `quality: ${face.quality.reasons.map(advice).join('; ')}`;
+        console.log(`  face ${i + 1}${face.dominant ? ' (dominant)' : ''}: box ${JSON.stringify(face.box)} face-exists ${face.faceExists}, ${q}`);
+      }
+      console.log(f.verdict.usable ? '  usable' : `  not usable: ${f.verdict.advice.join('; ')}`);
+    }
+    console.log(liveness === null ? `liveness: none (${livenessNote})` : `liveness over ${paths.length} frames: ${r3(liveness)}`);
   }
   return 0;
 }
@@ -102,7 +128,7 @@ async function compare(paths: string[], json: boolean): Promise<number> {
   const engine = await FaceEngine.create();
   const [a, b] = [await usableFace(engine, paths[0]!), await usableFace(engine, paths[1]!)];
   const similarity = engine.similarity(a.template!, b.template!);
-  const threshold = engine.config.thresholds.verify;
+  const threshold = engine.thresholds.verify;
   const result = {
     similarity: r3(similarity),
     match: similarity >= threshold,
@@ -136,30 +162,35 @@ async function evaluate(pairsFile: string | undefined, rootArg: string | undefin
     return { a, b, same: same === '1' || same === 'true' };
   });
   const engine = await FaceEngine.create();
-  // Each photo once, however many pairs name it.
+  // Each photo once, however many pairs name it and however it is spelled (./x.jpg, x.jpg, an
+  // absolute path): photos are keyed by their resolved path.
   const photos = new Map<string, { template: FrameAnalysis['template']; reason: string | null }>();
-  for (const name of new Set(pairs.flatMap((p) => [p.a, p.b]))) {
+  const pathOf = (name: string) => resolve(root, name);
+  for (const path of new Set(pairs.flatMap((p) => [pathOf(p.a), pathOf(p.b)]))) {
     try {
-      const a = await engine.analyze(readImage(resolve(root, name)));
-      photos.set(name, { template: a.template, reason: a.template ? null : a.reasons.join(', ') });
+      const a = await engine.analyze(readImage(path));
+      photos.set(path, { template: a.template, reason: a.template ? null : a.reasons.join(', ') });
     } catch (err) {
-      photos.set(name, { template: null, reason: (err as Error).message });
+      photos.set(path, { template: null, reason: (err as Error).message });
     }
     if (!json) process.stderr.write('.');
   }
-  const threshold = engine.config.thresholds.verify;
+  const threshold = engine.thresholds.verify;
+  // The summary and `match` both use the unrounded similarity; only the printed rows are rounded.
+  const scored: { same: boolean; similarity: number }[] = [];
   const out = pairs.map((p) => {
-    const [ta, tb] = [photos.get(p.a)!, photos.get(p.b)!];
+    const [ta, tb] = [photos.get(pathOf(p.a))!, photos.get(pathOf(p.b))!];
     if (!ta.template || !tb.template) {
       return { a: p.a, b: p.b, same: p.same, similarity: null, match: false, reason: ta.reason ?? tb.reason };
     }
     const similarity = engine.similarity(ta.template, tb.template);
+    scored.push({ same: p.same, similarity });
     return { a: p.a, b: p.b, same: p.same, similarity: r3(similarity), match: similarity >= threshold };
   });
-  const scored = out.filter((p) => p.similarity !== null) as { same: boolean; similarity: number }[];
   const fte = [...photos.values()].filter((p) => !p.template).length;
   const summary = {
     ...summarize(scored.filter((p) => p.same).map((p) => p.similarity), scored.filter((p) => !p.same).map((p) => p.similarity), threshold, pairs.length, fte),
+    /** Distinct photos analysed (each once). */
     photos: photos.size,
     model: engine.modelId,
     backend: engine.backend,
@@ -205,7 +236,7 @@ async function serve(): Promise<number> {
         const s = await engine.analyze(img(req.source, 'source'));
         const t = await engine.analyze(img(req.target, 'target'));
         const similarity = s.template && t.template ? engine.similarity(s.template, t.template) : null;
-        const threshold = engine.config.thresholds.verify;
+        const threshold = engine.thresholds.verify;
         write({
           id, ok: true, similarity: similarity === null ? null : r3(similarity), match: similarity !== null && similarity >= threshold, threshold, model: engine.modelId,
           sourceFace: s.dominant ? { box: relBox(s, s.dominant.box), confidence: r3(s.dominant.faceExists) } : null,

@@ -29,14 +29,15 @@ export const FaceConfig = z
     /** A second face at least this fraction of the dominant one's area means "several faces". */
     severalFacesAreaRatio: z.number().min(0).max(1).default(0.35),
     quality: QualityConfig.prefault({}),
+    /**
+     * Not here: the terminal decides with `policy.thresholds` (device/policy.ts, pushed by the
+     * tenant), and the tools (`clockface face compare / eval / serve`) use DEFAULT_THRESHOLDS,
+     * which are also the policy's defaults. A `face.thresholds` in a device config used to be
+     * accepted and silently ignored by the terminal; it is refused now, with the way out.
+     */
     thresholds: z
-      .object({
-        verify: z.number().min(0).max(1).default(DEFAULT_THRESHOLDS.verify),
-        identify: z.number().min(0).max(1).default(DEFAULT_THRESHOLDS.identify),
-        identifyMargin: z.number().min(0).max(1).default(DEFAULT_THRESHOLDS.identifyMargin),
-      })
-      .strict()
-      .prefault({}),
+      .never({ error: 'face.thresholds is not used: set the decision thresholds in policy.thresholds (match, identify, margin)' })
+      .optional(),
     /** Frames of a burst used for the fused template (the best by quality). */
     burstUse: z.number().int().min(1).max(10).default(3),
   })
@@ -48,6 +49,8 @@ export interface DetectedFace {
   box: Box;
   /** Detector confidence that this is a face, 0..1. */
   faceExists: number;
+  /** This face's own quality verdict; only with `analyze(…, { everyFace: true })`. */
+  quality?: QualityVerdict;
 }
 
 export interface FrameAnalysis {
@@ -99,15 +102,21 @@ export class FaceEngine {
   get modelId(): string {
     return this.models.embeddingModel;
   }
+  /** The tools' decision thresholds (the terminal's come from its policy; see FaceConfig). */
+  get thresholds(): typeof DEFAULT_THRESHOLDS {
+    return DEFAULT_THRESHOLDS;
+  }
 
   /**
    * One frame through the pipeline: decode → detect all → dominant (largest) face → its 68
    * landmarks → quality gate → aligned 128-d embedding. Only the dominant face gets landmarks and
    * an embedding (background faces cost nothing beyond detection). With `onlyIfUsable` (the
    * terminal's bursts) a frame failing the gate is not embedded at all; tools that must score
-   * every photo (compare, eval) still get an embedding and the reasons beside it.
+   * every photo (compare, eval) still get an embedding and the reasons beside it. With
+   * `everyFace` (`clockface face inspect`) every face also gets landmarks and its own quality
+   * verdict in `faces[i].quality`; still only the dominant one is embedded.
    */
-  async analyze(jpeg: Buffer, opts: { onlyIfUsable?: boolean } = {}): Promise<FrameAnalysis> {
+  async analyze(jpeg: Buffer, opts: { onlyIfUsable?: boolean; everyFace?: boolean } = {}): Promise<FrameAnalysis> {
     const t0 = performance.now();
     const img = await decodeImage(jpeg, { maxPixels: this.config.maxPixels, maxSide: this.config.maxSide });
     const t1 = performance.now();
@@ -123,7 +132,7 @@ export class FaceEngine {
       const faces = detections
         .map((d) => ({ box: toOriginal(d.box), faceExists: d.score, d }))
         .sort((a, b) => b.box.width * b.box.height - a.box.width * a.box.height);
-      const base = { width: img.originalWidth, height: img.originalHeight, faces: faces.map(({ box, faceExists }) => ({ box, faceExists })) };
+      const base: Pick<FrameAnalysis, 'width' | 'height' | 'faces'> = { width: img.originalWidth, height: img.originalHeight, faces: faces.map(({ box, faceExists }) => ({ box, faceExists })) };
       const stage = { decodeMs: t1 - t0, detectMs: t2 - t1, landmarksMs: 0, qualityMs: 0, embedMs: 0 };
       const timings = (): FrameAnalysis['timings'] => ({ ...stage, totalMs: performance.now() - t0 });
       const top = faces[0];
@@ -139,8 +148,18 @@ export class FaceEngine {
       const positions = withLandmarks!.landmarks.positions;
       const quality = assessQuality(img, top.d.box, positions, img.scale, this.config.quality);
       reasons.push(...quality.reasons);
+      stage.qualityMs = performance.now() - t3;
+      if (opts.everyFace) {
+        // Background faces' landmarks count as landmark time; each face's own gate, no several-faces.
+        base.faces[0]!.quality = quality;
+        for (const [i, other] of faces.entries()) {
+          if (i === 0) continue;
+          const marks = await new faceapi.DetectSingleFaceLandmarksTask(Promise.resolve(faceapi.extendWithFaceDetection({}, other.d)), tensor, false);
+          base.faces[i]!.quality = assessQuality(img, other.d.box, marks!.landmarks.positions, img.scale, this.config.quality);
+        }
+        stage.landmarksMs = performance.now() - t2 - stage.qualityMs;
+      }
       const t4 = performance.now();
-      stage.qualityMs = t4 - t3;
       let template: FaceTemplate | null = null;
       if (!opts.onlyIfUsable || reasons.length === 0) {
         // The same dlib-style alignment face-api's own chain uses: the model id covers it.

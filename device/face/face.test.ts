@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FaceEngine } from './engine.js';
+import { FaceConfig, FaceEngine } from './engine.js';
 import { detectFacesFitted } from './detector.js';
 import { decodeImage } from './image.js';
 import type { Detection } from './models.js';
@@ -93,8 +93,8 @@ describe('face engine on real photos', () => {
     expect(first.template!.vector).toHaveLength(128);
     const smaller = await sharp(crops[0]!).resize({ width: 240 }).jpeg({ quality: 80 }).toBuffer();
     const again = await engine.analyze(smaller);
-    expect(engine.similarity(first.template!, again.template!)).toBeGreaterThan(engine.config.thresholds.verify);
-    expect(engine.similarity(first.template!, second.template!)).toBeLessThan(engine.config.thresholds.verify);
+    expect(engine.similarity(first.template!, again.template!)).toBeGreaterThan(engine.thresholds.verify);
+    expect(engine.similarity(first.template!, second.template!)).toBeLessThan(engine.thresholds.verify);
   });
 
   it.each([
@@ -224,6 +224,15 @@ describe('template index', () => {
   it('round trips templates through the protocol wire form', () => {
     const t = { model, vector: vec(3) };
     expect(fromWireTemplate(toWireTemplate(t))).toEqual(t);
+  });
+});
+
+describe('face config', () => {
+  it('refuses face.thresholds with the way out: the terminal decides with policy.thresholds', () => {
+    const r = FaceConfig.safeParse({ thresholds: { verify: 0.5 } });
+    expect(r.success).toBe(false);
+    expect(r.error!.issues[0]!.message).toMatch(/policy\.thresholds/);
+    expect(FaceConfig.parse({}).quality.minInterPupilPx).toBe(28);
   });
 });
 
