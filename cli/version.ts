@@ -18,7 +18,7 @@ export interface VersionInfo {
   node: string;
   platform: string;
   /** The face engine's backend and model ids, or why its models did not load. */
-  face?: { backend: string; embeddingModel: string; detectorModel: string } | { error: string };
+  face?: { backend: string; embeddingModel: string; detectorModel: string; backendFallback?: string } | { error: string };
 }
 
 export function versionInfo(): VersionInfo {
@@ -30,7 +30,7 @@ async function faceInfo(): Promise<NonNullable<VersionInfo['face']>> {
   try {
     const { loadFaceModels } = await import('../device/face/models.js');
     const m = await loadFaceModels();
-    return { backend: m.backend, embeddingModel: m.embeddingModel, detectorModel: m.detectorModel };
+    return { backend: m.backend, embeddingModel: m.embeddingModel, detectorModel: m.detectorModel, ...(m.backendFallback ? { backendFallback: m.backendFallback } : {}) };
   } catch (err) {
     return { error: `models failed to load: ${(err as Error).message.split('\n')[0]}` };
   }
@@ -41,7 +41,7 @@ export async function printVersion(argv: string[]): Promise<number> {
   if (argv.includes('--json')) console.log(JSON.stringify(info));
   else {
     const f = info.face!;
-    const face = 'error' in f ? `face ${f.error}` : `face ${f.backend} backend, embedding ${f.embeddingModel}, detector ${f.detectorModel}`;
+    const face = 'error' in f ? `face ${f.error}` : `face ${f.backend} backend, embedding ${f.embeddingModel}, detector ${f.detectorModel}${f.backendFallback ? ` (${f.backendFallback})` : ''}`;
     console.log(`clockface ${info.clockface}\nnode ${info.node} (${info.platform})\n${face}`);
   }
   return 0;

@@ -1,10 +1,11 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { createLogger } from '../../common/log.js';
 
 /**
  * Loads the face models from the npm packages on disk (never the network). Backend:
- * @tensorflow/tfjs-node when installed (what a Raspberry Pi uses), else WASM, whose .wasm
- * files ship inside @tensorflow/tfjs-backend-wasm.
+ * @tensorflow/tfjs-node when installed and loadable (what a Raspberry Pi uses), else WASM,
+ * whose .wasm files ship inside @tensorflow/tfjs-backend-wasm (chooseBackend).
  */
 const require = createRequire(import.meta.url);
 
@@ -55,6 +56,8 @@ export interface FaceModels {
   tf: Tf;
   faceapi: FaceApi;
   backend: string;
+  /** Why the native backend was wanted but not used (see chooseBackend); null otherwise. */
+  backendFallback: string | null;
   /** Versioned id of the embedding: templates carry it, and only equal ids compare. */
   embeddingModel: string;
   detectorModel: string;
@@ -71,36 +74,70 @@ export function loadFaceModels(): Promise<FaceModels> {
   return loading;
 }
 
-function hasTfjsNode(): boolean {
+/** How modules are found and loaded; injectable so a test can point tfjs-node at a broken install. */
+export interface ModuleLoader {
+  resolve(id: string): string;
+  load(id: string): unknown;
+}
+const nodeLoader: ModuleLoader = { resolve: (id) => require.resolve(id), load: (id) => require(id) };
+
+export interface BackendChoice {
+  tf: Tf;
+  faceapi: FaceApi;
+  /**
+   * Why the native backend is not used although @tensorflow/tfjs-node is installed (e.g. its
+   * libtensorflow is missing); null when it is used, or simply not installed (the WASM build).
+   */
+  fallback: string | null;
+}
+
+/**
+ * @tensorflow/tfjs-node when it is installed and loads; otherwise the WASM backend. A
+ * tfjs-node that resolves but fails to load (its native library missing or built for another
+ * CPU) is not fatal: the engine runs on WASM and says why, in the log and in `fallback`.
+ */
+export async function chooseBackend(faceApiDir: string, loader: ModuleLoader = nodeLoader, log: (msg: string, reason: string) => void = warn): Promise<BackendChoice> {
+  let installed = false;
   try {
-    require.resolve('@tensorflow/tfjs-node');
-    return true;
+    loader.resolve('@tensorflow/tfjs-node');
+    installed = true;
   } catch {
-    return false;
+    // Not installed: the ordinary case where its install script could not fetch libtensorflow.
   }
+  let fallback: string | null = null;
+  if (installed) {
+    try {
+      const tf = loader.load('@tensorflow/tfjs-node') as Tf;
+      const faceapi = loader.load(join(faceApiDir, 'dist/face-api.node.js')) as FaceApi;
+      return { tf, faceapi, fallback: null };
+    } catch (err) {
+      fallback = `tfjs-node failed to load: ${(err as Error).message.split('\n')[0]}`;
+      log('face engine: @tensorflow/tfjs-node is installed but failed to load; using the WASM backend', fallback);
+    }
+  }
+  const tf = loader.load('@tensorflow/tfjs') as Tf;
+  const wasm = loader.load('@tensorflow/tfjs-backend-wasm') as { setWasmPaths(p: string, usePlatformFetch?: boolean): void };
+  wasm.setWasmPaths(`${dirname(loader.resolve('@tensorflow/tfjs-backend-wasm'))}/`);
+  await tf.setBackend('wasm');
+  const faceapi = loader.load(join(faceApiDir, 'dist/face-api.node-wasm.js')) as FaceApi;
+  return { tf, faceapi, fallback };
+}
+
+function warn(msg: string, reason: string): void {
+  // stderr through the project's logger: `clockface face … --json` keeps stdout for its answer.
+  createLogger({ name: 'face' }).warn({ reason }, msg);
 }
 
 async function load(): Promise<FaceModels> {
   const faceApiDir = dirname(require.resolve('@vladmandic/face-api/package.json'));
-  let tf: Tf;
-  let faceapi: FaceApi;
-  if (hasTfjsNode()) {
-    tf = require('@tensorflow/tfjs-node') as Tf;
-    faceapi = require(join(faceApiDir, 'dist/face-api.node.js')) as FaceApi;
-  } else {
-    tf = require('@tensorflow/tfjs') as Tf;
-    const wasm = require('@tensorflow/tfjs-backend-wasm') as { setWasmPaths(p: string, usePlatformFetch?: boolean): void };
-    wasm.setWasmPaths(`${dirname(require.resolve('@tensorflow/tfjs-backend-wasm'))}/`);
-    await tf.setBackend('wasm');
-    faceapi = require(join(faceApiDir, 'dist/face-api.node-wasm.js')) as FaceApi;
-  }
+  const { tf, faceapi, fallback } = await chooseBackend(faceApiDir);
   await tf.ready();
   // CLOCKFACE_FACE_MODEL_DIR: the weights somewhere else on disk (an image that ships them apart).
   const modelDir = process.env.CLOCKFACE_FACE_MODEL_DIR || join(faceApiDir, 'model');
   await faceapi.nets.tinyFaceDetector.loadFromDisk(modelDir);
   await faceapi.nets.faceLandmark68Net.loadFromDisk(modelDir);
   await faceapi.nets.faceRecognitionNet.loadFromDisk(modelDir);
-  return { tf, faceapi, backend: tf.getBackend(), embeddingModel: EMBEDDING_MODEL_ID, detectorModel: DETECTOR_MODEL_ID };
+  return { tf, faceapi, backend: tf.getBackend(), backendFallback: fallback, embeddingModel: EMBEDDING_MODEL_ID, detectorModel: DETECTOR_MODEL_ID };
 }
 
 /** What `clockface version` and the device's retained status report about the face engine. */
@@ -108,8 +145,15 @@ export interface FaceVersions {
   faceBackend: string;
   faceEmbedding: string;
   faceDetector: string;
+  /** Only when tfjs-node is installed but failed to load; cut to the status record's 64 characters. */
+  faceBackendFallback?: string;
 }
 
-export function faceVersions(models: Pick<FaceModels, 'backend' | 'embeddingModel' | 'detectorModel'>): FaceVersions {
-  return { faceBackend: models.backend, faceEmbedding: models.embeddingModel, faceDetector: models.detectorModel };
+export function faceVersions(models: Pick<FaceModels, 'backend' | 'embeddingModel' | 'detectorModel'> & { backendFallback?: string | null }): FaceVersions {
+  return {
+    faceBackend: models.backend,
+    faceEmbedding: models.embeddingModel,
+    faceDetector: models.detectorModel,
+    ...(models.backendFallback ? { faceBackendFallback: models.backendFallback.slice(0, 64) } : {}),
+  };
 }
