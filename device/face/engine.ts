@@ -43,6 +43,7 @@ export const FaceConfig = z
   })
   .strict();
 export type FaceConfig = z.infer<typeof FaceConfig>;
+export type FaceConfigInput = z.input<typeof FaceConfig>;
 
 export interface DetectedFace {
   /** In original image pixels. */
@@ -92,7 +93,8 @@ export class FaceEngine {
     readonly config: FaceConfig,
   ) {}
 
-  static async create(config: Partial<FaceConfig> = {}): Promise<FaceEngine> {
+  /** `config` as written in the device config's `face` section; defaults fill the rest. */
+  static async create(config: FaceConfigInput = {}): Promise<FaceEngine> {
     return new FaceEngine(await loadFaceModels(), FaceConfig.parse(config));
   }
 

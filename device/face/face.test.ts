@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { FaceConfig, FaceEngine } from './engine.js';
 import { detectFacesFitted } from './detector.js';
 import { decodeImage } from './image.js';
+import { estimatePose } from './quality.js';
 import type { Detection } from './models.js';
 import { WasmTerminalFaceEngine } from './terminal-engine.js';
 import { TemplateIndex } from './matcher.js';
@@ -32,6 +33,11 @@ async function cropFaces(jpeg: Buffer): Promise<Buffer[]> {
     out.push(await sharp(jpeg).rotate().extract({ left, top, width, height }).resize({ width: 320, height: 320, fit: 'inside' }).jpeg().toBuffer());
   }
   return out;
+}
+
+/** Face `i` (by size) of demo photo `n`, cut with room around it like a camera frame. */
+async function cropFace(n: number, i: number): Promise<Buffer> {
+  return (await cropFaces(sample(n)))[i]!;
 }
 
 beforeAll(async () => {
@@ -107,13 +113,79 @@ describe('face engine on real photos', () => {
     expect(a.template).toBeNull();
   });
 
-  it('a dark or blurred face is refused with a reason the person can act on', async () => {
-    const dark = await sharp(crops[0]!).linear(0.12, 0).jpeg().toBuffer();
-    const blurred = await sharp(crops[0]!).blur(6).jpeg().toBuffer();
-    const d = await engine.analyze(dark);
-    const b = await engine.analyze(blurred);
-    expect(d.faces.length === 0 || d.reasons.includes('too-dark')).toBe(true);
-    expect(b.faces.length === 0 || b.reasons.includes('blurred')).toBe(true);
+  it('a dark or blurred face is found and refused with a reason the person can act on', async () => {
+    const face = await cropFace(6, 0);
+    const d = await engine.analyze(await sharp(face).linear(0.35, 0).jpeg().toBuffer());
+    const b = await engine.analyze(await sharp(face).blur(3).jpeg().toBuffer());
+    expect(d.faces).toHaveLength(1);
+    expect(d.reasons).toEqual(['too-dark']);
+    expect(b.faces).toHaveLength(1);
+    expect(b.reasons).toEqual(['blurred']);
+  });
+
+  it('a face too far from the camera (a real face downscaled) is too small', async () => {
+    const face = await cropFace(6, 0);
+    expect((await engine.analyze(face)).reasons).toEqual([]);
+    const far = await engine.analyze(await sharp(face).resize({ width: 160 }).jpeg().toBuffer());
+    expect(far.faces).toHaveLength(1);
+    expect(far.reasons).toEqual(['face-too-small']);
+    expect(far.quality!.metrics.interPupilPx).toBeLessThan(engine.config.quality.minInterPupilPx);
+  });
+
+  it('a rolled head (a real face crop rotated 30°) is turned away', async () => {
+    const rolled = await engine.analyze(await sharp(await cropFace(6, 0)).rotate(-30, { background: '#606060' }).jpeg().toBuffer());
+    expect(rolled.faces).toHaveLength(1);
+    expect(rolled.reasons).toEqual(['turned-away']);
+    expect(Math.abs(rolled.quality!.metrics.rollDeg)).toBeGreaterThan(engine.config.quality.maxRollDeg);
+  });
+
+  it('a head turned sideways in a real photo is turned away on yaw alone', async () => {
+    // sample5.jpg: its third-largest face looks well to one side, head upright.
+    const a = await engine.analyze(await cropFace(5, 2));
+    const m = a.quality!.metrics;
+    expect(Math.abs(m.yawDeg)).toBeGreaterThan(engine.config.quality.maxYawDeg);
+    expect(Math.abs(m.rollDeg)).toBeLessThan(engine.config.quality.maxRollDeg);
+    expect(Math.abs(m.pitchDeg)).toBeLessThan(engine.config.quality.maxPitchDeg);
+    expect(a.reasons).toEqual(['turned-away']);
+  });
+
+  it('pose geometry: turning the landmarks in the image plane moves roll by that angle and leaves yaw and pitch (pitch along the face’s own vertical)', async () => {
+    const marks = (await engine.analyze(await cropFace(6, 0))).landmarks!;
+    const base = estimatePose(marks);
+    for (const degrees of [-25, 10, 40]) {
+      const t = (degrees * Math.PI) / 180;
+      const turned = marks.map((p) => ({ x: p.x * Math.cos(t) - p.y * Math.sin(t), y: p.x * Math.sin(t) + p.y * Math.cos(t) }));
+      const pose = estimatePose(turned);
+      expect(pose.rollDeg - base.rollDeg).toBeCloseTo(degrees, 6);
+      expect(pose.yawDeg).toBeCloseTo(base.yawDeg, 6);
+      expect(pose.pitchDeg).toBeCloseTo(base.pitchDeg, 6);
+    }
+  });
+
+  it('a face in too much light is too bright', async () => {
+    const a = await engine.analyze(await sharp(await cropFace(6, 2)).linear(1.2, 90).jpeg().toBuffer());
+    expect(a.faces).toHaveLength(1);
+    expect(a.reasons).toEqual(['too-bright']);
+  });
+
+  it('a face cut by the frame edge is partly out of frame', async () => {
+    const face = await cropFace(6, 0);
+    const { width, height } = await sharp(face).metadata();
+    const cut = Math.round(width! * 0.36);
+    const a = await engine.analyze(await sharp(face).extract({ left: cut, top: 0, width: width! - cut, height: height! }).jpeg().toBuffer());
+    expect(a.faces).toHaveLength(1);
+    expect(a.dominant!.box.x).toBeLessThan(0);
+    expect(a.reasons).toEqual(['out-of-frame']);
+  });
+
+  it('quality thresholds from config change the verdict', async () => {
+    const face = await cropFace(6, 0);
+    const rolled = await sharp(face).rotate(-30, { background: '#606060' }).jpeg().toBuffer();
+    const strict = await FaceEngine.create({ quality: { minInterPupilPx: 60 } });
+    const lenient = await FaceEngine.create({ quality: { maxRollDeg: 45 } });
+    expect((await strict.analyze(face)).reasons).toEqual(['face-too-small']);
+    expect((await lenient.analyze(rolled)).reasons).toEqual([]);
+    expect((await engine.analyze(face)).reasons).toEqual([]);
   });
 
   it('refuses corrupt, truncated, empty, non-image and decompression-bomb inputs with a clear error', async () => {

@@ -66,22 +66,35 @@ export interface ImagePixels {
   height: number;
 }
 
-/** Landmarks and box in the detector's pixel space; `scale` maps them to the original image. */
-export function assessQuality(img: ImagePixels, box: Box, landmarks: Point[], scale: number, cfg: QualityConfig): QualityVerdict {
+/**
+ * Head pose from the 68 landmarks (any pixel space): roll from the eye line, yaw from where the
+ * nose tip sits between the jaw's two ends, pitch from where it sits between eyes and mouth.
+ */
+export function estimatePose(landmarks: Point[]): { yawDeg: number; pitchDeg: number; rollDeg: number; interPupil: number } {
   const rightEye = mean(landmarks.slice(36, 42));
   const leftEye = mean(landmarks.slice(42, 48));
   const eyeMid = { x: (rightEye.x + leftEye.x) / 2, y: (rightEye.y + leftEye.y) / 2 };
   const nose = landmarks[30]!;
   const mouth = mean(landmarks.slice(48, 68));
-  const ipd = dist(rightEye, leftEye);
   const rollDeg = deg(Math.atan2(leftEye.y - rightEye.y, leftEye.x - rightEye.x));
   // Yaw: the nose tip moves toward one jaw side as the head turns.
   const dl = dist(nose, landmarks[0]!);
   const dr = dist(nose, landmarks[16]!);
   const yawDeg = deg(Math.asin(clamp((dr - dl) / (dl + dr), -1, 1))) * 1.5;
-  // Pitch: where the nose tip sits between the eyes and the mouth (about 0.55 when frontal).
-  const ratio = (nose.y - eyeMid.y) / Math.max(1, mouth.y - eyeMid.y);
+  // Pitch: where the nose tip sits between the eyes and the mouth (about 0.55 when frontal),
+  // measured along the face's own vertical (perpendicular to the eye line), so a rolled head
+  // does not read as pitched.
+  const ipd = dist(rightEye, leftEye) || 1;
+  const down = { x: -(leftEye.y - rightEye.y) / ipd, y: (leftEye.x - rightEye.x) / ipd };
+  const along = (p: Point) => (p.x - eyeMid.x) * down.x + (p.y - eyeMid.y) * down.y;
+  const ratio = along(nose) / Math.max(1, along(mouth));
   const pitchDeg = (ratio - 0.55) * 120;
+  return { yawDeg, pitchDeg, rollDeg, interPupil: ipd };
+}
+
+/** Landmarks and box in the detector's pixel space; `scale` maps them to the original image. */
+export function assessQuality(img: ImagePixels, box: Box, landmarks: Point[], scale: number, cfg: QualityConfig): QualityVerdict {
+  const { yawDeg, pitchDeg, rollDeg, interPupil: ipd } = estimatePose(landmarks);
   const { sharpness, brightness } = faceTexture(img, box);
   const outside =
     Math.max(0, -box.x) + Math.max(0, box.x + box.width - img.width) + Math.max(0, -box.y) + Math.max(0, box.y + box.height - img.height);

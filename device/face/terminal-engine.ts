@@ -1,5 +1,5 @@
 import type { FaceAnalysis, FaceEngine as TerminalFaceEngine } from '../face-engine.js';
-import { FaceEngine, type FaceConfig, type FrameAnalysis } from './engine.js';
+import { FaceEngine, type FaceConfigInput, type FrameAnalysis } from './engine.js';
 import { faceVersions } from './models.js';
 import { similarityFromDistance } from './scores.js';
 import { euclidean } from './template.js';
@@ -8,7 +8,7 @@ import { euclidean } from './template.js';
 export class WasmTerminalFaceEngine implements TerminalFaceEngine {
   private constructor(readonly engine: FaceEngine) {}
 
-  static async create(config: Partial<FaceConfig> = {}): Promise<WasmTerminalFaceEngine> {
+  static async create(config: FaceConfigInput = {}): Promise<WasmTerminalFaceEngine> {
     return new WasmTerminalFaceEngine(await FaceEngine.create(config));
   }
 
