@@ -14,6 +14,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   device: async () => (await import('./device.js')).run,
   cloud: async () => (await import('./cloud.js')).run,
   face: async () => (await import('./face.js')).run,
+  'face-loo': async () => (await import('./face-loo.js')).run,
   e2e: async () => (await import('./e2e.js')).run,
 };
 
