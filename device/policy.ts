@@ -20,6 +20,10 @@ export const Policy = z
     photoAtPunch: z.boolean().default(true),
     /** Employees without face consent use card + PIN. */
     pinFallback: z.boolean().default(true),
+    /**
+     * The terminal's decision thresholds: the only ones a site tunes (the device config's `face`
+     * section has none). Defaults are DEFAULT_THRESHOLDS, which the `clockface face` tools use.
+     */
     thresholds: z
       .object({
         /** 1:1 (the card names the person, the face confirms). Defaults calibrated in docs/face-engine.md. */
