@@ -63,7 +63,8 @@ export function createGatewayToken(): { token: string; hash: string } {
 }
 
 export function findGateway(db: Db, token: string): { tenant: string; gateway: string } | undefined {
-  return db.prepare('SELECT tenant, gateway FROM gateways WHERE token_hash = ?').get(hashSecret(token)) as
+  // revoked_at: added by the registry (cloud/registry.ts) when the service starts.
+  return db.prepare('SELECT tenant, gateway FROM gateways WHERE token_hash = ? AND revoked_at IS NULL').get(hashSecret(token)) as
     | { tenant: string; gateway: string }
     | undefined;
 }

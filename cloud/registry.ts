@@ -12,37 +12,68 @@ export class RegistryError extends Error {
   }
 }
 
+export interface DeviceKeys {
+  device: string;
+  gateway: string;
+  signingPublicKey: string;
+  sealingPublicKey: string;
+  certSerial: string;
+}
+
+/** Columns added after the first schema (db.ts creates the tables; this brings older files up to date). */
+function ensureRegistryColumns(db: Db): void {
+  const columns = (db.prepare('PRAGMA table_info(gateways)').all() as Array<{ name: string }>).map((c) => c.name);
+  // A revoked gateway's token is refused (auth.ts findGateway); a new token lifts it.
+  if (!columns.includes('revoked_at')) db.exec('ALTER TABLE gateways ADD COLUMN revoked_at INTEGER');
+}
+
 export class Registry {
   constructor(
     private readonly db: Db,
     private readonly outbox: Outbox,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    ensureRegistryColumns(db);
+  }
 
   addGateway(tenant: string, gateway: string, actor: string): { gateway: string; token: string } {
     const { token, hash } = createGatewayToken();
     const now = this.clock.now();
     const r = this.db.prepare('INSERT OR IGNORE INTO gateways (tenant, gateway, token_hash, created_at) VALUES (?, ?, ?, ?)').run(tenant, gateway, hash, now);
-    if (!r.changes) throw new RegistryError(409, `gateway ${gateway} is already registered`);
+    if (!r.changes) throw new RegistryError(409, `gateway ${gateway} is already registered (a new token: POST .../gateways/${gateway}/token)`);
     this.audit.record(now, { tenant, actor, action: 'gateway.registered', objectKind: 'gateway', objectId: gateway });
     return { gateway, token };
   }
 
-  addDevice(
-    tenant: string,
-    d: { device: string; gateway: string; signingPublicKey: string; sealingPublicKey: string; certSerial: string },
-    actor: string,
-  ): void {
-    if (!this.db.prepare('SELECT 1 FROM gateways WHERE tenant = ? AND gateway = ?').get(tenant, d.gateway)) {
-      throw new RegistryError(404, `gateway ${d.gateway} is not registered in this tenant`);
-    }
-    try {
-      publicKeyFromRaw('ed25519', d.signingPublicKey);
-      publicKeyFromRaw('x25519', d.sealingPublicKey);
-    } catch (err) {
-      throw new RegistryError(400, (err as Error).message);
-    }
+  /**
+   * A new token for a registered gateway (a replaced or rebuilt gateway, a leaked token). The
+   * old token is refused at once: a gateway keeps its queue on disk while it waits for the
+   * new bundle, so nothing is lost, and a leaked token must not keep working for a window.
+   * A revoked gateway becomes usable again with its new token.
+   */
+  rotateGatewayToken(tenant: string, gateway: string, actor: string): { gateway: string; token: string } {
+    const { token, hash } = createGatewayToken();
+    const now = this.clock.now();
+    const r = this.db.prepare('UPDATE gateways SET token_hash = ?, revoked_at = NULL WHERE tenant = ? AND gateway = ?').run(hash, tenant, gateway);
+    if (!r.changes) throw new RegistryError(404, `gateway ${gateway} is not registered in this tenant`);
+    this.audit.record(now, { tenant, actor, action: 'gateway.token-rotated', objectKind: 'gateway', objectId: gateway });
+    return { gateway, token };
+  }
+
+  /** Refuses the gateway's token from now on (a stolen or retired gateway). Idempotent. */
+  revokeGateway(tenant: string, gateway: string, actor: string): { gateway: string; revokedAt: number } {
+    const now = this.clock.now();
+    const row = this.db.prepare('SELECT revoked_at AS revokedAt FROM gateways WHERE tenant = ? AND gateway = ?').get(tenant, gateway) as { revokedAt: number | null } | undefined;
+    if (!row) throw new RegistryError(404, `gateway ${gateway} is not registered in this tenant`);
+    if (row.revokedAt !== null) return { gateway, revokedAt: row.revokedAt };
+    this.db.prepare('UPDATE gateways SET revoked_at = ? WHERE tenant = ? AND gateway = ?').run(now, tenant, gateway);
+    this.audit.record(now, { tenant, actor, action: 'gateway.revoked', objectKind: 'gateway', objectId: gateway });
+    return { gateway, revokedAt: now };
+  }
+
+  addDevice(tenant: string, d: DeviceKeys, actor: string): void {
+    this.checkDeviceKeys(tenant, d);
     const now = this.clock.now();
     const r = this.db
       .prepare(
@@ -50,8 +81,50 @@ export class Registry {
          VALUES (?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(tenant, d.device, d.gateway, d.signingPublicKey, d.sealingPublicKey, d.certSerial.toLowerCase(), now);
-    if (!r.changes) throw new RegistryError(409, `device ${d.device} is already registered`);
+    if (!r.changes) throw new RegistryError(409, `device ${d.device} is already registered (replace its keys: PUT .../devices/${d.device})`);
     this.audit.record(now, { tenant, actor, action: 'device.registered', objectKind: 'device', objectId: d.device });
+  }
+
+  /**
+   * Replaces a registered terminal's public keys, gateway and certificate serial (a rotated
+   * certificate, a unit replaced with `device add --force`). The old certificate serial is
+   * not revoked here: provisioning owns the CRL and its overlap window, and publishes the
+   * old serial with `revoke --due` (POST .../revocations) when the overlap ends.
+   * Events still queued under old signing keys are refused by ingest once the keys change,
+   * which is why rotation sends the unchanged keys with the new serial.
+   */
+  replaceDevice(tenant: string, d: DeviceKeys, actor: string): { replaced: { certSerial: string; keysChanged: boolean } } {
+    this.checkDeviceKeys(tenant, d);
+    const now = this.clock.now();
+    const before = this.db
+      .prepare('SELECT cert_serial AS certSerial, signing_public AS signing, sealing_public AS sealing FROM devices WHERE tenant = ? AND device = ?')
+      .get(tenant, d.device) as { certSerial: string; signing: string; sealing: string } | undefined;
+    if (!before) throw new RegistryError(404, `device ${d.device} is not registered in this tenant`);
+    this.db
+      .prepare('UPDATE devices SET gateway = ?, signing_public = ?, sealing_public = ?, cert_serial = ? WHERE tenant = ? AND device = ?')
+      .run(d.gateway, d.signingPublicKey, d.sealingPublicKey, d.certSerial.toLowerCase(), tenant, d.device);
+    const keysChanged = before.signing !== d.signingPublicKey || before.sealing !== d.sealingPublicKey;
+    this.audit.record(now, {
+      tenant,
+      actor,
+      action: 'device.replaced',
+      objectKind: 'device',
+      objectId: d.device,
+      detail: { previousSerial: before.certSerial, certSerial: d.certSerial.toLowerCase(), keysChanged },
+    });
+    return { replaced: { certSerial: before.certSerial, keysChanged } };
+  }
+
+  private checkDeviceKeys(tenant: string, d: DeviceKeys): void {
+    if (!this.db.prepare('SELECT 1 FROM gateways WHERE tenant = ? AND gateway = ? AND revoked_at IS NULL').get(tenant, d.gateway)) {
+      throw new RegistryError(404, `gateway ${d.gateway} is not registered in this tenant (or is revoked)`);
+    }
+    try {
+      publicKeyFromRaw('ed25519', d.signingPublicKey);
+      publicKeyFromRaw('x25519', d.sealingPublicKey);
+    } catch (err) {
+      throw new RegistryError(400, (err as Error).message);
+    }
   }
 
   listDevices(tenant: string) {

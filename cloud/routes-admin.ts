@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { createApiKey, ROLES, type Role } from './auth.js';
 import { HttpError } from './http-errors.js';
+import type { DeviceKeys } from './registry.js';
 import type { Auth } from './server.js';
 import type { CloudService } from './service.js';
 import { getSettings, SettingsError, updateSettings, MAX_RETENTION_DAYS } from './settings.js';
@@ -12,6 +13,14 @@ export const B64 = (max: number) => ({ type: 'string', maxLength: max, pattern: 
 export const TenantParams = { type: 'object', required: ['tenant'], properties: { tenant: ID } } as const;
 const Obj = { type: 'object', additionalProperties: true } as const;
 const List = { type: 'array', items: Obj } as const;
+const DeviceParams = { type: 'object', required: ['tenant', 'device'], properties: { tenant: ID, device: ID } } as const;
+const GatewayParams = { type: 'object', required: ['tenant', 'gateway'], properties: { tenant: ID, gateway: ID } } as const;
+const DeviceBody = {
+  type: 'object',
+  required: ['device', 'gateway', 'signingPublicKey', 'sealingPublicKey', 'certSerial'],
+  additionalProperties: false,
+  properties: { device: ID, gateway: ID, signingPublicKey: B64(44), sealingPublicKey: B64(44), certSerial: { type: 'string', pattern: '^[0-9a-fA-F]{1,64}$' } },
+} as const;
 
 export function registerAdminRoutes(app: FastifyInstance, service: CloudService, auth: Auth): void {
   const tenantOf = (req: { params: unknown }) => {
@@ -65,12 +74,7 @@ export function registerAdminRoutes(app: FastifyInstance, service: CloudService,
         summary: 'Register a terminal with its public keys and certificate serial',
         tags: ['registry'],
         params: TenantParams,
-        body: {
-          type: 'object',
-          required: ['device', 'gateway', 'signingPublicKey', 'sealingPublicKey', 'certSerial'],
-          additionalProperties: false,
-          properties: { device: ID, gateway: ID, signingPublicKey: B64(44), sealingPublicKey: B64(44), certSerial: { type: 'string', pattern: '^[0-9a-fA-F]{1,64}$' } },
-        },
+        body: DeviceBody,
         response: { 201: { type: 'object', properties: { device: { type: 'string' } } } },
       },
     },
@@ -80,6 +84,62 @@ export function registerAdminRoutes(app: FastifyInstance, service: CloudService,
       const body = req.body as { device: string; gateway: string; signingPublicKey: string; sealingPublicKey: string; certSerial: string };
       service.registry.addDevice(tenant, body, who.keyId);
       return reply.code(201).send({ device: body.device });
+    },
+  );
+
+  app.put(
+    '/v1/tenants/:tenant/devices/:device',
+    {
+      schema: {
+        summary: "Replace a registered terminal's public keys, gateway and certificate serial (rotation, a replaced unit)",
+        tags: ['registry'],
+        params: DeviceParams,
+        body: { ...DeviceBody, required: DeviceBody.required.filter((k) => k !== 'device'), properties: { ...DeviceBody.properties, device: ID } },
+        response: { 200: { type: 'object', properties: { device: { type: 'string' }, previousSerial: { type: 'string' }, keysChanged: { type: 'boolean' } } } },
+      },
+    },
+    async (req) => {
+      const tenant = tenantOf(req);
+      const who = auth.admin(req, tenant, 'registry:write');
+      const { device } = req.params as { device: string };
+      const body = req.body as Omit<DeviceKeys, 'device'> & { device?: string };
+      if (body.device !== undefined && body.device !== device) throw new HttpError(400, 'the body names another device than the path');
+      const { replaced } = service.registry.replaceDevice(tenant, { ...body, device }, who.keyId);
+      return { device, previousSerial: replaced.certSerial, keysChanged: replaced.keysChanged };
+    },
+  );
+
+  app.post(
+    '/v1/tenants/:tenant/gateways/:gateway/token',
+    {
+      schema: {
+        summary: 'A new token for a gateway, shown once; the old token is refused at once',
+        tags: ['registry'],
+        params: GatewayParams,
+        response: { 201: { type: 'object', properties: { gateway: { type: 'string' }, token: { type: 'string' } } } },
+      },
+    },
+    async (req, reply) => {
+      const tenant = tenantOf(req);
+      const who = auth.admin(req, tenant, 'registry:write');
+      return reply.code(201).send(service.registry.rotateGatewayToken(tenant, (req.params as { gateway: string }).gateway, who.keyId));
+    },
+  );
+
+  app.post(
+    '/v1/tenants/:tenant/gateways/:gateway/revoke',
+    {
+      schema: {
+        summary: "Refuse a gateway's token from now on (a new token lifts it)",
+        tags: ['registry'],
+        params: GatewayParams,
+        response: { 200: { type: 'object', properties: { gateway: { type: 'string' }, revokedAt: { type: 'integer' } } } },
+      },
+    },
+    async (req) => {
+      const tenant = tenantOf(req);
+      const who = auth.admin(req, tenant, 'registry:write');
+      return service.registry.revokeGateway(tenant, (req.params as { gateway: string }).gateway, who.keyId);
     },
   );
 

@@ -166,6 +166,48 @@ describe('DeviceLink over a real mTLS aedes broker', () => {
     await watcher.endAsync();
   });
 
+  it('reload: new credentials take over without a Last Will, and events recorded meanwhile all arrive', async () => {
+    const { X509Certificate } = await import('node:crypto');
+    const { issueCertificate } = await import('../provisioning/pki.js');
+    const rotated = await issueCertificate({ ca: broker.ca, tenant: TENANT, role: 'device', id: DEVICE });
+    const statuses: string[] = [];
+    const watcher = await mqtt.connectAsync(broker.url, { ca: broker.ca.certPem, cert: broker.peer.certPem, key: broker.peer.keyPem, clientId: 'reload-watch', reconnectPeriod: 0 });
+    watcher.on('message', (_t, payload) => statuses.push((JSON.parse(payload.toString()) as { state: string }).state));
+    await watcher.subscribeAsync(topics.status(TENANT, DEVICE), { qos: 1 });
+    await until(() => statuses.includes('online'), 'retained online status');
+    const serials: string[] = [];
+    const onClient = (c: { conn: unknown }) => serials.push((c.conn as import('node:tls').TLSSocket).getPeerCertificate().serialNumber);
+    broker.aedes.on('client', onClient);
+
+    const before = punch();
+    recorder.record(before);
+    const reloading = link.reload({ ca: broker.ca.certPem, cert: rotated.certPem, key: rotated.keyPem });
+    const during = punch();
+    recorder.record(during);
+    await reloading;
+    const after = punch();
+    recorder.record(after);
+    await until(() => [before, during, after].every((p) => received.some((e) => e.eventId === p.eventId)), 'all three events');
+    await until(() => store.outboxSize().count === 0, 'their receipts');
+    expect(link.connected).toBe(true);
+    expect(serials).toContain(new X509Certificate(rotated.certPem).serialNumber);
+    expect(statuses).not.toContain('offline');
+    broker.aedes.off('client', onClient);
+    await watcher.endAsync();
+  });
+
+  it('reload: credentials the broker refuses leave the link on the ones that worked', async () => {
+    const { createCertificateAuthority, issueCertificate } = await import('../provisioning/pki.js');
+    const foreign = await createCertificateAuthority({ tenant: TENANT });
+    const stranger = await issueCertificate({ ca: foreign, tenant: TENANT, role: 'device', id: DEVICE });
+    // The broker's CA is trusted, so the client side of the handshake passes; the broker refuses the certificate.
+    await expect(link.reload({ ca: broker.ca.certPem, cert: stranger.certPem, key: stranger.keyPem }, 2000)).rejects.toThrow();
+    await until(() => link.connected, 'the link back on its previous credentials');
+    const p = punch();
+    recorder.record(p);
+    await until(() => received.some((e) => e.eventId === p.eventId), 'an event over the restored link');
+  });
+
   it('refuses a broker whose certificate is on the revocation list', async () => {
     const { X509Certificate } = await import('node:crypto');
     const serial = new X509Certificate(broker.serverPair.certPem).serialNumber.toLowerCase().replace(/^0+/, '');

@@ -1,5 +1,6 @@
 import mqtt, { type MqttClient } from 'mqtt';
-import type { TLSSocket } from 'node:tls';
+import { isIP } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import {
   Ack,
   Command,
@@ -23,11 +24,17 @@ const DAY_MS = 86_400_000;
 /** Commands that carry templates or photos must arrive sealed to this device. */
 const PERSONAL_COMMANDS = new Set(['enroll-subject', 'update-subject']);
 
+export interface TlsCredentials {
+  ca: Buffer | string;
+  cert: Buffer | string;
+  key: Buffer | string;
+}
+
 export interface LinkOptions {
   tenant: string;
   device: string;
   url: string;
-  tls: { ca: Buffer | string; cert: Buffer | string; key: Buffer | string };
+  tls: TlsCredentials;
   store: DeviceStore;
   recorder: EventRecorder;
   adminSigning: PublicKeyRef;
@@ -58,12 +65,14 @@ export class DeviceLink {
   private publishedUpTo = 0;
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly statusTopic: string;
+  private tls: TlsCredentials;
   acknowledged = 0;
   rejectedCommands = 0;
   refusedRevoked = 0;
 
   constructor(private readonly opts: LinkOptions) {
     this.statusTopic = topics.status(opts.tenant, opts.device);
+    this.tls = opts.tls;
   }
 
   get connected(): boolean {
@@ -71,12 +80,61 @@ export class DeviceLink {
   }
 
   start(): void {
-    const { opts } = this;
+    this.connect();
+    this.heartbeat = setInterval(() => this.publishStatus(), this.opts.heartbeatMs ?? 30_000);
+    this.heartbeat.unref();
+  }
+
+  /**
+   * Switches to new TLS credentials (a rotated key and certificate, a new CA) without losing
+   * anything. The broker keeps one session per device and a second connection takes it over,
+   * and aedes then fires the old connection's Last Will ("offline"). So: prove the new
+   * identity with a TLS handshake first (a bad bundle leaves the working link alone), then
+   * end the old connection cleanly (its in-flight publishes get their PUBACKs, DISCONNECT:
+   * no Will), then connect with the same client id. The session is persistent at the broker,
+   * so QoS 1 messages for the device wait there; unacknowledged outbox events go again. If
+   * the new session does not come up, the link goes back to the old credentials and throws.
+   */
+  async reload(tls: TlsCredentials, timeoutMs = 10_000): Promise<void> {
+    await probeTls(this.opts.url, tls, timeoutMs);
+    const old = this.client;
+    if (old) {
+      const ended = old.endAsync();
+      const timer = setTimeout(() => old.end(true), timeoutMs);
+      await ended.finally(() => clearTimeout(timer));
+    }
+    const previous = this.tls;
+    this.tls = tls;
+    try {
+      await this.connectAndWait(timeoutMs);
+    } catch (err) {
+      // The gateway refused the new identity after the handshake (TLS 1.3 checks the client
+      // certificate late) or did not answer: go back to the credentials that worked.
+      this.client?.end(true);
+      this.tls = previous;
+      this.connect();
+      throw err;
+    }
+  }
+
+  private connectAndWait(timeoutMs: number): Promise<void> {
+    const client = this.connect();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no MQTT session with the new credentials within ${timeoutMs} ms`)), timeoutMs);
+      client.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private connect(): MqttClient {
+    const { opts, tls } = this;
     const client = mqtt.connect(opts.url, {
       clientId: `${opts.tenant}.${opts.device}`,
-      ca: opts.tls.ca,
-      cert: opts.tls.cert,
-      key: opts.tls.key,
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
       rejectUnauthorized: true,
       protocolVersion: 4,
       clean: true,
@@ -112,8 +170,7 @@ export class DeviceLink {
       if (topic.endsWith('/ack')) this.onReceipt(payload);
       else if (topic.endsWith('/cmd')) void this.onCommand(payload);
     });
-    this.heartbeat = setInterval(() => this.publishStatus(), opts.heartbeatMs ?? 30_000);
-    this.heartbeat.unref();
+    return client;
   }
 
   /** Publishes queued events; safe to call at any time (coalesces). */
@@ -145,6 +202,8 @@ export class DeviceLink {
       this.opts.log.warn({ err: (err as Error).message }, 'publishing stopped; resumes on reconnect');
     } finally {
       this.draining = false;
+      // A new connection (credentials reload) may have asked while the old one failed.
+      if (this.wakeAgain && this.client?.connected) this.wake();
     }
   }
 
@@ -248,6 +307,27 @@ function safeHeaderId(payload: Buffer): string | null {
   } catch {
     return null;
   }
+}
+
+/** A TLS handshake with the broker using the given credentials; throws if either side refuses. */
+function probeTls(url: string, tls: TlsCredentials, timeoutMs: number): Promise<void> {
+  const { hostname, port } = new URL(url);
+  const host = hostname.replace(/^\[|\]$/g, '');
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host, port: Number(port || 8883), servername: isIP(host) ? undefined : host, ...tls, rejectUnauthorized: true });
+    const fail = (err: Error) => {
+      socket.destroy();
+      reject(new Error(`new TLS credentials refused: ${err.message}`));
+    };
+    socket.setTimeout(timeoutMs, () => fail(new Error('handshake timed out')));
+    socket.once('error', fail);
+    socket.once('secureConnect', () => {
+      socket.off('error', fail);
+      socket.once('error', () => undefined);
+      socket.end();
+      resolve();
+    });
+  });
 }
 
 /** Serials compare as lowercase hex without leading zeros (as provisioning/pki.ts writes them). */

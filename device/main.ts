@@ -41,11 +41,21 @@ export async function run(argv: string[]): Promise<number> {
   }
   const service = await startDeviceService({ config, baseDir: dirname(resolve(file)), log, face, notifier });
   log.info({ tenant: config.tenant, device: config.device, mode: config.mode }, 'terminal running');
+  // systemd's ExecReload (and the installer, after a rotated bundle) sends SIGHUP.
+  const onReload = () => {
+    log.info('SIGHUP: reloading the MQTT key, certificate and CA');
+    service.reloadCredentials().then(
+      () => log.info('link switched to the reloaded credentials'),
+      (err: unknown) => log.error({ err: (err as Error).message }, 'credentials reload failed; the link keeps its previous credentials'),
+    );
+  };
+  process.on('SIGHUP', onReload);
   await new Promise<void>((done) => {
     const stop = () => done();
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+  process.off('SIGHUP', onReload);
   log.info('stopping: relay to rest, link closed, outbox kept');
   await service.stop();
   notifier.close();

@@ -38,6 +38,8 @@ export interface DeviceService {
   hardware: Hardware;
   policy: PolicyHolder;
   ops: OpsServer | null;
+  /** Reads the MQTT key, certificate and CA again (SIGHUP after a rotated bundle) and switches the link over. */
+  reloadCredentials(): Promise<void>;
   /** Relay safe, link closed with an offline status, outbox flushed to disk. */
   stop(): Promise<void>;
 }
@@ -57,6 +59,7 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
   const pepper = Buffer.from(read(config.keys.cardPepper).toString('utf8').trim(), 'base64');
   if (pepper.length < 16) throw new Error('card pepper must be at least 16 bytes (base64)');
 
+  const mqttCredentials = () => ({ ca: read(config.mqtt.ca), cert: read(config.mqtt.cert), key: read(config.mqtt.key) });
   const store = new DeviceStore(join(dataDir, 'device.db'), dataKey(dataDir));
   const policy = new PolicyHolder(store, config.policy);
   const registry = new Registry();
@@ -110,7 +113,7 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
     tenant: config.tenant,
     device: config.device,
     url: config.mqtt.url,
-    tls: { ca: read(config.mqtt.ca), cert: read(config.mqtt.cert), key: read(config.mqtt.key) },
+    tls: mqttCredentials(),
     store,
     recorder,
     adminSigning: admin,
@@ -159,6 +162,7 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
   o.notifier?.startWatchdog(() => true);
 
   let stopped = false;
+  let reloading: Promise<void> = Promise.resolve();
   return {
     terminal,
     store,
@@ -166,6 +170,11 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
     hardware,
     policy,
     ops,
+    reloadCredentials() {
+      // One switch at a time: a second SIGHUP waits for the first.
+      reloading = reloading.catch(() => undefined).then(() => link.reload(mqttCredentials()));
+      return reloading;
+    },
     async stop() {
       if (stopped) return;
       stopped = true;

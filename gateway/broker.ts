@@ -160,6 +160,16 @@ export class SiteBroker {
     });
   }
 
+  /**
+   * New server key, certificate and CA for handshakes from now on (SIGHUP after a rotation);
+   * connected terminals keep their sessions, since their TLS is already established.
+   */
+  reloadTls(tls: { ca: string; cert: string; key: string }): void {
+    const context = { ca: tls.ca, cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' as const };
+    this.tlsServer?.setSecureContext(context);
+    this.wsHttps?.setSecureContext(context);
+  }
+
   /** Disconnects every connected client whose certificate is now revoked. */
   enforceRevocations(): number {
     let dropped = 0;
@@ -331,7 +341,7 @@ export class SiteBroker {
       if (!state) return;
       this.connected.add(client);
       metrics.connections.set(this.countRole(state.who.role), { role: state.who.role });
-      this.log.info({ session: client.id }, 'client connected');
+      this.log.info({ session: client.id, serial: state.who.serial }, 'client connected');
       // A persistent session may come back with its subscriptions already in place.
       if (state.who.role === 'device') {
         const restored = Object.keys((client as Client & { subscriptions?: Record<string, unknown> }).subscriptions ?? {});

@@ -50,6 +50,12 @@ export const GatewayConfig = z
      * frees space; a full disk behaves the same way.
      */
     maxQueueBytes: z.number().int().min(64 * 1024).optional(),
+    /**
+     * A terminal that drops off is reported offline to the cloud only if it has not come back
+     * within `offlineGraceMs` (a credentials reload, a network blip): the cloud's view of who
+     * is offline is what facilities staff act on.
+     */
+    presence: z.object({ offlineGraceMs: z.number().int().min(0).default(15_000) }).strict().default({ offlineGraceMs: 15_000 }),
     limits: z
       .object({
         /** Largest MQTT packet accepted; checked on the fixed header before the body is buffered. */

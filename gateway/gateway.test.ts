@@ -41,6 +41,7 @@ beforeAll(async () => {
     mqtt: { host: '127.0.0.1', port: 0, ca: 'pki/ca.crt', cert: 'pki/gateway.crt', key: 'pki/gateway.key', wsPort: 0 },
     limits: { maxPacketBytes: 600 * 1024, publishRate: 100, publishBurst: 200, maxInflight: 200 },
     forwarder: { batchSize: 50, requestTimeoutMs: 5000, backoffBaseMs: 20, backoffMaxMs: 200, breakerThreshold: 3, breakerCooldownMs: 300, longPollSeconds: 1, revocationRefreshMs: 3_600_000 },
+    presence: { offlineGraceMs: 200 },
   }));
   gw = await startGateway(config, { log });
 });

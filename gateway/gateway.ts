@@ -7,6 +7,7 @@ import { CloudClient } from './cloud-client.js';
 import { CloudSync, storedRevocations } from './cloud-sync.js';
 import type { GatewayConfig } from './config.js';
 import { OutboundDelivery } from './delivery.js';
+import { PresenceDebounce } from './presence.js';
 import { Forwarder } from './forwarder.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { GatewayStore } from './store.js';
@@ -30,6 +31,8 @@ export interface Gateway {
   readonly wsPort: number | null;
   readonly opsUrl: string | null;
   health(): { ok: boolean; [detail: string]: unknown };
+  /** Reads the server key, certificate and CA again (SIGHUP); connected clients stay connected. */
+  reloadTls(): void;
   /** Replaces the revocation set and disconnects clients that are now revoked. */
   applyRevocations(serials: Set<string>): void;
   /** Graceful stop: no new connections, every received event on disk, forwarder stopped. */
@@ -52,7 +55,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       throw new Error(`cannot read the ${what} (${path}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   };
-  const tls = { ca: readPem(config.mqtt.ca, 'tenant CA certificate'), cert: readPem(config.mqtt.cert, 'gateway certificate'), key: readPem(config.mqtt.key, 'gateway key') };
+  const readTls = () => ({ ca: readPem(config.mqtt.ca, 'tenant CA certificate'), cert: readPem(config.mqtt.cert, 'gateway certificate'), key: readPem(config.mqtt.key, 'gateway key') });
+  const tls = readTls();
   // Every file is read before the store is opened, so a missing one leaves nothing open.
   const token = config.cloud ? readPem(config.cloud.tokenFile, 'cloud token file').trim() : null;
   const cloudCa = config.cloud?.ca ? readPem(config.cloud.ca, 'cloud CA certificate') : undefined;
@@ -60,6 +64,13 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   let revoked = storedRevocations(store);
 
   let forwarder: Forwarder | null = null;
+  const presence = new PresenceDebounce(config.presence.offlineGraceMs, (device, state, at) => {
+    // Last Wills fired by our own shutdown may arrive after the store has closed.
+    if (!store.db.open) return;
+    store.addPresence(device, state, at);
+    log.info({ device, state }, 'presence queued for the cloud');
+    sync?.nudge();
+  });
   let sync: CloudSync | null = null;
   let delivery: OutboundDelivery | null = null;
   const broker = new SiteBroker({
@@ -77,18 +88,14 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       onDeviceSubscribed: (device, channel) => delivery?.deviceSubscribed(device, channel),
       onDeviceAck: (device, channel, payload) => delivery?.acked(device, channel, payload),
       onDeviceDisconnected: (device) => delivery?.deviceDisconnected(device),
-      onPresence: (device, state, at) => {
-        // Last Wills fired by our own shutdown may arrive after the store has closed.
-        if (!store.db.open) return;
-        store.addPresence(device, state, at);
-        sync?.nudge();
-      },
+      onPresence: (device, state, at) => presence.observe(device, state, at),
       onEventsQueued: () => forwarder?.nudge(),
     },
   });
   delivery = new OutboundDelivery(store, broker, metrics, log, () => sync?.nudge());
 
   const applyRevocations = (serials: Set<string>) => {
+    if (serials.size !== revoked.size) log.info({ revoked: serials.size }, 'revocation list applied');
     revoked = serials;
     broker.enforceRevocations();
   };
@@ -178,9 +185,14 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     opsUrl: ops?.url ?? null,
     health,
     applyRevocations,
+    reloadTls: () => {
+      broker.reloadTls(readTls());
+      log.info('server key, certificate and CA reloaded for new connections');
+    },
     close: () =>
       (closing ??= (async () => {
         await broker.close();
+        presence.flush();
         await forwarder?.stop();
         await sync?.stop();
         cloud?.close();

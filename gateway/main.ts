@@ -8,7 +8,8 @@ const USAGE = `Usage: clockface gateway --config FILE
 
 Runs the site gateway: an MQTTS broker for the site's terminals (client certificates from the
 tenant CA), a durable queue on disk, forwarding to the cloud, and commands back down.
-Health and Prometheus metrics on the ops port (localhost). Stops cleanly on SIGTERM/SIGINT.`;
+Health and Prometheus metrics on the ops port (localhost). Stops cleanly on SIGTERM/SIGINT;
+SIGHUP reloads the server key, certificate and CA without dropping connected terminals.`;
 
 export async function run(argv: string[]): Promise<number> {
   let values;
@@ -50,6 +51,14 @@ export async function run(argv: string[]): Promise<number> {
         },
       );
     };
+    // systemd's ExecReload (and the installer, after a rotated bundle) sends SIGHUP.
+    process.on('SIGHUP', () => {
+      try {
+        gateway.reloadTls();
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'TLS reload failed; new connections keep the previous certificate');
+      }
+    });
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });

@@ -22,6 +22,7 @@ Commands (in the order a site is set up):
   gateway add     --gateway G --host HOST [--port 8883] [--alt-name NAME]...
   device add      --device D --gateway G --profile P [--mode access|timekeeping|both]
   rotate          (--device D | --gateway G) [--overlap-hours 24]  new TLS key; old one valid during the overlap
+                                                             (--cloud: records a device's new serial at the cloud)
   revoke          (--device D | --gateway G | --serial HEX | --due)  rebuild the CRL (--due: end finished overlaps)
   tenant export-cloud                                        DIR/cloud/<tenant>/: the keys the cloud needs (no CA key)
   tenant backup   [--backup-to REL]                          encrypted copy of DIR/tenant (scrypt + AES-256-GCM)
@@ -32,7 +33,8 @@ Commands (in the order a site is set up):
 Common options:
   --out DIR            the tenant's folder; every file is written inside it
   --dry-run            show what would be written; write nothing, contact nothing
-  --force              replace existing keys and units (never needed for rotate)
+  --force              replace existing keys and units (never needed for rotate); with --cloud
+                       also replaces the unit at the cloud (device keys; a new gateway token)
   --cloud URL --api-key-file FILE [--cloud-ca FILE]   register with / publish to the cloud
   --passphrase-file FILE   backup passphrase (or env CLOCKFACE_BACKUP_PASSPHRASE; never argv)
   --profile NAME       hardware profile: ${PROFILE_NAMES.join(', ')}`;
@@ -190,6 +192,7 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<Rec
       progress(`issuing device ${device} (profile ${need(values, 'profile')}, mode ${mode}) for gateway ${need(values, 'gateway')}`);
       const result = await addDevice(out, ring, { device, gateway: need(values, 'gateway'), profile: need(values, 'profile'), mode, cloud });
       if (cloud && !dryRun) progress(`registered device ${device} with ${cloud.url}`);
+      else if (!cloud && result.replaced?.length) progress('no --cloud given: the cloud still holds the old keys; run again with --cloud URL --api-key-file FILE (and --force)');
       warnReplaced(result.replaced, progress);
       progress(`bundle ready: ${result.archive}`);
       return { command, ...result, dryRun };
@@ -200,8 +203,9 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<Rec
       if (!target) throw new UsageError('rotate needs --device D or --gateway G');
       const overlapHours = values['overlap-hours'] === undefined ? undefined : Number(values['overlap-hours']);
       if (overlapHours !== undefined && !Number.isFinite(overlapHours)) throw new UsageError('--overlap-hours must be a number');
-      const result = await rotateUnit(out, ring, { ...target, overlapHours });
-      progress(`new certificate ${result.serial} for ${target.role} ${target.id}; apply ${result.archive} to the unit`);
+      const result = await rotateUnit(out, ring, { ...target, overlapHours, cloud: target.role === 'device' ? cloud : undefined });
+      if (cloud && target.role === 'device' && !dryRun) progress(`recorded the new serial ${result.serial} at ${cloud.url}`);
+      progress(`new certificate ${result.serial} for ${target.role} ${target.id}; apply ${result.archive} to the unit and reload it (install.sh does "systemctl reload": no restart, no downtime)`);
       progress(`old certificate(s) ${result.retiring.join(', ') || '(none)'} keep working until ${result.retireAt}; then run "provision revoke --due"`);
       return { command, ...result, dryRun };
     }
@@ -213,7 +217,7 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<Rec
       const result = await revoke(out, ring, target, { cloud });
       progress(`revoked ${result.newlyRevoked.length} certificate(s); the CRL lists ${result.refused.length} (version ${result.crlVersion})`);
       if (cloud && !dryRun) progress(`published the revocation list to ${cloud.url} (cloud version ${result.cloudVersion})`);
-      else if (!cloud) progress('no --cloud given: copy the CRL to the gateway, or publish with --cloud URL --api-key-file FILE');
+      else if (!cloud) progress('no --cloud given: gateways and terminals learn revocations only from the cloud; publish with --cloud URL --api-key-file FILE');
       return { command, ...result, dryRun };
     }
     default:

@@ -2,9 +2,20 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { ProvisionError } from './output.js';
 
+/** The cloud answered with an error status (kept so callers can tell "already registered"). */
+export class CloudRefusal extends ProvisionError {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /**
  * The cloud admin API calls provisioning makes (contract: POST gateways, devices,
- * revocations under /v1/tenants/{tenant}). node:http(s) rather than fetch so a private cloud
+ * revocations under /v1/tenants/{tenant}; PUT devices/{device} and POST gateways/{gw}/token
+ * for units registered before). node:http(s) rather than fetch so a private cloud
  * CA can be trusted without a global setting. The API key goes in the Authorization header
  * only; it is never logged or echoed in errors.
  */
@@ -44,8 +55,21 @@ export class CloudAdminClient {
     return { gateway, token: body.token };
   }
 
+  /** A new token for a registered gateway; the cloud refuses the old one at once. */
+  async rotateGatewayToken(tenant: string, gateway: string): Promise<{ gateway: string; token: string }> {
+    const res = (await this.post(`/v1/tenants/${tenant}/gateways/${gateway}/token`, {}, [201])) as { token?: unknown };
+    if (typeof res.token !== 'string' || res.token.length === 0) throw new ProvisionError('the cloud rotated the gateway token but returned none');
+    return { gateway, token: res.token };
+  }
+
   async registerDevice(tenant: string, reg: DeviceRegistration): Promise<void> {
     await this.post(`/v1/tenants/${tenant}/devices`, reg, [200, 201]);
+  }
+
+  /** Replaces a registered device's keys and certificate serial. */
+  async replaceDevice(tenant: string, reg: DeviceRegistration): Promise<{ previousSerial?: string }> {
+    const res = (await this.send('PUT', `/v1/tenants/${tenant}/devices/${reg.device}`, reg, [200])) as { previousSerial?: unknown };
+    return typeof res.previousSerial === 'string' ? { previousSerial: res.previousSerial } : {};
   }
 
   async publishRevocations(tenant: string, serials: string[]): Promise<{ version: number }> {
@@ -54,6 +78,10 @@ export class CloudAdminClient {
   }
 
   private post(path: string, body: unknown, okStatuses: number[]): Promise<unknown> {
+    return this.send('POST', path, body, okStatuses);
+  }
+
+  private send(method: 'POST' | 'PUT', path: string, body: unknown, okStatuses: number[]): Promise<unknown> {
     const url = new URL(path.replace(/^\//, ''), this.base.href.endsWith('/') ? this.base.href : `${this.base.href}/`);
     const payload = Buffer.from(JSON.stringify(body));
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -61,7 +89,7 @@ export class CloudAdminClient {
       const req = send(
         url,
         {
-          method: 'POST',
+          method,
           headers: {
             'content-type': 'application/json',
             'content-length': payload.length,
@@ -84,8 +112,8 @@ export class CloudAdminClient {
             }
             if (!okStatuses.includes(status)) {
               const reason = (parsed as { error?: unknown; message?: unknown }).error ?? (parsed as { message?: unknown }).message;
-              const hint = status === 401 || status === 403 ? ' (check the API key and its role)' : status === 409 ? ' (already registered)' : '';
-              reject(new ProvisionError(`cloud refused POST ${url.pathname}: HTTP ${status}${typeof reason === 'string' ? ` ${reason.slice(0, 200)}` : ''}${hint}`));
+              const hint = status === 401 || status === 403 ? ' (check the API key and its role)' : status === 409 ? ' (already registered; --force replaces it)' : '';
+              reject(new CloudRefusal(status, `cloud refused ${method} ${url.pathname}: HTTP ${status}${typeof reason === 'string' ? ` ${reason.slice(0, 200)}` : ''}${hint}`));
               return;
             }
             resolvePromise(parsed);

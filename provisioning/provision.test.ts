@@ -541,6 +541,11 @@ async function standInCloud(): Promise<{ server: HttpServer; url: string; seen: 
         devices.add(body.device as string);
         return reply(201, { device: body.device });
       }
+      const put = /^\/v1\/tenants\/acme\/devices\/([a-z0-9-]+)$/.exec(req.url ?? '');
+      if (req.method === 'PUT' && put && body.device === put[1]) {
+        if (!devices.has(put[1]!)) return reply(404, { error: `device ${put[1]} is not registered in this tenant` });
+        return reply(200, { device: put[1], previousSerial: '1', keysChanged: true });
+      }
       if (req.method === 'POST' && req.url === '/v1/tenants/acme/revocations' && Array.isArray(body.serials) && body.serials.length > 0) {
         return reply(200, { version: ++version });
       }
@@ -583,12 +588,13 @@ describe('registration with the cloud', () => {
       expect(pub.body.serials).toContain(reg.body.certSerial);
       expect(cloud.seen.every((s) => s.auth === 'Bearer owner-key-123' && s.method === 'POST')).toBe(true);
 
-      // The cloud refuses a second registration of the same device: nothing in the bundle changes.
+      // A second registration of the same device with --force replaces its keys at the cloud (PUT).
       const keyBefore = readFileSync(join(dev, 'device.key'));
-      const dup = await provision(['device', 'add', '--out', dir, '--device', 'door-2', '--gateway', 'site-2', '--profile', 'pi-usb', '--force', ...c]);
-      expect(dup.code).toBe(1);
-      expect(dup.stderr).toMatch(/HTTP 409 device door-2 is already registered/);
-      expect(readFileSync(join(dev, 'device.key')).equals(keyBefore)).toBe(true);
+      await ok(['device', 'add', '--out', dir, '--device', 'door-2', '--gateway', 'site-2', '--profile', 'pi-usb', '--force', ...c]);
+      const replaced = cloud.seen.find((s) => s.method === 'PUT')!;
+      expect(replaced.url).toBe('/v1/tenants/acme/devices/door-2');
+      expect(replaced.body.signingPublicKey).toBe(keyPairFromPem('ed25519', readFileSync(join(dev, 'device-signing.key'))).publicRaw.toString('base64'));
+      expect(readFileSync(join(dev, 'device.key')).equals(keyBefore)).toBe(false);
 
       // Nothing new: no second publish (the cloud would tell every device again).
       const quiet = await ok(['revoke', '--out', dir, '--due', ...c]);

@@ -1,7 +1,8 @@
 import { isIP } from 'node:net';
-import { assertId, generateKeyPair, privateKeyToPem } from '../protocol/index.js';
+import { readFileSync } from 'node:fs';
+import { assertId, generateKeyPair, keyPairFromPem, privateKeyToPem } from '../protocol/index.js';
 import { tarGzFolder } from './archive.js';
-import type { CloudAdminClient } from './cloud-client.js';
+import { CloudRefusal, type CloudAdminClient, type DeviceRegistration } from './cloud-client.js';
 import { findUnit, refusedSerials, type CertificateRecord, type Inventory, type UnitRecord } from './inventory.js';
 import { OutputFolder, ProvisionError } from './output.js';
 import { createRevocationList, issueCertificate, normalizeSerial, type IssuedCertificate } from './pki.js';
@@ -77,7 +78,11 @@ export async function addGateway(out: OutputFolder, ring: TenantKeyring, opts: A
   });
   // Register before writing: a refusal from the cloud leaves nothing half-made behind.
   let token: string | undefined;
-  if (opts.cloud && !out.dryRun) token = (await opts.cloud.client.registerGateway(ring.tenant, id)).token;
+  if (opts.cloud && !out.dryRun) {
+    const client = opts.cloud.client;
+    // A gateway the cloud already knows gets a new token with --force; the old one stops working.
+    token = (await orReplace(out.force, () => client.registerGateway(ring.tenant, id), () => client.rotateGatewayToken(ring.tenant, id))).token;
+  }
 
   const config = {
     tenant: ring.tenant,
@@ -121,13 +126,16 @@ export async function addDevice(out: OutputFolder, ring: TenantKeyring, opts: Ad
   const signing = generateKeyPair('ed25519');
   const sealing = generateKeyPair('x25519');
   if (opts.cloud && !out.dryRun) {
-    await opts.cloud.client.registerDevice(ring.tenant, {
+    const client = opts.cloud.client;
+    const reg: DeviceRegistration = {
       device: id,
       gateway: gatewayId,
       signingPublicKey: signing.publicRaw.toString('base64'),
       sealingPublicKey: sealing.publicRaw.toString('base64'),
       certSerial: normalizeSerial(cert.serial),
-    });
+    };
+    // A device the cloud already knows (re-provisioned with --force) gets its keys replaced.
+    await orReplace(out.force, () => client.registerDevice(ring.tenant, reg), async () => void (await client.replaceDevice(ring.tenant, reg)));
   }
 
   const config = {
@@ -170,6 +178,8 @@ export interface RotateOptions {
   role: 'device' | 'gateway';
   id: string;
   overlapHours?: number;
+  /** Records a device's new certificate serial at the cloud (its signing and sealing keys stay). */
+  cloud?: { client: CloudAdminClient };
   now?: Date;
 }
 
@@ -200,6 +210,19 @@ export async function rotateUnit(out: OutputFolder, ring: TenantKeyring, opts: R
     dnsNames: names.filter((n) => isIP(n) === 0),
     ipAddresses: names.filter((n) => isIP(n) !== 0),
   });
+  if (opts.cloud && opts.role === 'device' && !out.dryRun) {
+    if (!unit.gateway) throw new ProvisionError(`device ${id} has no gateway in the inventory`);
+    // Rotation changes the TLS identity only: the cloud keeps verifying the same signing key.
+    const signing = keyPairFromPem('ed25519', readFileSync(out.resolveInside(`${dir}/device-signing.key`)));
+    const sealing = keyPairFromPem('x25519', readFileSync(out.resolveInside(`${dir}/device-sealing.key`)));
+    await opts.cloud.client.replaceDevice(ring.tenant, {
+      device: id,
+      gateway: unit.gateway,
+      signingPublicKey: signing.publicRaw.toString('base64'),
+      sealingPublicKey: sealing.publicRaw.toString('base64'),
+      certSerial: normalizeSerial(cert.serial),
+    });
+  }
   const retireAt = new Date(now.getTime() + overlapHours * 3_600_000).toISOString();
   const retiring: string[] = [];
   for (const c of ring.inventory.certificates) {
@@ -287,6 +310,16 @@ export async function revoke(
     saveInventory(out, ring.inventory);
   }
   return { newlyRevoked, refused, crlVersion: ring.inventory.crlVersion, crlPath, cloudVersion };
+}
+
+/** Registers; with --force, a unit the cloud already has (HTTP 409) is replaced instead. */
+async function orReplace<T>(force: boolean, register: () => Promise<T>, replace: () => Promise<T>): Promise<T> {
+  try {
+    return await register();
+  } catch (err) {
+    if (!(force && err instanceof CloudRefusal && err.status === 409)) throw err;
+    return replace();
+  }
 }
 
 function refuseExistingUnit(out: OutputFolder, inv: Inventory, role: 'device' | 'gateway', id: string): void {

@@ -3,14 +3,19 @@
 #
 #   sudo ./systemd/install.sh --bundle door-1.tar.gz          # a terminal (role read from the bundle)
 #   sudo ./systemd/install.sh --bundle site-1.tar.gz          # a gateway
-#   sudo ./systemd/install.sh --role cloud                    # the cloud (config written by hand, issue 7)
-#   sudo ./systemd/install.sh --bundle door-1-rotated.tar.gz  # apply a new bundle (rotation): restarts the unit
+#   sudo ./systemd/install.sh --role cloud --cloud-keys acme/cloud/acme  # the cloud and a tenant keyring
+#   sudo ./systemd/install.sh --bundle door-1-rotated.tar.gz  # apply a rotated bundle: reloads the unit (no restart)
 #   sudo ./systemd/install.sh --uninstall [--purge]           # remove units and program; --purge also config, data, users
 #
-# Idempotent: running it again with the same bundle changes nothing and restarts nothing.
+# Idempotent: running it again with the same bundle changes nothing and restarts nothing. A new
+# TLS key, certificate or CA alone is applied with `systemctl reload` (the service re-reads them
+# on SIGHUP and keeps running); any other change to the bundle, the program or the unit restarts
+# it. Files a new bundle no longer has are removed.
 # Options:
 #   --bundle PATH      device or gateway bundle (.tar.gz or folder) from `clockface provision`
 #   --role ROLE        device | gateway | cloud (default: from the bundle)
+#   --cloud-keys DIR   (cloud) a tenant keyring from `provision tenant export-cloud`; installed as
+#                      /etc/clockface/cloud/tenants/<tenant>/ (the config's keysDir), 0640 root:clockface-cloud
 #   --source DIR       the Clockface release to install (default: the folder above this script)
 #   --root DIR         install into DIR instead of /, and only print the commands that would change
 #                      the system (apt-get, useradd, systemctl, chown): a dry run you can inspect
@@ -27,6 +32,7 @@ UNINSTALL=0
 PURGE=0
 START=1
 PACKAGES=1
+CLOUD_KEYS=()
 NODE_MAJOR=20
 
 say() { printf 'clockface-install: %s\n' "$*" >&2; }
@@ -42,7 +48,8 @@ while (($#)); do
     --purge) PURGE=1; shift ;;
     --no-start) START=0; shift ;;
     --skip-packages) PACKAGES=0; shift ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --cloud-keys) CLOUD_KEYS+=("${2:?--cloud-keys needs a folder}"); shift 2 ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -146,9 +153,9 @@ UNIT="clockface-$ROLE.service"
 
 case "$ROLE" in
   device) REQUIRED=(config.json ca.crt device.crt device.key device-signing.key device-sealing.key cloud-sealing.pub admin-signing.pub card-pepper.key)
-          SECRETS=(device.key device-signing.key device-sealing.key card-pepper.key) ;;
+          SECRETS=(device-signing.key device-sealing.key card-pepper.key) ;;
   gateway) REQUIRED=(config.json ca.crt gateway.crt gateway.key)
-           SECRETS=(gateway.key gateway.token) ;;
+           SECRETS=(gateway.token) ;;
   cloud) REQUIRED=(); SECRETS=() ;;
 esac
 if [[ -n "$BUNDLE_DIR" ]]; then
@@ -191,25 +198,52 @@ install -d -m 0700 "$(P "$DATAROOT/$ROLE")"
 owner "$USER_NAME:$USER_NAME" "$DATAROOT/$ROLE"
 
 # ---- program -----------------------------------------------------------------------------------
+PROGRAM_CHANGED=0
 if [[ -f "$SOURCE/package.json" ]]; then
   say "installing the program into $APP"
   mkdir -p "$(P "$APP")"
+  before=$CHANGED; CHANGED=0
   for f in package.json package-lock.json; do [[ -f "$SOURCE/$f" ]] && put 0644 "$SOURCE/$f" "$APP/$f"; done
   if [[ -d "$SOURCE/dist" ]]; then
-    rm -rf "$(P "$APP/dist.new")"
-    cp -r "$SOURCE/dist" "$(P "$APP/dist.new")"
-    rm -rf "$(P "$APP/dist")"
-    mv "$(P "$APP/dist.new")" "$(P "$APP/dist")"
+    if ! diff -rq "$SOURCE/dist" "$(P "$APP/dist")" >/dev/null 2>&1; then
+      rm -rf "$(P "$APP/dist.new")"
+      cp -r "$SOURCE/dist" "$(P "$APP/dist.new")"
+      rm -rf "$(P "$APP/dist")"
+      mv "$(P "$APP/dist.new")" "$(P "$APP/dist")"
+      say "installed $APP/dist"
+      CHANGED=1
+    fi
   else
     say "note: $SOURCE has no dist/ (run npm run build there first)"
   fi
-  sys sh -c "cd $APP && npm ci --omit=dev --no-audit --no-fund"
+  ((CHANGED)) && PROGRAM_CHANGED=1
+  CHANGED=$((before | CHANGED))
+  # Dependencies only when the lockfile differs from the one last installed (npm ci takes
+  # minutes on a Pi and compiles better-sqlite3); the stamp is written only after it succeeded.
+  if [[ -f "$SOURCE/package-lock.json" ]]; then
+    lock_sum="$(sha256sum "$SOURCE/package-lock.json" | cut -d' ' -f1)"
+    stamp="$(P "$APP/.npm-ci.sha256")"
+    if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_sum" ]]; then
+      sys sh -c "cd $APP && npm ci --omit=dev --no-audit --no-fund"
+      printf '%s\n' "$lock_sum" >"$stamp"
+      PROGRAM_CHANGED=1
+      CHANGED=1
+    fi
+  else
+    say "note: $SOURCE has no package-lock.json; dependencies not installed"
+  fi
 fi
+before=$CHANGED; CHANGED=0
 printf '#!/bin/sh\nexec /usr/bin/node %s/dist/cli/main.js "$@"\n' "$APP" >"$WORK/clockface"
 put 0755 "$WORK/clockface" "$BIN"
+((CHANGED)) && PROGRAM_CHANGED=1
+CHANGED=$((before | CHANGED))
 
 # ---- config bundle -----------------------------------------------------------------------------
+# What `systemctl reload` applies (SIGHUP: the service re-reads them); anything else restarts.
+RELOADABLE=(ca.crt "$ROLE.crt" "$ROLE.key")
 CONFIG_CHANGED=0
+RELOAD_ONLY=1
 if [[ -n "$BUNDLE_DIR" ]]; then
   # Refuse a bundle whose certificate does not chain, match its key or carry its identity
   # before it replaces a working config.
@@ -225,12 +259,64 @@ if [[ -n "$BUNDLE_DIR" ]]; then
       put 0600 "$f" "$CONFROOT/$ROLE/$name"
       owner root:root "$CONFROOT/$ROLE/$name"
     else
+      # Everything else, the TLS key included (re-read on reload), for the service's group only.
       put 0640 "$f" "$CONFROOT/$ROLE/$name"
       owner "root:$USER_NAME" "$CONFROOT/$ROLE/$name"
     fi
-    ((CHANGED)) && CONFIG_CHANGED=1
+    if ((CHANGED)); then
+      CONFIG_CHANGED=1
+      [[ " ${RELOADABLE[*]} " == *" $name "* ]] || RELOAD_ONLY=0
+    fi
     CHANGED=$((before | CHANGED))
   done
+  # A file the new bundle no longer has (a token after leaving the cloud, a dropped option)
+  # must not linger: the service would keep using it.
+  for f in "$(P "$CONFROOT/$ROLE")"/*; do
+    [[ -f "$f" ]] || continue
+    name="$(basename "$f")"
+    if [[ ! -f "$BUNDLE_DIR/$name" ]]; then
+      rm -f "$f"
+      say "removed $CONFROOT/$ROLE/$name (not in the new bundle)"
+      CONFIG_CHANGED=1
+      RELOAD_ONLY=0
+      CHANGED=1
+    fi
+  done
+fi
+
+# ---- cloud tenant keyrings ---------------------------------------------------------------------
+# keysDir folders: root-owned, group clockface-cloud, 0750/0640, so the service (and no other
+# user) can read them. Keyrings copied in by hand are brought to the same modes on every run.
+if [[ "$ROLE" == cloud ]]; then
+  for src in "${CLOUD_KEYS[@]}"; do
+    [[ -d "$src" ]] || die "--cloud-keys $src is not a folder"
+    tenant="$(basename "$(cd "$src" && pwd)")"
+    [[ "$tenant" =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] || die "--cloud-keys folder name $tenant is not a tenant id"
+    [[ -f "$src/cloud-sealing.key" && -f "$src/admin-signing.pub" ]] || die "--cloud-keys $src is not a keyring from provision tenant export-cloud"
+    [[ ! -f "$src/ca.key" ]] || die "--cloud-keys $src holds the CA key; export with provision tenant export-cloud instead"
+    for f in "$src"/*; do
+      [[ -f "$f" ]] || continue
+      before=$CHANGED; CHANGED=0
+      put 0640 "$f" "$CONFROOT/cloud/tenants/$tenant/$(basename "$f")"
+      ((CHANGED)) && CONFIG_CHANGED=1 && RELOAD_ONLY=0
+      CHANGED=$((before | CHANGED))
+    done
+  done
+  if [[ -d "$(P "$CONFROOT/cloud/tenants")" ]]; then
+    chmod 0750 "$(P "$CONFROOT/cloud/tenants")"
+    owner "root:$USER_NAME" "$CONFROOT/cloud/tenants"
+    for d in "$(P "$CONFROOT/cloud/tenants")"/*/; do
+      [[ -d "$d" ]] || continue
+      rel="${d#"$ROOT"}"; rel="${rel%/}"
+      chmod 0750 "$d"
+      owner "root:$USER_NAME" "$rel"
+      for f in "$d"*; do
+        [[ -f "$f" ]] || continue
+        chmod 0640 "$f"
+        owner "root:$USER_NAME" "${f#"$ROOT"}"
+      done
+    done
+  fi
 fi
 
 # ---- units -------------------------------------------------------------------------------------
@@ -245,6 +331,11 @@ LoadCredential=gateway.token:/etc/clockface/gateway/gateway.token
 Environment=CLOCKFACE_CLOUD__TOKEN_FILE=%d/gateway.token
 EOF
   put 0644 "$WORK/cloud-token.conf" "$UNITDIR/$UNIT.d/cloud-token.conf"
+elif [[ "$ROLE" == gateway && -f "$(P "$UNITDIR/$UNIT.d/cloud-token.conf")" ]]; then
+  # The token left with the bundle: a credential whose file is gone would stop the unit starting.
+  rm -f "$(P "$UNITDIR/$UNIT.d/cloud-token.conf")"
+  say "removed $UNITDIR/$UNIT.d/cloud-token.conf"
+  CHANGED=1
 fi
 if [[ "$ROLE" == cloud && -f "$(P "$CONFROOT/cloud/tls.key")" ]]; then
   # Only a cloud that terminates TLS itself has a key; behind a proxy there is none to load.
@@ -261,8 +352,12 @@ CHANGED=$((before | CHANGED))
 if ((UNIT_CHANGED)); then sys systemctl daemon-reload; fi
 sys systemctl enable "$UNIT"
 if ((START)); then
-  if ((CONFIG_CHANGED || UNIT_CHANGED)); then
+  if ((UNIT_CHANGED || PROGRAM_CHANGED)) || ((CONFIG_CHANGED && !RELOAD_ONLY)); then
     sys systemctl restart "$UNIT"
+  elif ((CONFIG_CHANGED)); then
+    # Only a rotated TLS key/certificate/CA: SIGHUP (ExecReload), no restart; a unit that is
+    # not running yet is started.
+    sys systemctl reload-or-restart "$UNIT"
   else
     sys systemctl start "$UNIT"
   fi

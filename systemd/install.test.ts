@@ -38,6 +38,7 @@ beforeAll(async () => {
   release = join(tmp, 'release');
   mkdirSync(join(release, 'dist', 'cli'), { recursive: true });
   writeFileSync(join(release, 'package.json'), '{"name":"clockface","version":"0.0.0-test"}\n');
+  writeFileSync(join(release, 'package-lock.json'), '{"name":"clockface","lockfileVersion":3,"packages":{}}\n');
   writeFileSync(join(release, 'dist', 'cli', 'main.js'), 'console.log("clockface")\n');
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -66,12 +67,17 @@ describe('install.sh', () => {
     expect(r.out).toContain('would run: groupadd --system -f gpio');
     expect(r.out).toMatch(/would run: \/usr\/bin\/clockface provision check --bundle \S+door-1/);
     const conf = join(root, 'etc/clockface/device');
-    for (const f of ['device.key', 'device-signing.key', 'device-sealing.key', 'card-pepper.key']) {
+    for (const f of ['device-signing.key', 'device-sealing.key', 'card-pepper.key']) {
       expect(mode(join(conf, f)), f).toBe(0o600);
       expect(r.out).toContain(`would run: chown root:root /etc/clockface/device/${f}`);
     }
-    expect(mode(join(conf, 'config.json'))).toBe(0o640);
-    expect(r.out).toContain('would run: chown root:clockface-device /etc/clockface/device/config.json');
+    // The TLS key is re-read on reload (rotation), so the service's group may read it.
+    for (const f of ['config.json', 'device.key']) {
+      expect(mode(join(conf, f)), f).toBe(0o640);
+      expect(r.out).toContain(`would run: chown root:clockface-device /etc/clockface/device/${f}`);
+    }
+    expect(mode(conf)).toBe(0o750);
+    expect(r.out).toContain('would run: sh -c cd /opt/clockface && npm ci --omit=dev --no-audit --no-fund');
     expect(readFileSync(join(conf, 'device.crt'))).toEqual(readFileSync(join(tenant, 'devices', 'door-1', 'device.crt')));
     expect(mode(join(root, 'var/lib/clockface/device'))).toBe(0o700);
     expect(readFileSync(join(root, 'etc/systemd/system/clockface-device.service'), 'utf8')).toBe(readFileSync(join(here, 'clockface-device.service'), 'utf8'));
@@ -83,21 +89,55 @@ describe('install.sh', () => {
     expect(r.out).toContain('would run: systemctl restart clockface-device.service');
   });
 
-  it('is idempotent: a second run changes nothing and restarts nothing; a rotated bundle restarts the unit', async () => {
+  it('is idempotent: a second run changes nothing, restarts nothing and skips npm ci; a rotated bundle only reloads the unit', async () => {
     const root = join(tmp, 'root-device');
     const again = install(['--root', root, '--bundle', join(tenant, 'devices', 'door-1.tar.gz'), '--skip-packages']);
     expect(again.code).toBe(0);
     expect(again.err).toContain('done: nothing changed');
     expect(again.out).not.toContain('systemctl restart');
+    expect(again.out).not.toContain('systemctl reload');
     expect(again.out).not.toContain('daemon-reload');
+    expect(again.out).not.toContain('npm ci');
     expect(again.out).toContain('would run: systemctl start clockface-device.service');
 
     await ok(['rotate', '--out', tenant, '--device', 'door-1']);
     const rotated = install(['--root', root, '--bundle', join(tenant, 'devices', 'door-1.tar.gz'), '--skip-packages']);
     expect(rotated.code).toBe(0);
-    expect(rotated.err).toContain('installed /etc/clockface/device/device.key (0600)');
-    expect(rotated.out).toContain('would run: systemctl restart clockface-device.service');
+    expect(rotated.err).toContain('installed /etc/clockface/device/device.key (0640)');
+    expect(rotated.out).toContain('would run: systemctl reload-or-restart clockface-device.service');
+    expect(rotated.out).not.toContain('systemctl restart');
     expect(readFileSync(join(root, 'etc/clockface/device/device.crt'))).toEqual(readFileSync(join(tenant, 'devices', 'door-1', 'device.crt')));
+  });
+
+  it('restarts when the program, the lockfile or other bundle files change, and prunes files a new bundle dropped', () => {
+    const root = join(tmp, 'root-device');
+    const bundle = join(tmp, 'door-1-next');
+    rmSync(bundle, { recursive: true, force: true });
+    cpSync(join(tenant, 'devices', 'door-1'), bundle, { recursive: true });
+    const run = () => install(['--root', root, '--bundle', bundle, '--skip-packages']);
+    expect(run().err).toContain('done: nothing changed');
+
+    writeFileSync(join(release, 'dist', 'cli', 'main.js'), 'console.log("clockface 2")\n');
+    const program = run();
+    expect(program.err).toContain('installed /opt/clockface/dist');
+    expect(program.out).not.toContain('npm ci');
+    expect(program.out).toContain('would run: systemctl restart clockface-device.service');
+    expect(readFileSync(join(root, 'opt/clockface/dist/cli/main.js'), 'utf8')).toContain('clockface 2');
+
+    writeFileSync(join(release, 'package-lock.json'), '{"name":"clockface","lockfileVersion":3,"packages":{"":{}}}\n');
+    const lock = run();
+    expect(lock.out).toContain('would run: sh -c cd /opt/clockface && npm ci --omit=dev --no-audit --no-fund');
+    expect(lock.out).toContain('would run: systemctl restart clockface-device.service');
+
+    writeFileSync(join(root, 'etc/clockface/device/old-option.json'), '{}', { mode: 0o640 });
+    const config = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { log: { level: string } };
+    config.log.level = 'debug';
+    writeFileSync(join(bundle, 'config.json'), JSON.stringify(config));
+    const changed = run();
+    expect(changed.err).toContain('removed /etc/clockface/device/old-option.json (not in the new bundle)');
+    expect(existsSync(join(root, 'etc/clockface/device/old-option.json'))).toBe(false);
+    expect(changed.out).toContain('would run: systemctl restart clockface-device.service');
+    expect(run().err).toContain('done: nothing changed');
   });
 
   it('installs a gateway from its bundle folder, with the cloud token as a credential when there is one', () => {
@@ -107,14 +147,51 @@ describe('install.sh', () => {
     const root = join(tmp, 'root-gateway');
     const r = install(['--root', root, '--bundle', bundle, '--skip-packages', '--no-start']);
     expect(r.code).toBe(0);
-    expect(mode(join(root, 'etc/clockface/gateway/gateway.key'))).toBe(0o600);
+    expect(mode(join(root, 'etc/clockface/gateway/gateway.key'))).toBe(0o640);
+    expect(r.out).toContain('would run: chown root:clockface-gateway /etc/clockface/gateway/gateway.key');
     expect(mode(join(root, 'etc/clockface/gateway/gateway.token'))).toBe(0o600);
-    expect(readFileSync(join(root, 'etc/systemd/system/clockface-gateway.service.d/cloud-token.conf'), 'utf8')).toContain(
-      'LoadCredential=gateway.token:/etc/clockface/gateway/gateway.token',
-    );
+    const dropIn = join(root, 'etc/systemd/system/clockface-gateway.service.d/cloud-token.conf');
+    expect(readFileSync(dropIn, 'utf8')).toContain('LoadCredential=gateway.token:/etc/clockface/gateway/gateway.token');
     expect(r.out).toContain('would run: systemctl enable clockface-gateway.service');
     expect(r.out).not.toMatch(/systemctl (re)?start/);
     expect(r.out).not.toContain('groupadd');
+
+    // Without a token in the new bundle, neither the token nor its credential drop-in remain.
+    rmSync(join(bundle, 'gateway.token'));
+    const off = install(['--root', root, '--bundle', bundle, '--skip-packages']);
+    expect(off.code).toBe(0);
+    expect(existsSync(join(root, 'etc/clockface/gateway/gateway.token'))).toBe(false);
+    expect(existsSync(dropIn)).toBe(false);
+    expect(off.out).toContain('would run: systemctl daemon-reload');
+    expect(off.out).toContain('would run: systemctl restart clockface-gateway.service');
+  });
+
+  it("installs a tenant's cloud keyring readable by the cloud service only: 0750/0640 root:clockface-cloud", async () => {
+    await ok(['tenant', 'export-cloud', '--out', tenant]);
+    const exported = join(tenant, 'cloud', 'acme');
+    // export-cloud writes the operator's copy 0600: the service user could not read that.
+    expect(mode(join(exported, 'cloud-sealing.key'))).toBe(0o600);
+    const root = join(tmp, 'root-cloud-keys');
+    const r = install(['--root', root, '--role', 'cloud', '--cloud-keys', exported, '--skip-packages', '--no-start']);
+    expect(r.err).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    const ring = join(root, 'etc/clockface/cloud/tenants/acme');
+    expect(mode(join(root, 'etc/clockface/cloud/tenants'))).toBe(0o750);
+    expect(mode(ring)).toBe(0o750);
+    expect(r.out).toContain('would run: chown root:clockface-cloud /etc/clockface/cloud/tenants/acme');
+    for (const f of ['cloud-sealing.key', 'admin-signing.key', 'card-pepper.key', 'admin-signing.pub']) {
+      expect(readFileSync(join(ring, f))).toEqual(readFileSync(join(exported, f)));
+      expect(mode(join(ring, f)), f).toBe(0o640);
+      expect(r.out).toContain(`would run: chown root:clockface-cloud /etc/clockface/cloud/tenants/acme/${f}`);
+    }
+    // A keyring put there by hand is brought to the same modes.
+    writeFileSync(join(ring, 'extra.key'), 'x', { mode: 0o600 });
+    const again = install(['--root', root, '--role', 'cloud', '--skip-packages', '--no-start']);
+    expect(again.code).toBe(0);
+    expect(mode(join(ring, 'extra.key'))).toBe(0o640);
+    // The tenant folder with the CA key is not a cloud keyring.
+    const refused = install(['--root', root, '--role', 'cloud', '--cloud-keys', join(tenant, 'tenant'), '--skip-packages', '--no-start']);
+    expect(refused.code).toBe(1);
   });
 
   it('installs the cloud unit; its TLS key becomes a credential only when there is one', () => {
