@@ -25,7 +25,7 @@ import { PhotoError, stripMetadata, type PhotoVault } from './vault.js';
 /**
  * Ingest of device events relayed by a gateway (POST /v1/gateway/ingest). Per event:
  * cross-tenant check → duplicate check by header id (before the sequence check, so a retried
- * event is acknowledged again) → verify signature, time window and sequence, open the seal
+ * event is acknowledged again) → verify signature and sequence, open the seal
  * with the tenant's cloud key, validate → store. What fails is recorded by code and reason
  * only, never its payload. One signed receipt per device per batch lets outboxes release.
  */
@@ -125,7 +125,8 @@ export class Ingest {
           continue;
         }
         const opened = this.open(tenant, keys, item, bytes, now);
-        // Phase 2 starts here: photo re-encoding runs concurrently (libvips uses every core).
+        // Phase 2 starts here: photo metadata removal runs concurrently (a lossless segment walk; the
+        // rare photo that needs re-encoding goes to libvips, which uses every core).
         const pending = this.withPhoto(opened);
         pending.catch(() => {}); // awaited in phase 3; this only keeps an early failure from counting as unhandled
         accepted.push({ item, stream: opened.stream, opened: pending });
@@ -197,7 +198,7 @@ export class Ingest {
     return { item, event: body, stream, photo: null };
   }
 
-  /** Re-encodes the punch photo (drops all metadata); a photo that does not decode is final for the device. */
+  /** Strips the punch photo of all metadata (cloud/vault.ts stripMetadata); a photo that does not decode is final for the device. */
   private async withPhoto(o: Opened): Promise<Opened> {
     if (o.event.type !== 'punch' || !o.event.photo) return o;
     return { ...o, photo: await stripMetadata(Buffer.from(o.event.photo, 'base64')) };
