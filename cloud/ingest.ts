@@ -20,6 +20,7 @@ import type { Db } from './db.js';
 import type { Outbox } from './outbox.js';
 import { nextOutSequence, SqliteSequenceStore, StagedSequences } from './sequences.js';
 import type { TenantKeys } from './tenant-keys.js';
+import { contractEnded } from './settings.js';
 import { PhotoError, stripMetadata, type PhotoVault } from './vault.js';
 
 /**
@@ -82,6 +83,7 @@ export class Ingest {
     const tenant = gateway.tenant;
     const keys = this.keys(tenant);
     const now = this.clock.now();
+    const ended = contractEnded(this.db, tenant, now);
     const results: IngestResult[] = [];
     // Results are reported in the batch's order whichever phase settles each event.
     const position = new Map(items.map((item, i) => [item, i] as const));
@@ -125,6 +127,13 @@ export class Ingest {
           continue;
         }
         const opened = this.open(tenant, keys, item, bytes, now);
+        if (ended && opened.event.type !== 'command-result') {
+          // The contract ended: the tenant's data is being deleted, nothing new is stored (its
+          // photo never reaches the vault). Verified, so the receipt lets the terminal release
+          // it. Command results still count: they show terminals applying the erasures.
+          reject(item, 'tenant.contract-ended', 'the tenant’s contract has ended; events are no longer stored', true);
+          continue;
+        }
         // Phase 2 starts here: photo metadata removal runs concurrently (a lossless segment walk; the
         // rare photo that needs re-encoding goes to libvips, which uses every core).
         const pending = this.withPhoto(opened);

@@ -41,6 +41,12 @@ export function getSettings(db: Db, tenant: string): TenantSettings {
   };
 }
 
+/** True once the tenant's contract has ended: nothing new is stored for it. */
+export function contractEnded(db: Db, tenant: string, now: number): boolean {
+  const at = db.prepare('SELECT contract_ended_at FROM tenants WHERE id = ?').pluck().get(tenant) as number | null | undefined;
+  return at !== null && at !== undefined && at <= now;
+}
+
 const days = (name: string, v: number) => {
   if (!Number.isInteger(v) || v < MIN_RETENTION_DAYS || v > MAX_RETENTION_DAYS) {
     throw new SettingsError(`${name} must be a whole number of days from ${MIN_RETENTION_DAYS} to ${MAX_RETENTION_DAYS} (7 years)`);

@@ -7,7 +7,7 @@ import { newSubjectId, type Template } from '../protocol/index.js';
 import type { CloudService } from './service.js';
 import { HttpError } from './http-errors.js';
 import { listPunches } from './routes-admin.js';
-import { getSettings } from './settings.js';
+import { contractEnded, getSettings } from './settings.js';
 
 /**
  * Employees as the cloud knows them (an opaque subject id, card hashes, PIN hash, access
@@ -45,7 +45,13 @@ export class Subjects {
     return r;
   }
 
+  /** After contract end nothing personal is taken in: the sweeper is busy deleting it all. */
+  private refuseIfEnded(tenant: string): void {
+    if (contractEnded(this.s.db, tenant, this.s.clock.now())) throw new HttpError(409, 'the tenant’s contract has ended; no new subject data is stored');
+  }
+
   async create(tenant: string, input: SubjectInput, actor: string): Promise<{ subject: string; commands: number }> {
+    this.refuseIfEnded(tenant);
     const subject = input.subject ?? newSubjectId();
     if (!input.consent && (input.referencePhotos.length || input.templates.length)) {
       throw new HttpError(400, 'reference photos and templates need recorded face consent');
@@ -124,6 +130,7 @@ export class Subjects {
   /** Replaces the reference photo(s) (and templates made from the old ones) and updates every terminal. */
   async rectify(tenant: string, subject: string, photos: string[], templates: Template[], actor: string): Promise<{ commands: number }> {
     const r = this.row(tenant, subject);
+    this.refuseIfEnded(tenant);
     if (r.face_consent !== 1) throw new HttpError(409, 'subject has no face consent; record consent first');
     const now = this.s.clock.now();
     const staged = await this.stagePhotos(tenant, photos);
