@@ -13,6 +13,7 @@ import {
   type PublicKeyRef,
   type PunchEvent,
 } from '../protocol/index.js';
+import { normalizeSerial } from '../provisioning/pki.js';
 import type { AuditLog } from './audit.js';
 import type { Clock } from './clock.js';
 import { DAY_MS } from './clock.js';
@@ -65,6 +66,8 @@ export class Ingest {
   onResults: (results: IngestResult[]) => void = () => {};
   private readonly isDuplicate;
   private readonly deviceKey;
+  private readonly deviceSerial;
+  private readonly serialRevoked;
 
   constructor(
     private readonly db: Db,
@@ -77,6 +80,20 @@ export class Ingest {
     this.sequences = new SqliteSequenceStore(db);
     this.isDuplicate = db.prepare('SELECT 1 FROM events WHERE tenant = ? AND id = ?').pluck();
     this.deviceKey = db.prepare('SELECT signing_public AS signing FROM devices WHERE tenant = ? AND device = ?').pluck();
+    this.deviceSerial = db.prepare('SELECT cert_serial FROM devices WHERE tenant = ? AND device = ?').pluck();
+    this.serialRevoked = db.prepare('SELECT 1 FROM revocations WHERE tenant = ? AND serial IN (?, ?, ?, ?)').pluck();
+  }
+
+  /**
+   * Whether the device's registered certificate serial is on the tenant's revocation list.
+   * Serials compare as numbers: lowercase, leading zeros ignored (DER adds a 00 byte to a
+   * serial whose top bit is set, and lists may or may not carry it).
+   */
+  private isRevoked(tenant: string, device: string): boolean {
+    const serial = this.deviceSerial.get(tenant, device) as string | undefined;
+    if (serial === undefined) return false;
+    const n = normalizeSerial(serial);
+    return this.serialRevoked.get(tenant, serial.toLowerCase(), n, `0${n}`, `00${n}`) !== undefined;
   }
 
   async ingest(gateway: { tenant: string; gateway: string }, items: IngestItem[]): Promise<{ results: IngestResult[]; receipts: Receipt[] }> {
@@ -84,6 +101,12 @@ export class Ingest {
     const keys = this.keys(tenant);
     const now = this.clock.now();
     const ended = contractEnded(this.db, tenant, now);
+    const revokedDevices = new Map<string, boolean>();
+    const revoked = (device: string) => {
+      let r = revokedDevices.get(device);
+      if (r === undefined) revokedDevices.set(device, (r = typeof device === 'string' && this.isRevoked(tenant, device)));
+      return r;
+    };
     const results: IngestResult[] = [];
     // Results are reported in the batch's order whichever phase settles each event.
     const position = new Map(items.map((item, i) => [item, i] as const));
@@ -113,6 +136,12 @@ export class Ingest {
       }
       if (!keys) {
         reject(item, 'tenant.unconfigured', 'this cloud holds no keys for the tenant', false);
+        continue;
+      }
+      // A terminal whose certificate was revoked (stolen, decommissioned) speaks for no one any
+      // more, even with a valid signature; no receipt, so nothing it holds is released as handled.
+      if (revoked(item.device)) {
+        reject(item, 'device.revoked', 'the device certificate is revoked', false);
         continue;
       }
       try {
