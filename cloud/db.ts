@@ -206,6 +206,17 @@ export function openDatabase(file: string): Db {
   return db;
 }
 
+/**
+ * After deleting photos (wrapped keys) or templates: copies the WAL into the database and
+ * truncates it. secure_delete zeroes the freed pages in the database file, but until a
+ * checkpoint the -wal file still holds earlier page images with the deleted rows in them.
+ * Best effort: with a reader still on an older snapshot the WAL cannot be reset now, and the
+ * next deletion's checkpoint (or SQLite's own) finishes it.
+ */
+export function checkpointWal(db: Db): void {
+  db.pragma('wal_checkpoint(TRUNCATE)');
+}
+
 /** Creates the tenant row (with default retention) when a configured tenant is first seen. */
 export function ensureTenant(db: Db, tenant: string, now: number): void {
   db.prepare('INSERT OR IGNORE INTO tenants (id, created_at) VALUES (?, ?)').run(tenant, now);

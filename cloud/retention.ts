@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../common/log.js';
 import { DAY_MS } from './clock.js';
+import { checkpointWal } from './db.js';
 import type { CloudService } from './service.js';
 import { getSettings } from './settings.js';
 
@@ -101,6 +102,7 @@ export class Sweeper {
         this.s.audit.record(now, { tenant, actor: this.id, action: 'vault-key.destroyed', objectKind: 'tenant', objectId: tenant, detail: { reason: 'contract-ended' } });
         out.keysDestroyed = 1;
       }
+      if (out.photos || out.templates || out.subjects) checkpointWal(this.s.db);
       return out;
     }
     const photoCutoff = now - st.photoRetentionDays * DAY_MS;
@@ -117,6 +119,8 @@ export class Sweeper {
       args: [tenant, punchCutoff],
     });
     out.punches += this.sweepPunches(tenant, punchCutoff);
+    // Wrapped keys and templates of what was deleted must not linger in the -wal file.
+    if (out.photos || out.templates || out.punches) checkpointWal(this.s.db);
     this.onSwept(out.photos);
     return out;
   }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tar from 'tar';
 import { newSubjectId, type Template } from '../protocol/index.js';
+import { checkpointWal } from './db.js';
 import type { CloudService } from './service.js';
 import { HttpError } from './http-errors.js';
 import { listPunches } from './routes-admin.js';
@@ -153,6 +154,7 @@ export class Subjects {
     this.s.outbox.cancelForSubject(tenant, subject);
     const commands = this.s.outbox.enqueueAll(tenant, { type: 'update-subject', record: this.record(tenant, subject) }, subject).length;
     this.s.audit.record(now, { tenant, actor, action: 'subject.rectified', objectKind: 'subject', objectId: subject, detail: { referencePhotos: staged.length } });
+    checkpointWal(this.s.db);
     return { commands };
   }
 
@@ -176,7 +178,9 @@ export class Subjects {
     }
     if (state === 'granted') return { commands: 0 };
     this.s.outbox.cancelForSubject(tenant, subject);
-    return { commands: this.s.outbox.enqueueAll(tenant, { type: 'update-subject', record: this.record(tenant, subject) }, subject).length };
+    const commands = this.s.outbox.enqueueAll(tenant, { type: 'update-subject', record: this.record(tenant, subject) }, subject).length;
+    checkpointWal(this.s.db);
+    return { commands };
   }
 
   /** Marks a leaver: terminals drop them now; the sweeper deletes their photos per the tenant's setting. */
@@ -197,7 +201,9 @@ export class Subjects {
       this.s.db.prepare('UPDATE punches SET photo_id = NULL WHERE tenant = ? AND subject = ?').run(tenant, subject);
     }
     this.s.outbox.cancelForSubject(tenant, subject);
-    return { commands: this.s.outbox.enqueueAll(tenant, { type: 'remove-subject', subject }, subject).length };
+    const commands = this.s.outbox.enqueueAll(tenant, { type: 'remove-subject', subject }, subject).length;
+    checkpointWal(this.s.db);
+    return { commands };
   }
 
   /**
@@ -223,7 +229,7 @@ export class Subjects {
     this.s.outbox.cancelForSubject(tenant, subject);
     const commands = this.s.outbox.enqueueAll(tenant, { type: 'erase-subject', subject }, subject).length;
     // Push freed pages (zeroed by secure_delete) out of the WAL so no copy of the erased rows lingers.
-    this.s.db.pragma('wal_checkpoint(TRUNCATE)');
+    checkpointWal(this.s.db);
     return { photos: photos.length, templates, commands };
   }
 
