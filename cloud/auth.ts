@@ -20,6 +20,7 @@ export const PERMISSIONS = {
   'subjects:export': ['owner', 'admin'],
   'subjects:erase': ['owner', 'admin'],
   'punches:read': ['owner', 'admin', 'reviewer', 'auditor'],
+  'timesheets:read': ['owner', 'admin', 'reviewer', 'auditor'],
   'punches:review': ['owner', 'admin', 'reviewer'],
   'photos:read': ['owner', 'admin', 'reviewer'],
   'commands:read': ['owner', 'admin', 'auditor'],

@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS tenants (
   min_face_exists REAL NOT NULL DEFAULT 0.9,
   min_similarity REAL NOT NULL DEFAULT 0.9,
   contract_ended_at INTEGER,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  time_zone TEXT NOT NULL DEFAULT 'UTC' -- IANA zone for timesheet day boundaries
 );
 CREATE TABLE IF NOT EXISTS api_keys (
   id TEXT PRIMARY KEY,
@@ -100,6 +101,7 @@ CREATE INDEX IF NOT EXISTS punches_subject ON punches (tenant, subject);
 CREATE INDEX IF NOT EXISTS punches_photo ON punches (tenant, photo_id) WHERE photo_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS punches_received ON punches (tenant, received_at);
 CREATE INDEX IF NOT EXISTS punches_recheck ON punches (recheck_state, recheck_next_at);
+CREATE INDEX IF NOT EXISTS punches_wall ON punches (tenant, wall_time) WHERE subject IS NOT NULL;
 CREATE TABLE IF NOT EXISTS alarms (
   tenant TEXT NOT NULL, event_id TEXT NOT NULL, device TEXT NOT NULL, alarm TEXT NOT NULL, door TEXT,
   at INTEGER NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (tenant, event_id)
@@ -203,7 +205,14 @@ export function openDatabase(file: string): Db {
   db.pragma('cache_size = -65536');
   db.pragma('foreign_keys = ON');
   db.exec(SCHEMA);
+  migrate(db);
   return db;
+}
+
+/** Columns added after the first release: CREATE TABLE IF NOT EXISTS leaves older files without them. */
+function migrate(db: Db): void {
+  const tenantColumns = (db.prepare('PRAGMA table_info(tenants)').all() as Array<{ name: string }>).map((c) => c.name);
+  if (!tenantColumns.includes('time_zone')) db.exec("ALTER TABLE tenants ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC'");
 }
 
 /**

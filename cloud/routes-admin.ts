@@ -145,6 +145,7 @@ export function registerAdminRoutes(app: FastifyInstance, service: CloudService,
       recheckSimilarity: { type: 'boolean' },
       minFaceExists: { type: 'number', minimum: 0, maximum: 1 },
       minSimilarity: { type: 'number', minimum: 0, maximum: 1 },
+      timeZone: { type: 'string', minLength: 1, maxLength: 64, description: 'IANA time zone for timesheet days (default UTC)' },
     },
   } as const;
   const SettingsOut = { type: 'object', properties: { ...SettingsSchema.properties, contractEndedAt: { type: ['integer', 'null'] } } } as const;
@@ -173,7 +174,7 @@ export function registerAdminRoutes(app: FastifyInstance, service: CloudService,
           action: 'settings.changed',
           objectKind: 'tenant',
           objectId: tenant,
-          detail: { photoRetentionDays: s.photoRetentionDays, punchRetentionDays: s.punchRetentionDays, leaverPhotoDays: s.leaverPhotoDays },
+          detail: { photoRetentionDays: s.photoRetentionDays, punchRetentionDays: s.punchRetentionDays, leaverPhotoDays: s.leaverPhotoDays, timeZone: s.timeZone },
         });
         return s;
       } catch (err) {
