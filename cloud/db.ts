@@ -2,8 +2,10 @@ import Database from 'better-sqlite3';
 
 /**
  * The cloud's SQLite database. WAL for concurrent readers, secure_delete so erased rows do
- * not linger in free pages, a busy timeout so two sweepers on two hosts sharing the file
- * wait for each other instead of failing. The schema is created idempotently at open.
+ * not linger in free pages, a busy timeout so two processes on this host (API and a `sweep`
+ * run, two sweepers) wait for each other instead of failing. WAL needs shared memory, so the
+ * file must be on a local disk, never on a network file system shared between hosts. The
+ * schema is created idempotently at open.
  *
  * Nothing here holds a name: subjects, devices and photos are opaque ids; card numbers are
  * peppered hashes; photo bytes live encrypted in the vault, their wrapped keys in `photos`.

@@ -61,7 +61,7 @@ export class FileKeyring implements Keyring {
   }
 
   /**
-   * Several processes (or hosts on shared storage) may use one keyring: changes happen under
+   * Several processes on the host may use one keyring: changes happen under
    * an exclusive lock file and after re-reading, so no process overwrites a key another created.
    */
   private withLock<T>(fn: () => T): T {

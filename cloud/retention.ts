@@ -13,7 +13,7 @@ import { getSettings } from './settings.js';
  *
  * Batched and restartable: each batch first claims rows with an atomic UPDATE (a lease with
  * this sweeper's id and an expiry), removes the files, then deletes the rows and writes the
- * audit entries in one transaction. Two sweepers on two hosts sharing the database never
+ * audit entries in one transaction. Two sweepers (processes on the host of the database) never
  * claim the same row; a sweeper that dies mid-batch leaves a lease that simply runs out.
  */
 export interface SweepResult {

@@ -73,7 +73,7 @@ export class RecheckWorker {
 
   /** Re-checks every punch that is due; returns what happened to each. */
   async runOnce(limit = 100): Promise<RecheckOutcome[]> {
-    // Claim atomically by pushing the due time out by a lease: two workers (two hosts) never take the same punch,
+    // Claim atomically by pushing the due time out by a lease: two workers (two processes) never take the same punch,
     // and a worker that dies mid-way only delays its punches by the lease.
     const now = this.s.clock.now();
     const rows = this.s.db
