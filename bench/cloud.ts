@@ -14,8 +14,9 @@ import { round } from './measure.js';
 
 /**
  * `npm run bench -- cloud`: ingest throughput over real HTTP into SQLite (sealed, signed
- * events in batches of 500, without and with a ~40 KB 640x480 photo that is re-encoded, encrypted
- * and written to the vault), and the retention sweep of 1,000,000 expired photo records
+ * events in batches of 500, without and with a ~40 KB 640x480 photo whose metadata segments are
+ * dropped losslessly (cloud/jpeg-metadata.ts allow-list, no re-encode), encrypted and written to
+ * the vault), and the retention sweep of 1,000,000 expired photo records
  * (rows bulk-inserted, each with a small ciphertext file on disk; only the sweep is timed).
  * Targets: >= 2,000 events/s without photos, >= 300/s with, sweep <= 60 s.
  */

@@ -2,7 +2,7 @@ import type { Db } from './db.js';
 
 /**
  * The append-only audit log (triggers in db.ts refuse UPDATE and DELETE). Entries name the
- * actor by key id or role ("sweeper", "gateway:<id>"), the object by its opaque id, and
+ * actor by API key id ("k-…") or sweeper id ("sweeper-…"), the object by its opaque id, and
  * carry counts and reasons in `detail`: never names, photos, templates or card data.
  */
 export interface AuditEntry {

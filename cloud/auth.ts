@@ -20,6 +20,7 @@ export const PERMISSIONS = {
   'subjects:export': ['owner', 'admin'],
   'subjects:erase': ['owner', 'admin'],
   'punches:read': ['owner', 'admin', 'reviewer', 'auditor'],
+  'timesheets:read': ['owner', 'admin', 'reviewer', 'auditor'],
   'punches:review': ['owner', 'admin', 'reviewer'],
   'photos:read': ['owner', 'admin', 'reviewer'],
   'commands:read': ['owner', 'admin', 'auditor'],
@@ -48,6 +49,23 @@ export function createApiKey(db: Db, tenant: string, role: Role, now: number): {
   const keyId = `k-${randomBytes(6).toString('hex')}`;
   db.prepare('INSERT INTO api_keys (id, tenant, role, hash, created_at) VALUES (?, ?, ?, ?, ?)').run(keyId, tenant, role, hashSecret(key), now);
   return { keyId, key };
+}
+
+/**
+ * Revokes one of the tenant's keys at once (findApiKey ignores revoked keys). Refuses to revoke
+ * the tenant's last active owner key, which would leave nobody able to manage keys.
+ */
+export function revokeApiKey(db: Db, tenant: string, keyId: string, now: number): 'revoked' | 'unknown' | 'last-owner' {
+  return db.transaction(() => {
+    const row = db.prepare('SELECT role FROM api_keys WHERE tenant = ? AND id = ? AND revoked_at IS NULL').get(tenant, keyId) as { role: Role } | undefined;
+    if (!row) return 'unknown';
+    if (row.role === 'owner') {
+      const owners = db.prepare("SELECT COUNT(*) FROM api_keys WHERE tenant = ? AND role = 'owner' AND revoked_at IS NULL").pluck().get(tenant) as number;
+      if (owners <= 1) return 'last-owner';
+    }
+    db.prepare('UPDATE api_keys SET revoked_at = ? WHERE tenant = ? AND id = ?').run(now, tenant, keyId);
+    return 'revoked';
+  }).immediate();
 }
 
 export function findApiKey(db: Db, key: string): ApiKeyIdentity | undefined {

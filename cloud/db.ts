@@ -2,8 +2,10 @@ import Database from 'better-sqlite3';
 
 /**
  * The cloud's SQLite database. WAL for concurrent readers, secure_delete so erased rows do
- * not linger in free pages, a busy timeout so two sweepers on two hosts sharing the file
- * wait for each other instead of failing. The schema is created idempotently at open.
+ * not linger in free pages, a busy timeout so two processes on this host (API and a `sweep`
+ * run, two sweepers) wait for each other instead of failing. WAL needs shared memory, so the
+ * file must be on a local disk, never on a network file system shared between hosts. The
+ * schema is created idempotently at open.
  *
  * Nothing here holds a name: subjects, devices and photos are opaque ids; card numbers are
  * peppered hashes; photo bytes live encrypted in the vault, their wrapped keys in `photos`.
@@ -21,7 +23,8 @@ CREATE TABLE IF NOT EXISTS tenants (
   min_face_exists REAL NOT NULL DEFAULT 0.9,
   min_similarity REAL NOT NULL DEFAULT 0.9,
   contract_ended_at INTEGER,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  time_zone TEXT NOT NULL DEFAULT 'UTC' -- IANA zone for timesheet day boundaries
 );
 CREATE TABLE IF NOT EXISTS api_keys (
   id TEXT PRIMARY KEY,
@@ -100,6 +103,7 @@ CREATE INDEX IF NOT EXISTS punches_subject ON punches (tenant, subject);
 CREATE INDEX IF NOT EXISTS punches_photo ON punches (tenant, photo_id) WHERE photo_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS punches_received ON punches (tenant, received_at);
 CREATE INDEX IF NOT EXISTS punches_recheck ON punches (recheck_state, recheck_next_at);
+CREATE INDEX IF NOT EXISTS punches_wall ON punches (tenant, wall_time) WHERE subject IS NOT NULL;
 CREATE TABLE IF NOT EXISTS alarms (
   tenant TEXT NOT NULL, event_id TEXT NOT NULL, device TEXT NOT NULL, alarm TEXT NOT NULL, door TEXT,
   at INTEGER NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (tenant, event_id)
@@ -203,7 +207,25 @@ export function openDatabase(file: string): Db {
   db.pragma('cache_size = -65536');
   db.pragma('foreign_keys = ON');
   db.exec(SCHEMA);
+  migrate(db);
   return db;
+}
+
+/** Columns added after the first release: CREATE TABLE IF NOT EXISTS leaves older files without them. */
+function migrate(db: Db): void {
+  const tenantColumns = (db.prepare('PRAGMA table_info(tenants)').all() as Array<{ name: string }>).map((c) => c.name);
+  if (!tenantColumns.includes('time_zone')) db.exec("ALTER TABLE tenants ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC'");
+}
+
+/**
+ * After deleting photos (wrapped keys) or templates: copies the WAL into the database and
+ * truncates it. secure_delete zeroes the freed pages in the database file, but until a
+ * checkpoint the -wal file still holds earlier page images with the deleted rows in them.
+ * Best effort: with a reader still on an older snapshot the WAL cannot be reset now, and the
+ * next deletion's checkpoint (or SQLite's own) finishes it.
+ */
+export function checkpointWal(db: Db): void {
+  db.pragma('wal_checkpoint(TRUNCATE)');
 }
 
 /** Creates the tenant row (with default retention) when a configured tenant is first seen. */

@@ -226,3 +226,29 @@ describe('replays inside one batch', () => {
     expect(h.service.db.prepare('SELECT code FROM rejections WHERE event_id = ?').pluck().get(b.event.eventId)).toBe('envelope.replayed');
   });
 });
+
+describe('revoked devices', () => {
+  it('refuses and records events from a terminal whose certificate serial is revoked, without a receipt', async () => {
+    const owner = h.tenants.get('acme')!.ownerKey;
+    await h.addDevice('acme', 'door-7', { certSerial: '00C3D4E5' });
+    await h.addDevice('acme', 'door-8', { certSerial: '7f0001' });
+    const before = h.punch('acme', 'door-7');
+    expect((await h.ingest('acme', [{ id: before.event.eventId, tenant: 'acme', device: 'door-7', envelope: before.envelope }])).json.results[0].status).toBe('stored');
+
+    // The list names the serial without the DER leading zero byte and in another case.
+    expect((await h.api('POST', '/v1/tenants/acme/revocations', { token: owner, body: { serials: ['C3d4E5'] } })).status).toBe(200);
+    const after = h.punch('acme', 'door-7', { photo: (await makeJpeg({ seed: 70 })).toString('base64') });
+    const other = h.punch('acme', 'door-8');
+    const r = await h.ingest('acme', [
+      { id: after.event.eventId, tenant: 'acme', device: 'door-7', envelope: after.envelope },
+      { id: other.event.eventId, tenant: 'acme', device: 'door-8', envelope: other.envelope },
+    ]);
+    expect(r.json.results).toEqual([
+      { id: after.event.eventId, status: 'rejected', reason: expect.stringMatching(/^device\.revoked/) },
+      { id: other.event.eventId, status: 'stored' },
+    ]);
+    expect(r.json.receipts.map((x: { device: string }) => x.device)).toEqual(['door-8']);
+    expect(h.service.db.prepare('SELECT COUNT(*) FROM punches WHERE event_id = ?').pluck().get(after.event.eventId)).toBe(0);
+    expect(h.service.db.prepare('SELECT code, device FROM rejections WHERE event_id = ?').get(after.event.eventId)).toEqual({ code: 'device.revoked', device: 'door-7' });
+  });
+});

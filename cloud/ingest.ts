@@ -13,6 +13,7 @@ import {
   type PublicKeyRef,
   type PunchEvent,
 } from '../protocol/index.js';
+import { normalizeSerial } from '../provisioning/pki.js';
 import type { AuditLog } from './audit.js';
 import type { Clock } from './clock.js';
 import { DAY_MS } from './clock.js';
@@ -20,12 +21,13 @@ import type { Db } from './db.js';
 import type { Outbox } from './outbox.js';
 import { nextOutSequence, SqliteSequenceStore, StagedSequences } from './sequences.js';
 import type { TenantKeys } from './tenant-keys.js';
+import { contractEnded } from './settings.js';
 import { PhotoError, stripMetadata, type PhotoVault } from './vault.js';
 
 /**
  * Ingest of device events relayed by a gateway (POST /v1/gateway/ingest). Per event:
  * cross-tenant check → duplicate check by header id (before the sequence check, so a retried
- * event is acknowledged again) → verify signature, time window and sequence, open the seal
+ * event is acknowledged again) → verify signature and sequence, open the seal
  * with the tenant's cloud key, validate → store. What fails is recorded by code and reason
  * only, never its payload. One signed receipt per device per batch lets outboxes release.
  */
@@ -64,6 +66,8 @@ export class Ingest {
   onResults: (results: IngestResult[]) => void = () => {};
   private readonly isDuplicate;
   private readonly deviceKey;
+  private readonly deviceSerial;
+  private readonly serialRevoked;
 
   constructor(
     private readonly db: Db,
@@ -76,12 +80,33 @@ export class Ingest {
     this.sequences = new SqliteSequenceStore(db);
     this.isDuplicate = db.prepare('SELECT 1 FROM events WHERE tenant = ? AND id = ?').pluck();
     this.deviceKey = db.prepare('SELECT signing_public AS signing FROM devices WHERE tenant = ? AND device = ?').pluck();
+    this.deviceSerial = db.prepare('SELECT cert_serial FROM devices WHERE tenant = ? AND device = ?').pluck();
+    this.serialRevoked = db.prepare('SELECT 1 FROM revocations WHERE tenant = ? AND serial IN (?, ?, ?, ?)').pluck();
+  }
+
+  /**
+   * Whether the device's registered certificate serial is on the tenant's revocation list.
+   * Serials compare as numbers: lowercase, leading zeros ignored (DER adds a 00 byte to a
+   * serial whose top bit is set, and lists may or may not carry it).
+   */
+  private isRevoked(tenant: string, device: string): boolean {
+    const serial = this.deviceSerial.get(tenant, device) as string | undefined;
+    if (serial === undefined) return false;
+    const n = normalizeSerial(serial);
+    return this.serialRevoked.get(tenant, serial.toLowerCase(), n, `0${n}`, `00${n}`) !== undefined;
   }
 
   async ingest(gateway: { tenant: string; gateway: string }, items: IngestItem[]): Promise<{ results: IngestResult[]; receipts: Receipt[] }> {
     const tenant = gateway.tenant;
     const keys = this.keys(tenant);
     const now = this.clock.now();
+    const ended = contractEnded(this.db, tenant, now);
+    const revokedDevices = new Map<string, boolean>();
+    const revoked = (device: string) => {
+      let r = revokedDevices.get(device);
+      if (r === undefined) revokedDevices.set(device, (r = typeof device === 'string' && this.isRevoked(tenant, device)));
+      return r;
+    };
     const results: IngestResult[] = [];
     // Results are reported in the batch's order whichever phase settles each event.
     const position = new Map(items.map((item, i) => [item, i] as const));
@@ -113,6 +138,12 @@ export class Ingest {
         reject(item, 'tenant.unconfigured', 'this cloud holds no keys for the tenant', false);
         continue;
       }
+      // A terminal whose certificate was revoked (stolen, decommissioned) speaks for no one any
+      // more, even with a valid signature; no receipt, so nothing it holds is released as handled.
+      if (revoked(item.device)) {
+        reject(item, 'device.revoked', 'the device certificate is revoked', false);
+        continue;
+      }
       try {
         const bytes = Buffer.from(item.envelope, 'base64');
         const header = peekHeader(bytes);
@@ -125,7 +156,15 @@ export class Ingest {
           continue;
         }
         const opened = this.open(tenant, keys, item, bytes, now);
-        // Phase 2 starts here: photo re-encoding runs concurrently (libvips uses every core).
+        if (ended && opened.event.type !== 'command-result') {
+          // The contract ended: the tenant's data is being deleted, nothing new is stored (its
+          // photo never reaches the vault). Verified, so the receipt lets the terminal release
+          // it. Command results still count: they show terminals applying the erasures.
+          reject(item, 'tenant.contract-ended', 'the tenant’s contract has ended; events are no longer stored', true);
+          continue;
+        }
+        // Phase 2 starts here: photo metadata removal runs concurrently (a lossless segment walk; the
+        // rare photo that needs re-encoding goes to libvips, which uses every core).
         const pending = this.withPhoto(opened);
         pending.catch(() => {}); // awaited in phase 3; this only keeps an early failure from counting as unhandled
         accepted.push({ item, stream: opened.stream, opened: pending });
@@ -197,7 +236,7 @@ export class Ingest {
     return { item, event: body, stream, photo: null };
   }
 
-  /** Re-encodes the punch photo (drops all metadata); a photo that does not decode is final for the device. */
+  /** Strips the punch photo of all metadata (cloud/vault.ts stripMetadata); a photo that does not decode is final for the device. */
   private async withPhoto(o: Opened): Promise<Opened> {
     if (o.event.type !== 'punch' || !o.event.photo) return o;
     return { ...o, photo: await stripMetadata(Buffer.from(o.event.photo, 'base64')) };

@@ -1,13 +1,20 @@
 /**
- * Lossless metadata removal for JPEG: walks the marker segments and keeps only what a decoder
- * needs (quantisation and Huffman tables, frame and scan headers, restart intervals, the
- * entropy-coded data), dropping every APPn block (EXIF with GPS and camera serials, XMP, ICC,
- * JFIF thumbnails, maker notes), comments and anything after the end-of-image marker.
+ * Lossless metadata removal for JPEG by an allow-list: walks the marker segments and keeps
+ * only what a decoder needs: frame headers (SOFn), Huffman and arithmetic-coding tables (DHT,
+ * DAC), quantisation tables (DQT), restart intervals (DRI), scans (SOS with their entropy-coded
+ * data and RSTn markers), DNL and the end of image. Every APPn block (EXIF with GPS and camera
+ * serials, XMP, ICC, IPTC, JFIF thumbnails, maker notes) and comment is dropped, as is
+ * anything after the end-of-image marker.
  *
- * Why not re-encode: decoding and re-encoding a 40 KB photo costs several milliseconds of CPU
- * per punch and loses quality each time; walking segments costs microseconds and keeps the
- * pixels bit for bit. Photos whose appearance depends on a metadata block (an EXIF orientation
- * other than "upright", an Adobe colour-transform block) return null so the caller re-encodes.
+ * Any other marker (JPG extensions 0xF0–0xFD, hierarchical DHP/EXP, reserved codes) can carry
+ * an arbitrary payload and is dropped too; since dropping a segment whose meaning is unknown
+ * might change how the rest decodes, such a photo is marked `reencode` and the caller decodes
+ * the stripped stream and encodes it afresh (a stream that does not decode without it is refused).
+ *
+ * Why not always re-encode: decoding and re-encoding a 40 KB photo costs several milliseconds
+ * of CPU per punch and loses quality each time; walking segments costs microseconds and keeps
+ * the pixels bit for bit. Photos whose appearance depends on a metadata block (an EXIF
+ * orientation other than "upright", an Adobe colour-transform block) also return null.
  */
 export class JpegStructureError extends Error {
   override readonly name = 'JpegStructureError';
@@ -16,22 +23,31 @@ export class JpegStructureError extends Error {
 const SOI = 0xd8;
 const EOI = 0xd9;
 const SOS = 0xda;
+const DHT = 0xc4;
+const DAC = 0xcc;
+const DQT = 0xdb;
+const DNL = 0xdc;
+const DRI = 0xdd;
 const COM = 0xfe;
 const TEM = 0x01;
 const isRestart = (m: number) => m >= 0xd0 && m <= 0xd7;
 const isApp = (m: number) => m >= 0xe0 && m <= 0xef;
-/** SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC). */
-const isFrameHeader = (m: number) => m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc;
+/** SOF0..SOF15 except DHT (C4), JPG (C8, reserved for extensions) and DAC (CC). */
+const isFrameHeader = (m: number) => m >= 0xc0 && m <= 0xcf && m !== DHT && m !== 0xc8 && m !== DAC;
+/** Segments a decoder needs; everything else is either dropped (APPn, COM) or forces a re-encode. */
+const isDecodingSegment = (m: number) => isFrameHeader(m) || m === DHT || m === DAC || m === DQT || m === DRI || m === DNL || m === SOS;
 
 export interface StrippedJpeg {
   bytes: Buffer;
   width: number;
   height: number;
+  /** A segment outside the allow-list was dropped: decode and re-encode `bytes` before storing. */
+  reencode: boolean;
 }
 
 /**
- * Returns the JPEG without metadata, or null when a dropped block would change how the picture
- * looks (the caller then re-encodes). Throws JpegStructureError on anything that is not a
+ * Returns the JPEG with only its decoding segments, or null when a dropped block would change
+ * how the picture looks (the caller then re-encodes the original). Throws JpegStructureError on anything that is not a
  * well-formed JPEG stream.
  */
 export function stripJpegMetadata(jpeg: Buffer): StrippedJpeg | null {
@@ -41,6 +57,7 @@ export function stripJpegMetadata(jpeg: Buffer): StrippedJpeg | null {
   let width = 0;
   let height = 0;
   let sawScan = false;
+  let reencode = false;
   for (;;) {
     if (pos >= jpeg.length) throw new JpegStructureError('truncated: no end-of-image marker');
     if (jpeg[pos] !== 0xff) throw new JpegStructureError(`expected a marker at byte ${pos}`);
@@ -51,7 +68,7 @@ export function stripJpegMetadata(jpeg: Buffer): StrippedJpeg | null {
     if (marker === EOI) {
       if (!sawScan || width === 0) throw new JpegStructureError('no image data before end-of-image');
       kept.push(Buffer.from([0xff, EOI])); // bytes after EOI (appended payloads) are dropped
-      return { bytes: Buffer.concat(kept), width, height };
+      return { bytes: Buffer.concat(kept), width, height, reencode };
     }
     if (marker === SOI || marker === 0x00 || isRestart(marker) || marker === TEM) {
       throw new JpegStructureError(`unexpected marker 0xFF${marker.toString(16).toUpperCase()} at byte ${pos - 1}`);
@@ -64,6 +81,12 @@ export function stripJpegMetadata(jpeg: Buffer): StrippedJpeg | null {
     if (isApp(marker) || marker === COM) {
       if (marker === 0xe1 && exifOrientation(body) > 1) return null;
       if (marker === 0xee && body.subarray(0, 5).toString('latin1') === 'Adobe') return null;
+      pos = end;
+      continue;
+    }
+    if (!isDecodingSegment(marker)) {
+      // Not on the allow-list: never kept; the caller proves the rest decodes by re-encoding it.
+      reencode = true;
       pos = end;
       continue;
     }

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FileKeyring } from './keyring.js';
+import { FileKeyring, KeyDestroyedError } from './keyring.js';
 import { tempDir } from './testing/fixtures.js';
 
 /** The file keyring shared by several processes: one KEK per tenant, destruction seen by all. */
@@ -25,6 +25,23 @@ describe('FileKeyring', () => {
     expect(() => a.unwrap('acme', fromA.kekId, fromA.wrapped, aad)).toThrow(/no key-encryption key/);
     expect(existsSync(`${file}.lock`)).toBe(false);
     expect(readFileSync(file, 'utf8')).not.toContain('acme');
+  });
+
+  it('never creates a new KEK for a tenant whose KEK was destroyed, in this process or another', () => {
+    const file = join(dir, 'ended.json');
+    const a = new FileKeyring(file);
+    const aad = Buffer.from('initech/p1');
+    a.wrap('initech', Buffer.alloc(32, 1), aad);
+    a.wrap('globex', Buffer.alloc(32, 1), aad);
+    a.destroyTenant('initech');
+    expect(() => a.wrap('initech', Buffer.alloc(32, 2), aad)).toThrow(KeyDestroyedError);
+    // Another process opening the file later sees the tombstone too.
+    const b = new FileKeyring(file);
+    expect(() => b.wrap('initech', Buffer.alloc(32, 2), aad)).toThrow(/destroyed \(contract ended\)/);
+    expect(b.wrap('globex', Buffer.alloc(32, 2), aad).kekId).toMatch(/^[0-9a-f]{16}$/);
+    expect(b.wrap('newco', Buffer.alloc(32, 2), aad).kekId).toMatch(/^[0-9a-f]{16}$/);
+    expect(a.destroyTenant('initech')).toBe(false); // repeatable, and says it was already done
+    expect(readFileSync(file, 'utf8')).not.toContain('initech');
   });
 
   it('refuses a damaged keyring file with a clear error', () => {

@@ -1,23 +1,35 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 
 /**
  * Key-encryption keys (KEKs), one per tenant, that wrap each photo's data key. The default
  * keyring is a JSON file (0600) beside the database; an AWS KMS adapter would implement the
  * same interface with GenerateDataKey/Decrypt. Destroying a tenant's KEK (contract end) makes
- * every data key it wrapped, and so every photo, unreadable.
+ * every data key it wrapped, and so every photo, unreadable, and is final: the keyring keeps a
+ * tombstone and never creates a new KEK for that tenant, so nothing can be stored for an
+ * ended tenant by accident.
  */
 export interface Keyring {
   /** Wraps a data key for a tenant; returns the KEK id used and the wrapped bytes. */
   wrap(tenant: string, dataKey: Buffer, aad: Buffer): { kekId: string; wrapped: Buffer };
   unwrap(tenant: string, kekId: string, wrapped: Buffer, aad: Buffer): Buffer;
-  destroyTenant(tenant: string): void;
+  /** Destroys the tenant's KEK for good (later wraps for it throw); false when that was already done. */
+  destroyTenant(tenant: string): boolean;
 }
 
 interface KeyringFile {
   v: 1;
   tenants: Record<string, { active: string; keys: Record<string, string> }>;
+  /** SHA-256 of each tenant id whose KEK was destroyed (contract end); absent in older files. */
+  destroyed?: string[];
 }
+
+export class KeyDestroyedError extends Error {
+  override readonly name = 'KeyDestroyedError';
+}
+
+/** The tombstone names the tenant by hash: the keyring file need not say who its customers were. */
+const tombstone = (tenant: string) => createHash('sha256').update(`clockface-kek-tombstone:${tenant}`).digest('hex');
 
 export class FileKeyring implements Keyring {
   private data: KeyringFile;
@@ -49,7 +61,7 @@ export class FileKeyring implements Keyring {
   }
 
   /**
-   * Several processes (or hosts on shared storage) may use one keyring: changes happen under
+   * Several processes on the host may use one keyring: changes happen under
    * an exclusive lock file and after re-reading, so no process overwrites a key another created.
    */
   private withLock<T>(fn: () => T): T {
@@ -96,6 +108,9 @@ export class FileKeyring implements Keyring {
       entry = this.withLock(() => {
         this.reload();
         let e = this.data.tenants[tenant];
+        if (!e && this.data.destroyed?.includes(tombstone(tenant))) {
+          throw new KeyDestroyedError(`the key-encryption key of tenant ${tenant} was destroyed (contract ended); no new key is created`);
+        }
         if (!e) {
           const id = randomBytes(8).toString('hex');
           e = { active: id, keys: { [id]: randomBytes(32).toString('base64') } };
@@ -120,12 +135,15 @@ export class FileKeyring implements Keyring {
     return aesGcmDecrypt(this.kek(tenant, kekId).key, wrapped, aad);
   }
 
-  destroyTenant(tenant: string): void {
-    this.withLock(() => {
+  destroyTenant(tenant: string): boolean {
+    return this.withLock(() => {
       this.reload();
-      if (!this.data.tenants[tenant]) return;
+      const mark = tombstone(tenant);
+      if (!this.data.tenants[tenant] && this.data.destroyed?.includes(mark)) return false;
       delete this.data.tenants[tenant];
+      this.data.destroyed = [...new Set([...(this.data.destroyed ?? []), mark])];
       this.save();
+      return true;
     });
   }
 }

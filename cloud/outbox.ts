@@ -127,14 +127,22 @@ export class Outbox {
       .run(outcome, at, reason, commandId, tenant, device);
   }
 
-  /** Drops undelivered personal commands (enroll/update) for a subject: erasure must not leave them waiting. */
-  cancelForSubject(tenant: string, subject: string): number {
-    return this.db
-      .prepare(
-        `UPDATE commands SET state = 'cancelled', envelope = NULL
-         WHERE tenant = ? AND subject = ? AND type IN ('enroll-subject', 'update-subject')`,
-      )
-      .run(tenant, subject).changes;
+  /**
+   * Erasure and consent withdrawal must not leave personal data waiting: every enroll/update
+   * command for the subject (or, with subject null, for the whole tenant at contract end)
+   * loses its envelope (the sealed templates and reference photos), whatever its state; only
+   * the undelivered ones (queued, fetched) become `cancelled`. Delivered, applied, rejected
+   * and failed commands keep their state, so admins still see what really reached a terminal.
+   * Returns the number of commands cancelled.
+   */
+  cancelForSubject(tenant: string, subject: string | null): number {
+    const scope = `tenant = ? AND (? IS NULL OR subject = ?) AND type IN ('enroll-subject', 'update-subject')`;
+    let cancelled = 0;
+    this.db.transaction(() => {
+      cancelled = this.db.prepare(`UPDATE commands SET state = 'cancelled' WHERE ${scope} AND state IN ('queued', 'fetched')`).run(tenant, subject, subject).changes;
+      this.db.prepare(`UPDATE commands SET envelope = NULL WHERE ${scope} AND envelope IS NOT NULL`).run(tenant, subject, subject);
+    })();
+    return cancelled;
   }
 
   list(tenant: string, filter: { device?: string; subject?: string; after?: number; limit?: number } = {}) {

@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Command, peekHeader, verifyAndOpen } from '../protocol/index.js';
+import { Sweeper } from './retention.js';
 import { makeJpeg } from './testing/fixtures.js';
 import { startHarness, type Harness } from './testing/harness.js';
 
@@ -50,6 +51,26 @@ function openCommand(envelope: Buffer, device: string) {
 function filesUnder(dir: string): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(join(dir, e.name)) : [join(dir, e.name)]));
+}
+
+/** The database files (main, -wal, -shm) and the vault's ciphertext files, as bytes to search. */
+const dbFiles = () => filesUnder(join(h.dir, 'data')).filter((f) => /cloud\.db/.test(f));
+const storageBytes = () => ({ db: Buffer.concat(dbFiles().map((f) => readFileSync(f))), vault: Buffer.concat(filesUnder(h.service.vault.dir).map((f) => readFileSync(f))) });
+
+/** Byte strings that identify a subject's photos on disk: wrapped keys, plaintext and ciphertext slices. */
+function photoNeedles(ids: string[]): Buffer[] {
+  const rows = ids.map((id) => h.service.db.prepare('SELECT wrapped_key FROM photos WHERE id = ?').pluck().get(id) as Buffer);
+  const plain = ids.map((id) => h.service.vault.get('acme', id));
+  const cipher = ids.map((id) => readFileSync(h.service.vault.pathOf(id)));
+  return [...rows, ...plain.map((b) => b.subarray(400, 464)), ...cipher.map((b) => b.subarray(100, 164))];
+}
+
+function expectNowhere(needles: Buffer[]): void {
+  const { db, vault } = storageBytes();
+  needles.forEach((n, i) => {
+    expect(vault.includes(n), `needle ${i} in the vault`).toBe(false);
+    expect(db.includes(n), `needle ${i} in the database or its WAL`).toBe(false);
+  });
 }
 
 describe('data-subject rights', () => {
@@ -108,6 +129,8 @@ describe('data-subject rights', () => {
   it('withdrawing consent removes templates and reference photos here and queues template removal to every terminal', async () => {
     const { subject } = await enroll(13);
     const refIds = (await h.api('GET', `/v1/tenants/acme/subjects/${subject}`, { token: owner })).json.referencePhotos as string[];
+    const needles = [...photoNeedles(refIds), Buffer.from(template(13).vector, 'base64').subarray(0, 64)];
+    expect(storageBytes().db.includes(needles[0]!)).toBe(true);
     const r = await h.api('POST', `/v1/tenants/acme/subjects/${subject}/consent`, { token: owner, body: { state: 'withdrawn', policyVersion: '2026-01' } });
     expect(r.json.commands).toBe(2);
     const rows = h.service.db.prepare("SELECT device, envelope, state FROM commands WHERE subject = ? ORDER BY seq").all(subject) as Array<{ device: string; envelope: Buffer | null; state: string; type: string }>;
@@ -120,6 +143,8 @@ describe('data-subject rights', () => {
     for (const id of refIds) expect(existsSync(h.service.vault.pathOf(id))).toBe(false);
     const consents = (await h.api('GET', `/v1/tenants/acme/subjects/${subject}`, { token: owner })).json.consents;
     expect(consents.map((c: { state: string }) => c.state)).toEqual(['granted', 'withdrawn']);
+    // No wrapped key, photo byte or template left in the database, its WAL or the vault.
+    expectNowhere(needles);
   });
 
   it('rectifies the reference photo: the old one is shredded, terminals get the new record', async () => {
@@ -144,7 +169,6 @@ describe('data-subject rights', () => {
     const plain = photoRows.map((r) => h.service.vault.get('acme', r.id));
     const cipherFiles = photoRows.map((r) => readFileSync(h.service.vault.pathOf(r.id)));
     const vector = Buffer.from(template(15).vector, 'base64');
-    const dbFiles = () => filesUnder(join(h.dir, 'data')).filter((f) => /cloud\.db/.test(f));
     const needles = [...photoRows.map((r) => r.wrapped), vector.subarray(0, 64), ...plain.map((b) => b.subarray(400, 464)), ...cipherFiles.map((b) => b.subarray(100, 164))];
     // Sanity: before erasure the template and wrapped keys are findable in the database files.
     const dbBefore = Buffer.concat(dbFiles().map((f) => readFileSync(f)));
@@ -170,5 +194,17 @@ describe('data-subject rights', () => {
     expect(audit.filter((a) => a.action === 'photo.deleted' && photoRows.some((p) => p.id === a.objectId))).toHaveLength(2);
     expect(JSON.stringify(audit)).not.toContain('Jane');
     expect((await h.api('GET', `/v1/tenants/acme/subjects/${subject}`, { token: owner })).status).toBe(404);
+  });
+
+  it('a retention sweep leaves no wrapped key or photo byte of what it deleted in the database, its WAL or the vault', async () => {
+    const p = h.punch('acme', 'door-1', { photo: (await makeJpeg({ seed: 160, width: 200, height: 150 })).toString('base64') });
+    expect((await h.ingest('acme', [{ id: p.event.eventId, tenant: 'acme', device: 'door-1', envelope: p.envelope }])).json.results[0].status).toBe('stored');
+    const photoId = h.service.db.prepare('SELECT photo_id FROM punches WHERE event_id = ?').pluck().get(p.event.eventId) as string;
+    const needles = photoNeedles([photoId]);
+    expect(storageBytes().db.includes(needles[0]!)).toBe(true);
+    h.clock.advance(91 * 86_400_000);
+    expect((await new Sweeper(h.service).sweepTenant('acme')).photos).toBeGreaterThanOrEqual(1);
+    expect(existsSync(h.service.vault.pathOf(photoId))).toBe(false);
+    expectNowhere(needles);
   });
 });

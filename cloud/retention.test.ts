@@ -129,16 +129,57 @@ describe('retention', () => {
       body: { consent: { policyVersion: 'v1' }, referencePhotos: [jpeg.toString('base64')], templates: [{ model: 'm', dims: 2, vector: Buffer.alloc(8, 1).toString('base64') }] },
     })).json;
     const fresh = await punchWithPhoto('acme', subject);
+    const badgeOnly = (await h.api('POST', '/v1/tenants/acme/subjects', { token: owner, body: { cardHashes: ['c'.repeat(64)] } })).json.subject as string;
+    const enrolls = h.service.db.prepare("SELECT command_id FROM commands WHERE tenant = 'acme' AND type = 'enroll-subject' AND envelope IS NOT NULL").pluck().all() as string[];
+    expect(enrolls.length).toBeGreaterThanOrEqual(2);
     expect((await h.api('POST', '/v1/tenants/acme/contract-end', { token: owner })).status).toBe(200);
+    h.clock.advance(60_000);
     const r = await new Sweeper(h.service).sweepTenant('acme');
     expect(r.photos).toBe(2);
     expect(r.templates).toBe(1);
+    expect(r.subjects).toBe(2);
     expect(r.keysDestroyed).toBe(1);
+    // No sealed template or reference photo waits in the outbox; undelivered enrollments are cancelled.
+    const personal = h.service.db.prepare("SELECT state, envelope FROM commands WHERE tenant = 'acme' AND type IN ('enroll-subject', 'update-subject')").all() as Array<{ state: string; envelope: Buffer | null }>;
+    expect(personal.every((c) => c.envelope === null)).toBe(true);
+    expect(personal.filter((c) => c.state === 'cancelled').length).toBeGreaterThanOrEqual(2);
+    // Every subject is erased on every terminal, once; the subject records (card hashes) are gone.
+    const erases = h.service.db.prepare("SELECT subject, device FROM commands WHERE tenant = 'acme' AND type = 'erase-subject' AND envelope IS NOT NULL ORDER BY subject").all() as Array<{ subject: string; device: string }>;
+    expect(erases).toEqual([subject, badgeOnly].sort().map((s) => ({ subject: s, device: 'door-1' })));
+    expect(h.service.db.prepare("SELECT COUNT(*) FROM subjects WHERE tenant = 'acme'").pluck().get()).toBe(0);
+    h.clock.advance(60_000);
+    expect(await new Sweeper(h.service).sweepTenant('acme')).toMatchObject({ subjects: 0, photos: 0 });
+    expect(h.service.db.prepare("SELECT COUNT(*) FROM commands WHERE tenant = 'acme' AND type = 'erase-subject'").pluck().get()).toBe(2);
     expect(photoExists(fresh)).toBe(false);
     expect(h.service.db.prepare("SELECT COUNT(*) FROM photos WHERE tenant = 'acme'").pluck().get()).toBe(0);
     expect(h.service.db.prepare("SELECT COUNT(*) FROM templates WHERE tenant = 'acme'").pluck().get()).toBe(0);
     expect(() => h.service.keyring.unwrap('acme', 'any', Buffer.alloc(40), Buffer.alloc(0))).toThrow(/no key-encryption key/);
     // Other tenants untouched.
     expect(h.service.db.prepare("SELECT COUNT(*) FROM audit WHERE tenant = 'acme' AND action = 'vault-key.destroyed'").pluck().get()).toBe(1);
+    // The keyring never quietly makes a new key for the ended tenant.
+    expect(() => h.service.keyring.wrap('acme', Buffer.alloc(32), Buffer.from('acme/x'))).toThrow(/destroyed/);
+  });
+
+  it('after contract end refuses new punches (recorded without payload, photo never stored) and new subjects', async () => {
+    const owner = h.tenants.get('acme')!.ownerKey;
+    h.clock.advance(DAY_MS);
+    const vaultFiles = () => h.service.db.prepare("SELECT COUNT(*) FROM photos WHERE tenant = 'acme'").pluck().get();
+    const p = h.punch('acme', 'door-1', { subject: null, photo: jpeg.toString('base64') });
+    const r = await h.ingest('acme', [{ id: p.event.eventId, tenant: 'acme', device: 'door-1', envelope: p.envelope }]);
+    expect(r.json.results[0]).toMatchObject({ status: 'rejected', reason: expect.stringMatching(/^tenant\.contract-ended/) });
+    // Verified and final: the terminal gets a receipt so its outbox lets the event (and photo) go.
+    expect(r.json.receipts).toHaveLength(1);
+    expect(h.service.db.prepare('SELECT COUNT(*) FROM punches WHERE event_id = ?').pluck().get(p.event.eventId)).toBe(0);
+    expect(vaultFiles()).toBe(0);
+    const rej = h.service.db.prepare('SELECT * FROM rejections WHERE event_id = ?').get(p.event.eventId) as Record<string, unknown>;
+    expect(rej).toMatchObject({ tenant: 'acme', device: 'door-1', code: 'tenant.contract-ended' });
+    expect(JSON.stringify(rej)).not.toContain(jpeg.subarray(100, 120).toString('base64'));
+    expect(Object.keys(rej).sort()).toEqual(['at', 'code', 'device', 'event_id', 'gateway', 'id', 'reason', 'tenant']);
+    // Other tenants still ingest.
+    const g = h.punch('globex', 'door-1');
+    expect((await h.ingest('globex', [{ id: g.event.eventId, tenant: 'globex', device: 'door-1', envelope: g.envelope }])).json.results[0].status).toBe('stored');
+    const enroll = await h.api('POST', '/v1/tenants/acme/subjects', { token: owner, body: { consent: { policyVersion: 'v1' }, referencePhotos: [jpeg.toString('base64')] } });
+    expect(enroll.status).toBe(409);
+    expect(enroll.json.error).toMatch(/contract has ended/);
   });
 });

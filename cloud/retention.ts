@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../common/log.js';
 import { DAY_MS } from './clock.js';
+import { checkpointWal } from './db.js';
 import type { CloudService } from './service.js';
 import { getSettings } from './settings.js';
 
@@ -12,11 +13,13 @@ import { getSettings } from './settings.js';
  *
  * Batched and restartable: each batch first claims rows with an atomic UPDATE (a lease with
  * this sweeper's id and an expiry), removes the files, then deletes the rows and writes the
- * audit entries in one transaction. Two sweepers on two hosts sharing the database never
+ * audit entries in one transaction. Two sweepers (processes on the host of the database) never
  * claim the same row; a sweeper that dies mid-batch leaves a lease that simply runs out.
  */
 export interface SweepResult {
   photos: number;
+  /** Subjects whose records were erased (contract end), each with an erase queued to every terminal. */
+  subjects: number;
   punches: number;
   templates: number;
   keysDestroyed: number;
@@ -68,11 +71,12 @@ export class Sweeper {
   }
 
   private async pass(): Promise<SweepResult> {
-    const total: SweepResult = { photos: 0, punches: 0, templates: 0, keysDestroyed: 0 };
+    const total: SweepResult = { photos: 0, subjects: 0, punches: 0, templates: 0, keysDestroyed: 0 };
     const tenants = this.s.db.prepare('SELECT id FROM tenants ORDER BY id').pluck().all() as string[];
     for (const tenant of tenants) {
       const r = await this.sweepTenant(tenant);
       total.photos += r.photos;
+      total.subjects += r.subjects;
       total.punches += r.punches;
       total.templates += r.templates;
       total.keysDestroyed += r.keysDestroyed;
@@ -84,16 +88,21 @@ export class Sweeper {
   async sweepTenant(tenant: string): Promise<SweepResult> {
     const now = this.s.clock.now();
     const st = getSettings(this.s.db, tenant);
-    const out: SweepResult = { photos: 0, punches: 0, templates: 0, keysDestroyed: 0 };
+    const out: SweepResult = { photos: 0, subjects: 0, punches: 0, templates: 0, keysDestroyed: 0 };
     if (st.contractEndedAt !== null && st.contractEndedAt <= now) {
+      // Terminals first: no sealed template or reference photo stays waiting in the outbox, and
+      // every terminal is told to erase every subject (the protocol has no tenant-wide wipe).
+      this.s.outbox.cancelForSubject(tenant, null);
+      out.subjects = this.eraseSubjectsEverywhere(tenant, now);
       out.photos += await this.sweepPhotos(tenant, { reason: 'contract-ended', where: '1 = 1', args: [] });
       out.templates += this.deleteTemplates(tenant, 'contract-ended', 'tenant = ?', [tenant]);
       const left = this.s.db.prepare('SELECT COUNT(*) FROM photos WHERE tenant = ?').pluck().get(tenant) as number;
-      if (left === 0) {
-        this.s.keyring.destroyTenant(tenant);
+      // Once: later passes find the key already gone and record nothing.
+      if (left === 0 && this.s.keyring.destroyTenant(tenant)) {
         this.s.audit.record(now, { tenant, actor: this.id, action: 'vault-key.destroyed', objectKind: 'tenant', objectId: tenant, detail: { reason: 'contract-ended' } });
         out.keysDestroyed = 1;
       }
+      if (out.photos || out.templates || out.subjects) checkpointWal(this.s.db);
       return out;
     }
     const photoCutoff = now - st.photoRetentionDays * DAY_MS;
@@ -110,6 +119,8 @@ export class Sweeper {
       args: [tenant, punchCutoff],
     });
     out.punches += this.sweepPunches(tenant, punchCutoff);
+    // Wrapped keys and templates of what was deleted must not linger in the -wal file.
+    if (out.photos || out.templates || out.punches) checkpointWal(this.s.db);
     this.onSwept(out.photos);
     return out;
   }
@@ -146,6 +157,29 @@ export class Sweeper {
       await new Promise((r) => setImmediate(r));
     }
     return total;
+  }
+
+  /**
+   * Contract end: queues erase-subject for every subject to every terminal, then deletes the
+   * subject records (card and PIN hashes, groups). Batched; a later pass finds no subjects
+   * left, so erases are queued once. Consent records stay as the tenant's proof of consent.
+   */
+  private eraseSubjectsEverywhere(tenant: string, now: number): number {
+    const batch = this.s.db.prepare('SELECT subject FROM subjects WHERE tenant = ? ORDER BY subject LIMIT ?').pluck();
+    const del = this.s.db.prepare('DELETE FROM subjects WHERE tenant = ? AND subject = ?');
+    let total = 0;
+    for (;;) {
+      const subjects = batch.all(tenant, this.batchSize) as string[];
+      if (!subjects.length) return total;
+      this.s.db.transaction(() => {
+        for (const subject of subjects) {
+          this.s.outbox.enqueueAll(tenant, { type: 'erase-subject', subject }, subject);
+          del.run(tenant, subject);
+          this.s.audit.record(now, { tenant, actor: this.id, action: 'subject.erased', objectKind: 'subject', objectId: subject, detail: { reason: 'contract-ended' } });
+        }
+      })();
+      total += subjects.length;
+    }
   }
 
   private deleteTemplates(tenant: string, reason: string, where: string, args: unknown[]): number {

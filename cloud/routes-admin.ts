@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { createApiKey, ROLES, type Role } from './auth.js';
+import { createApiKey, revokeApiKey, ROLES, type Role } from './auth.js';
 import { HttpError } from './http-errors.js';
 import type { DeviceKeys } from './registry.js';
 import type { Auth } from './server.js';
@@ -46,6 +46,29 @@ export function registerAdminRoutes(app: FastifyInstance, service: CloudService,
       const created = createApiKey(service.db, tenant, role, service.clock.now());
       service.audit.record(service.clock.now(), { tenant, actor: who.keyId, action: 'api-key.created', objectKind: 'api-key', objectId: created.keyId, detail: { role } });
       return reply.code(201).send({ ...created, role });
+    },
+  );
+
+  app.delete(
+    '/v1/tenants/:tenant/api-keys/:keyId',
+    {
+      schema: {
+        summary: 'Revoke an API key at once (not the last owner key)',
+        tags: ['admin'],
+        params: { type: 'object', required: ['tenant', 'keyId'], properties: { tenant: ID, keyId: { type: 'string', pattern: '^k-[0-9a-f]{12}$' } } },
+        response: { 200: { type: 'object', properties: { keyId: { type: 'string' }, revokedAt: { type: 'integer' } } } },
+      },
+    },
+    async (req) => {
+      const tenant = tenantOf(req);
+      const who = auth.admin(req, tenant, 'keys:manage');
+      const { keyId } = req.params as { keyId: string };
+      const at = service.clock.now();
+      const outcome = revokeApiKey(service.db, tenant, keyId, at);
+      if (outcome === 'unknown') throw new HttpError(404, 'no such active API key in this tenant');
+      if (outcome === 'last-owner') throw new HttpError(409, 'this is the tenant’s last owner key; create another owner key first');
+      service.audit.record(at, { tenant, actor: who.keyId, action: 'api-key.revoked', objectKind: 'api-key', objectId: keyId });
+      return { keyId, revokedAt: at };
     },
   );
 
@@ -182,6 +205,7 @@ export function registerAdminRoutes(app: FastifyInstance, service: CloudService,
       recheckSimilarity: { type: 'boolean' },
       minFaceExists: { type: 'number', minimum: 0, maximum: 1 },
       minSimilarity: { type: 'number', minimum: 0, maximum: 1 },
+      timeZone: { type: 'string', minLength: 1, maxLength: 64, description: 'IANA time zone for timesheet days (default UTC)' },
     },
   } as const;
   const SettingsOut = { type: 'object', properties: { ...SettingsSchema.properties, contractEndedAt: { type: ['integer', 'null'] } } } as const;
@@ -210,7 +234,7 @@ export function registerAdminRoutes(app: FastifyInstance, service: CloudService,
           action: 'settings.changed',
           objectKind: 'tenant',
           objectId: tenant,
-          detail: { photoRetentionDays: s.photoRetentionDays, punchRetentionDays: s.punchRetentionDays, leaverPhotoDays: s.leaverPhotoDays },
+          detail: { photoRetentionDays: s.photoRetentionDays, punchRetentionDays: s.punchRetentionDays, leaverPhotoDays: s.leaverPhotoDays, timeZone: s.timeZone },
         });
         return s;
       } catch (err) {

@@ -12,6 +12,7 @@ import { RegistryError } from './registry.js';
 import { registerAdminRoutes } from './routes-admin.js';
 import { registerGatewayRoutes } from './routes-gateway.js';
 import { registerSubjectRoutes } from './routes-subjects.js';
+import { registerTimesheetRoutes } from './routes-timesheets.js';
 import type { CloudService } from './service.js';
 import type { Logger } from '../common/log.js';
 
@@ -128,6 +129,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   registerGatewayRoutes(app, service, auth, { maxWaitSeconds: opts.maxWaitSeconds ?? 30, maxBatch: LIMITS.ackBatch });
   registerAdminRoutes(app, service, auth);
   registerSubjectRoutes(app, service, auth);
+  registerTimesheetRoutes(app, service, auth);
   await app.ready();
   return app;
 }

@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tar from 'tar';
 import { newSubjectId, type Template } from '../protocol/index.js';
+import { checkpointWal } from './db.js';
 import type { CloudService } from './service.js';
 import { HttpError } from './http-errors.js';
 import { listPunches } from './routes-admin.js';
-import { getSettings } from './settings.js';
+import { contractEnded, getSettings } from './settings.js';
 
 /**
  * Employees as the cloud knows them (an opaque subject id, card hashes, PIN hash, access
@@ -45,7 +46,13 @@ export class Subjects {
     return r;
   }
 
+  /** After contract end nothing personal is taken in: the sweeper is busy deleting it all. */
+  private refuseIfEnded(tenant: string): void {
+    if (contractEnded(this.s.db, tenant, this.s.clock.now())) throw new HttpError(409, 'the tenant’s contract has ended; no new subject data is stored');
+  }
+
   async create(tenant: string, input: SubjectInput, actor: string): Promise<{ subject: string; commands: number }> {
+    this.refuseIfEnded(tenant);
     const subject = input.subject ?? newSubjectId();
     if (!input.consent && (input.referencePhotos.length || input.templates.length)) {
       throw new HttpError(400, 'reference photos and templates need recorded face consent');
@@ -124,6 +131,7 @@ export class Subjects {
   /** Replaces the reference photo(s) (and templates made from the old ones) and updates every terminal. */
   async rectify(tenant: string, subject: string, photos: string[], templates: Template[], actor: string): Promise<{ commands: number }> {
     const r = this.row(tenant, subject);
+    this.refuseIfEnded(tenant);
     if (r.face_consent !== 1) throw new HttpError(409, 'subject has no face consent; record consent first');
     const now = this.s.clock.now();
     const staged = await this.stagePhotos(tenant, photos);
@@ -146,6 +154,7 @@ export class Subjects {
     this.s.outbox.cancelForSubject(tenant, subject);
     const commands = this.s.outbox.enqueueAll(tenant, { type: 'update-subject', record: this.record(tenant, subject) }, subject).length;
     this.s.audit.record(now, { tenant, actor, action: 'subject.rectified', objectKind: 'subject', objectId: subject, detail: { referencePhotos: staged.length } });
+    checkpointWal(this.s.db);
     return { commands };
   }
 
@@ -169,7 +178,9 @@ export class Subjects {
     }
     if (state === 'granted') return { commands: 0 };
     this.s.outbox.cancelForSubject(tenant, subject);
-    return { commands: this.s.outbox.enqueueAll(tenant, { type: 'update-subject', record: this.record(tenant, subject) }, subject).length };
+    const commands = this.s.outbox.enqueueAll(tenant, { type: 'update-subject', record: this.record(tenant, subject) }, subject).length;
+    checkpointWal(this.s.db);
+    return { commands };
   }
 
   /** Marks a leaver: terminals drop them now; the sweeper deletes their photos per the tenant's setting. */
@@ -190,7 +201,9 @@ export class Subjects {
       this.s.db.prepare('UPDATE punches SET photo_id = NULL WHERE tenant = ? AND subject = ?').run(tenant, subject);
     }
     this.s.outbox.cancelForSubject(tenant, subject);
-    return { commands: this.s.outbox.enqueueAll(tenant, { type: 'remove-subject', subject }, subject).length };
+    const commands = this.s.outbox.enqueueAll(tenant, { type: 'remove-subject', subject }, subject).length;
+    checkpointWal(this.s.db);
+    return { commands };
   }
 
   /**
@@ -216,7 +229,7 @@ export class Subjects {
     this.s.outbox.cancelForSubject(tenant, subject);
     const commands = this.s.outbox.enqueueAll(tenant, { type: 'erase-subject', subject }, subject).length;
     // Push freed pages (zeroed by secure_delete) out of the WAL so no copy of the erased rows lingers.
-    this.s.db.pragma('wal_checkpoint(TRUNCATE)');
+    checkpointWal(this.s.db);
     return { photos: photos.length, templates, commands };
   }
 

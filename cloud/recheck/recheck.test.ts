@@ -16,11 +16,19 @@ const creds = { accessKeyId: 'AKIDCLOCKFACETEST', secretAccessKey: 'test-secret-
 let endpoint: RekognitionEndpoint;
 let downEngine: LocalFaceEngine;
 let h: Harness;
+/** What reached the endpoint (signature checked), stamped with the rate limiter's own clock. */
+const arrivals: Array<{ target: string; at: number }> = [];
+let pacedNow = 1_000_000;
 
 beforeAll(async () => {
   // A face worker that cannot start: every call fails as retryable, like an outage.
   downEngine = new LocalFaceEngine([process.execPath, '-e', 'process.exit(3)']);
-  endpoint = await startRekognitionEndpoint({ engine: downEngine, region: 'eu-west-1', credentials: { [creds.accessKeyId]: creds.secretAccessKey } });
+  endpoint = await startRekognitionEndpoint({
+    engine: downEngine,
+    region: 'eu-west-1',
+    credentials: { [creds.accessKeyId]: creds.secretAccessKey },
+    onRequest: (r) => arrivals.push({ target: r.target, at: pacedNow }),
+  });
   h = await startHarness(['acme']);
   await h.addDevice('acme', 'door-1');
 });
@@ -87,5 +95,27 @@ describe('re-check worker', () => {
     } finally {
       await engine.close();
     }
+  });
+
+  it('never sends the endpoint more requests per second than the configured rate', async () => {
+    // The limiter waits on this pacer: a wait moves its clock on at once, so the test counts
+    // requests per window of the limiter's time instead of measuring real time.
+    const pacer = { now: () => pacedNow, sleep: async (ms: number) => void (pacedNow += ms) };
+    const jpeg = (await makeJpeg({ seed: 8 })).toString('base64');
+    const punches = Array.from({ length: 12 }, () => h.punch('acme', 'door-1', { photo: jpeg }));
+    await h.ingest('acme', punches.map((p) => ({ id: p.event.eventId, tenant: 'acme', device: 'door-1', envelope: p.envelope })));
+    const engine = new RekognitionEngine({ region: 'eu-west-1', endpoint: endpoint.url, credentials: creds });
+    arrivals.length = 0;
+    try {
+      const outcomes = await new RecheckWorker(h.service, engine, { ratePerSecond: 4, maxAttempts: 10, intervalMs: 1000, pacer }).runOnce();
+      expect(outcomes.filter((o) => punches.some((p) => p.event.eventId === o.eventId))).toHaveLength(12);
+    } finally {
+      await engine.close();
+    }
+    expect(arrivals.length).toBeGreaterThanOrEqual(12);
+    expect(arrivals.every((a) => a.target === 'RekognitionService.DetectFaces')).toBe(true);
+    const perWindow = arrivals.map((a) => arrivals.filter((b) => b.at >= a.at && b.at < a.at + 1000).length);
+    // At most the rate in any one-second window, and the limiter does not hold back below it either.
+    expect(Math.max(...perWindow)).toBe(4);
   });
 });

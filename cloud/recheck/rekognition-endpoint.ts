@@ -16,6 +16,8 @@ export interface RekognitionEndpointOptions {
   host?: string;
   port?: number;
   maxBodyBytes?: number;
+  /** Sees each correctly signed request (operation and raw JSON body): audits of what leaves for the engine, tests. */
+  onRequest?: (r: { target: string; body: Buffer }) => void;
 }
 
 export interface RekognitionEndpoint {
@@ -51,6 +53,7 @@ export async function startRekognitionEndpoint(opts: RekognitionEndpointOptions)
     }
     if (req.method !== 'POST') return fail(res, 405, 'UnknownOperationException', 'POST only');
     const target = String(req.headers['x-amz-target'] ?? '');
+    opts.onRequest?.({ target, body });
     let input: Record<string, { Bytes?: string } | undefined>;
     try {
       input = JSON.parse(body.toString('utf8')) as typeof input;

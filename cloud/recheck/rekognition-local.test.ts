@@ -27,6 +27,8 @@ let engine: LocalFaceEngine;
 let endpoint: RekognitionEndpoint;
 let client: RekognitionClient;
 let h: Harness;
+/** Every signed request the endpoint received: what would leave for Amazon. */
+const received: Array<{ target: string; body: Buffer }> = [];
 let faceA1: Buffer;
 let faceA2: Buffer;
 let faceB: Buffer;
@@ -52,7 +54,7 @@ beforeAll(async () => {
   // The worker runs from the compiled CLI, as in production; build once if this clone has no dist/.
   if (!existsSync(cli)) execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
   engine = new LocalFaceEngine([process.execPath, cli, 'face', 'serve']);
-  endpoint = await startRekognitionEndpoint({ engine, region: 'eu-west-1', credentials: { [creds.accessKeyId]: creds.secretAccessKey } });
+  endpoint = await startRekognitionEndpoint({ engine, region: 'eu-west-1', credentials: { [creds.accessKeyId]: creds.secretAccessKey }, onRequest: (r) => received.push(r) });
   client = new RekognitionClient({ region: 'eu-west-1', endpoint: endpoint.url, credentials: creds, maxAttempts: 1 });
   const group = readFileSync(join(samples, 'sample1.jpg'));
   const { faces } = await engine.detectFaces(group);
@@ -104,7 +106,27 @@ describe('Rekognition protocol over the local face engine', () => {
     const impostor = h.punch('acme', 'door-1', { subject, photo: faceB.toString('base64') });
     await h.ingest('acme', [genuine, impostor].map((p) => ({ id: p.event.eventId, tenant: 'acme', device: 'door-1', envelope: p.envelope })));
     const worker = new RecheckWorker(h.service, sdk, { ratePerSecond: 20, maxAttempts: 3, intervalMs: 1000 });
+    received.length = 0;
     expect((await worker.runOnce()).map((o) => o.state)).toEqual(['done', 'done']);
+    // Only image fields (and the operation's own parameters) left for the engine: no name, id or subject data.
+    expect(received.map((r) => r.target).sort()).toEqual(['RekognitionService.CompareFaces', 'RekognitionService.CompareFaces', 'RekognitionService.DetectFaces', 'RekognitionService.DetectFaces']);
+    const photoIds = h.service.db.prepare('SELECT id FROM photos WHERE tenant = ?').pluck().all('acme') as string[];
+    const stored = new Set(photoIds.map((id) => h.service.vault.get('acme', id).toString('base64')));
+    const ids = [subject, genuine.event.eventId, impostor.event.eventId, 'acme', 'door-1', ...photoIds];
+    for (const r of received) {
+      const input = JSON.parse(r.body.toString('utf8')) as Record<string, unknown>;
+      const images = r.target.endsWith('DetectFaces') ? ['Image'] : ['SourceImage', 'TargetImage'];
+      const params = r.target.endsWith('DetectFaces') ? ['Attributes'] : ['SimilarityThreshold'];
+      expect(Object.keys(input).sort()).toEqual([...images, ...params].sort());
+      for (const field of images) {
+        const image = input[field] as Record<string, unknown>;
+        expect(Object.keys(image)).toEqual(['Bytes']);
+        expect(stored.has(image.Bytes as string), `${field} is a stored photo, byte for byte`).toBe(true);
+      }
+      // Outside the image bytes (already shown to be the stored photos) nothing names anyone.
+      const rest = r.body.toString('utf8').replace(/"Bytes":"[A-Za-z0-9+/=]*"/g, '"Bytes":""');
+      for (const id of ids) expect(rest.includes(id)).toBe(false);
+    }
     await sdk.close();
     const punches = (await h.api('GET', `/v1/tenants/acme/punches?subject=${subject}`, { token: owner })).json.punches as Array<Record<string, unknown>>;
     const g = punches.find((p) => p.eventId === genuine.event.eventId)!;

@@ -24,6 +24,9 @@ export interface SigV4Expect {
 
 export class SigV4Error extends Error {}
 
+/** Headers every request must sign: the host, the time and, for the JSON protocol, the operation. */
+export const REQUIRED_SIGNED_HEADERS = ['host', 'x-amz-date', 'x-amz-target'] as const;
+
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 const hmac = (key: Buffer | string, data: string) => createHmac('sha256', key).update(data, 'utf8').digest();
 
@@ -42,7 +45,8 @@ export function verifySigV4(req: SigV4Request, expect: SigV4Expect): string {
   const when = Date.UTC(+amzDate.slice(0, 4), +amzDate.slice(4, 6) - 1, +amzDate.slice(6, 8), +amzDate.slice(9, 11), +amzDate.slice(11, 13), +amzDate.slice(13, 15));
   if (Math.abs((expect.now ?? Date.now()) - when) > (expect.maxSkewMs ?? 15 * 60_000)) throw new SigV4Error('request time is too far from the server time');
   const names = signedHeaders.split(';');
-  if (!names.includes('host') || !names.includes('x-amz-date')) throw new SigV4Error('host and x-amz-date must be signed');
+  // X-Amz-Target names the operation: unsigned, a captured DetectFaces could be replayed as another operation.
+  for (const required of REQUIRED_SIGNED_HEADERS) if (!names.includes(required)) throw new SigV4Error(`${required} must be signed`);
   const secret = expect.secretFor(accessKeyId);
   if (!secret) throw new SigV4Error('unknown access key id');
 

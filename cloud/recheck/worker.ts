@@ -15,7 +15,16 @@ export interface RecheckOptions {
   ratePerSecond: number;
   maxAttempts: number;
   intervalMs: number;
+  /** What the rate limiter reads and waits on; real time unless a test counts calls per window. */
+  pacer?: Pacer;
 }
+
+export interface Pacer {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+const realTime: Pacer = { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
 
 export interface RecheckOutcome {
   eventId: string;
@@ -64,7 +73,7 @@ export class RecheckWorker {
 
   /** Re-checks every punch that is due; returns what happened to each. */
   async runOnce(limit = 100): Promise<RecheckOutcome[]> {
-    // Claim atomically by pushing the due time out by a lease: two workers (two hosts) never take the same punch,
+    // Claim atomically by pushing the due time out by a lease: two workers (two processes) never take the same punch,
     // and a worker that dies mid-way only delays its punches by the lease.
     const now = this.s.clock.now();
     const rows = this.s.db
@@ -82,19 +91,20 @@ export class RecheckWorker {
     return out;
   }
 
-  /** Spaces engine calls so the configured rate is never exceeded. */
   /** Review reasons set at ingest (e.g. clock-unsynced) stay beside the re-check's own. */
   private withEarlierReasons(tenant: string, eventId: string, reasons: string[]): string[] {
     const earlier = this.s.db.prepare('SELECT review_reasons FROM punches WHERE tenant = ? AND event_id = ?').pluck().get(tenant, eventId) as string | undefined;
     return [...new Set([...(earlier ? (JSON.parse(earlier) as string[]) : []), ...reasons])];
   }
 
+  /** Spaces engine calls so the configured rate is never exceeded. */
   private async throttle(): Promise<void> {
+    const pacer = this.opts.pacer ?? realTime;
     const gap = 1000 / this.opts.ratePerSecond;
-    const now = Date.now();
+    const now = pacer.now();
     const wait = Math.max(0, this.nextCallAt - now);
     this.nextCallAt = Math.max(now, this.nextCallAt) + gap;
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (wait > 0) await pacer.sleep(wait);
   }
 
   private async one(row: PendingRow): Promise<RecheckOutcome['state']> {

@@ -1,6 +1,6 @@
 import { rmSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import { newMessageId, sealAndSign, type KeyPair, type PunchEvent } from '../../protocol/index.js';
+import { newMessageId, sealAndSign, type DeviceEvent, type KeyPair, type PunchEvent } from '../../protocol/index.js';
 import { createApiKey } from '../auth.js';
 import { FakeClock } from '../clock.js';
 import { buildServer } from '../server.js';
@@ -32,7 +32,10 @@ export interface Harness {
   url: string;
   tenants: Map<string, TestTenant>;
   api(method: string, path: string, opts?: { token?: string; body?: unknown; raw?: boolean }): Promise<{ status: number; json: Json; bytes: Buffer }>;
-  addDevice(tenant: string, device: string): Promise<DeviceKeys & { seq: number }>;
+  /** Registers a terminal through the API; by default behind gw-1 with certificate serial 0a1b2c. */
+  addDevice(tenant: string, device: string, opts?: { gateway?: string; certSerial?: string }): Promise<DeviceKeys & { seq: number }>;
+  /** Seals and signs any device event (command results, alarms) as the terminal would. */
+  seal(tenant: string, device: string, event: DeviceEvent, opts?: { seq?: number; sentAt?: number }): Buffer;
   punch(tenant: string, device: string, patch?: Partial<PunchEvent>, opts?: { seq?: number; sentAt?: number }): { event: PunchEvent; envelope: Buffer };
   ingest(tenant: string, items: Array<{ id: string; tenant: string; device: string; envelope: Buffer | string }>, token?: string): Promise<{ status: number; json: Json }>;
   close(): Promise<void>;
@@ -74,20 +77,24 @@ export async function startHarness(tenantIds: string[] = ['acme', 'globex']): Pr
     url: address,
     tenants,
     api,
-    async addDevice(tenant, device) {
+    async addDevice(tenant, device, opts = {}) {
       const t = tenants.get(tenant)!;
       const k = { ...deviceKeys(), seq: 0 };
       const r = await api('POST', `/v1/tenants/${tenant}/devices`, {
         token: t.ownerKey,
-        body: { device, gateway: 'gw-1', signingPublicKey: k.signing.publicRaw.toString('base64'), sealingPublicKey: k.sealing.publicRaw.toString('base64'), certSerial: '0a1b2c' },
+        body: {
+          device,
+          gateway: opts.gateway ?? 'gw-1',
+          signingPublicKey: k.signing.publicRaw.toString('base64'),
+          sealingPublicKey: k.sealing.publicRaw.toString('base64'),
+          certSerial: opts.certSerial ?? '0a1b2c',
+        },
       });
       if (r.status !== 201) throw new Error(`device registration failed: ${r.status} ${JSON.stringify(r.json)}`);
       t.devices.set(device, k);
       return k;
     },
     punch(tenant, device, patch = {}, opts = {}) {
-      const t = tenants.get(tenant)!;
-      const d = t.devices.get(device)!;
       const eventId = patch.eventId ?? newMessageId();
       const event: PunchEvent = {
         type: 'punch',
@@ -107,19 +114,22 @@ export async function startHarness(tenantIds: string[] = ['acme', 'globex']): Pr
         photoDropped: false,
         ...patch,
       };
-      const seq = opts.seq ?? ++d.seq;
-      const envelope = sealAndSign({
+      return { event, envelope: h.seal(tenant, device, event, opts) };
+    },
+    seal(tenant, device, event, opts = {}) {
+      const t = tenants.get(tenant)!;
+      const d = t.devices.get(device)!;
+      return sealAndSign({
         kind: 'event',
-        id: eventId,
+        id: event.eventId,
         tenant,
         device,
-        seq,
+        seq: opts.seq ?? ++d.seq,
         body: event,
         signer: d.signing,
         recipient: { keyId: t.keys.cloudSealing.keyId, key: t.keys.cloudSealing.publicKey },
         sentAt: opts.sentAt ?? clock.now(),
       });
-      return { event, envelope };
     },
     async ingest(tenant, items, token) {
       const t = tenants.get(tenant)!;
