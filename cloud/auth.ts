@@ -81,7 +81,6 @@ export function createGatewayToken(): { token: string; hash: string } {
 }
 
 export function findGateway(db: Db, token: string): { tenant: string; gateway: string } | undefined {
-  // revoked_at: added by the registry (cloud/registry.ts) when the service starts.
   return db.prepare('SELECT tenant, gateway FROM gateways WHERE token_hash = ? AND revoked_at IS NULL').get(hashSecret(token)) as
     | { tenant: string; gateway: string }
     | undefined;

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS gateways (
   token_hash TEXT NOT NULL UNIQUE,
   revocations_cursor INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL,
+  revoked_at INTEGER, -- a revoked gateway is refused by token and by certificate; a new token lifts it
   PRIMARY KEY (tenant, gateway)
 );
 CREATE TABLE IF NOT EXISTS devices (
@@ -215,6 +216,8 @@ export function openDatabase(file: string): Db {
 function migrate(db: Db): void {
   const tenantColumns = (db.prepare('PRAGMA table_info(tenants)').all() as Array<{ name: string }>).map((c) => c.name);
   if (!tenantColumns.includes('time_zone')) db.exec("ALTER TABLE tenants ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC'");
+  const gatewayColumns = (db.prepare('PRAGMA table_info(gateways)').all() as Array<{ name: string }>).map((c) => c.name);
+  if (!gatewayColumns.includes('revoked_at')) db.exec('ALTER TABLE gateways ADD COLUMN revoked_at INTEGER');
 }
 
 /**

@@ -72,4 +72,14 @@ describe('gateway client certificates', () => {
     expect((await get('/v1/gateway/revocations', forged)).status).toBe(401);
     expect((await get('/v1/gateway/revocations', revoked)).status).toBe(401);
   });
+
+  it('refuses the valid certificate of a gateway whose registration was revoked, until it gets a new token', async () => {
+    const gw3 = await issueCertificate({ ca: acmeCa, tenant: 'acme', role: 'gateway', id: 'gw-3' });
+    service.registry.addGateway('acme', 'gw-3', 'test');
+    expect((await get('/v1/gateway/revocations', gw3)).status).toBe(200);
+    service.registry.revokeGateway('acme', 'gw-3', 'test');
+    expect((await get('/v1/gateway/revocations', gw3)).status).toBe(401);
+    service.registry.rotateGatewayToken('acme', 'gw-3', 'test');
+    expect((await get('/v1/gateway/revocations', gw3)).status).toBe(200);
+  });
 });

@@ -20,22 +20,13 @@ export interface DeviceKeys {
   certSerial: string;
 }
 
-/** Columns added after the first schema (db.ts creates the tables; this brings older files up to date). */
-function ensureRegistryColumns(db: Db): void {
-  const columns = (db.prepare('PRAGMA table_info(gateways)').all() as Array<{ name: string }>).map((c) => c.name);
-  // A revoked gateway's token is refused (auth.ts findGateway); a new token lifts it.
-  if (!columns.includes('revoked_at')) db.exec('ALTER TABLE gateways ADD COLUMN revoked_at INTEGER');
-}
-
 export class Registry {
   constructor(
     private readonly db: Db,
     private readonly outbox: Outbox,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
-  ) {
-    ensureRegistryColumns(db);
-  }
+  ) {}
 
   addGateway(tenant: string, gateway: string, actor: string): { gateway: string; token: string } {
     const { token, hash } = createGatewayToken();

@@ -30,6 +30,13 @@ const ROUTES: Record<string, Row> = {
     body: { device: 'door-roles', gateway: 'gw-none', signingPublicKey: B64KEY, sealingPublicKey: B64KEY, certSerial: 'ab' },
   },
   'GET /v1/tenants/{tenant}/devices': { permission: 'commands:read' },
+  'PUT /v1/tenants/{tenant}/devices/{device}': {
+    permission: 'registry:write',
+    params: { device: 'door-none' },
+    body: { gateway: 'gw-none', signingPublicKey: B64KEY, sealingPublicKey: B64KEY, certSerial: 'ab' },
+  },
+  'POST /v1/tenants/{tenant}/gateways/{gateway}/token': { permission: 'registry:write', params: { gateway: 'gw-none' } },
+  'POST /v1/tenants/{tenant}/gateways/{gateway}/revoke': { permission: 'registry:write', params: { gateway: 'gw-none' } },
   'POST /v1/tenants/{tenant}/revocations': { permission: 'registry:write', body: { serials: ['fe'] } },
   'GET /v1/tenants/{tenant}/settings': { permission: 'audit:read' },
   'PUT /v1/tenants/{tenant}/settings': { permission: 'tenant:settings', body: {} },

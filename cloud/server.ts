@@ -68,7 +68,7 @@ function gatewayFromCertificate(req: FastifyRequest, service: CloudService, cas:
   if (!cert || !who || who.role !== 'gateway') return undefined;
   const ca = cas.get(who.tenant);
   if (!ca || !cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return undefined;
-  const known = service.db.prepare('SELECT 1 FROM gateways WHERE tenant = ? AND gateway = ?').get(who.tenant, who.id);
+  const known = service.db.prepare('SELECT 1 FROM gateways WHERE tenant = ? AND gateway = ? AND revoked_at IS NULL').get(who.tenant, who.id);
   const revoked = service.db.prepare('SELECT 1 FROM revocations WHERE tenant = ? AND serial = ?').get(who.tenant, normalizeSerial(who.serial));
   return known && !revoked ? { tenant: who.tenant, gateway: who.id } : undefined;
 }
