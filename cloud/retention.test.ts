@@ -182,4 +182,13 @@ describe('retention', () => {
     expect(enroll.status).toBe(409);
     expect(enroll.json.error).toMatch(/contract has ended/);
   });
+
+  it('after contract end keeps sweeping punch records by their own retention (the last test: it moves the clock 7 years)', async () => {
+    const count = () => h.service.db.prepare("SELECT COUNT(*) FROM punches WHERE tenant = 'acme'").pluck().get() as number;
+    expect(count()).toBeGreaterThan(0);
+    h.clock.advance((MAX_RETENTION_DAYS + 1) * DAY_MS);
+    const r = await new Sweeper(h.service).sweepTenant('acme');
+    expect(r.punches).toBeGreaterThan(0);
+    expect(count()).toBe(0);
+  });
 });

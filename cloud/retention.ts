@@ -102,7 +102,10 @@ export class Sweeper {
         this.s.audit.record(now, { tenant, actor: this.id, action: 'vault-key.destroyed', objectKind: 'tenant', objectId: tenant, detail: { reason: 'contract-ended' } });
         out.keysDestroyed = 1;
       }
-      if (out.photos || out.templates || out.subjects) checkpointWal(this.s.db);
+      // Punch records (no photos left, opaque ids only) are the customer's time records: they
+      // keep their own retention after the contract ends and still go when it runs out.
+      out.punches += this.sweepPunches(tenant, now - st.punchRetentionDays * DAY_MS);
+      if (out.photos || out.templates || out.subjects || out.punches) checkpointWal(this.s.db);
       return out;
     }
     const photoCutoff = now - st.photoRetentionDays * DAY_MS;
