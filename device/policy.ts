@@ -57,7 +57,12 @@ export const Policy = z
         /** YYYY-MM-DD dates (local time) on which scheduled groups are closed. */
         holidays: z.array(z.string().regex(/^\d{4}-\d{2}-\d{2}$/)).default([]),
         antiPassback: z.object({ enabled: z.boolean().default(false), windowMs: z.number().int().min(0).default(300_000) }).strict().prefault({}),
-        wiegand: z.boolean().default(false),
+        /**
+         * Send each grant as a Wiegand frame to an external panel. Unset: whenever the hardware
+         * has a Wiegand output (hardware.wiegand.enabled, as the pi-wiegand profile sets), since
+         * an output fitted for a panel is there to be used; false turns it off, true asks for it.
+         */
+        wiegand: z.boolean().optional(),
       })
       .strict()
       .prefault({}),

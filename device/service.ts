@@ -129,11 +129,21 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
 
   const keys = new FunctionKeys(hardware.gpio, config.functionKeys);
   terminal.on('punch', () => keys.clear());
-  const stopFaceTrigger = o.face ? startFaceTrigger(terminal, () => policy.get(), config.faceTrigger, () => keys.peek()) : () => undefined;
-  hardware.reader?.on('card', ({ number }) => void terminal.onCard(number, keys.peek()));
+  const stopFaceTrigger = o.face ? startFaceTrigger(terminal, () => policy.get(), config.faceTrigger, () => keys.peek(), (err) => log.error({ err, trigger: 'face' }, 'trigger failed')) : () => undefined;
+  // Every trigger is guarded: a fault in one decision is logged, never an unhandled rejection
+  // that ends the process, and the terminal is idle again for the next person.
+  const guarded = (what: string, fn: () => unknown): void => {
+    try {
+      const r = fn();
+      if (r instanceof Promise) r.catch((err: unknown) => log.error({ err, trigger: what }, 'trigger failed'));
+    } catch (err) {
+      log.error({ err, trigger: what }, 'trigger failed');
+    }
+  };
+  hardware.reader?.on('card', ({ number }) => guarded('card', () => terminal.onCard(number, keys.peek())));
   // A keypad entry answers the terminal's "enter PIN" prompt (card + PIN); ignored otherwise.
-  hardware.reader?.on('pin', ({ pin }) => void terminal.enterPin(pin));
-  hardware.inputs.on('request-to-exit', () => terminal.unlock());
+  hardware.reader?.on('pin', ({ pin }) => guarded('pin', () => terminal.enterPin(pin)));
+  hardware.inputs.on('request-to-exit', () => guarded('request-to-exit', () => terminal.unlock()));
   for (const alarm of ['door-held-open', 'door-forced-open'] as const) {
     hardware.inputs.on(alarm, () =>
       recorder.record({ type: 'alarm', eventId: newMessageId(), tenant: config.tenant, device: config.device, alarm, door: policy.get().access.door, at: Date.now() }),

@@ -13,6 +13,8 @@ import { Policy } from './policy.js';
 import { createCommandHandler, PolicyHolder } from './commands.js';
 import { StandInFaceEngine } from './test-support/stand-in-face.js';
 import { startFaceTrigger } from './face-trigger.js';
+import { wiegandForCard } from './hardware/wiegand/encoder.js';
+import { faceCredentialNumber } from './wiegand-credential.js';
 
 /* The decision flow on its own: real SQLite, the replay camera with a real photo, GPIO simulator. */
 const dir = mkdtempSync(join(tmpdir(), 'cf-terminal-'));
@@ -152,6 +154,17 @@ describe('policy variants', () => {
     for (let i = 0; i < 200 && records().length - edgesBefore < 52; i++) await new Promise((r) => setTimeout(r, 10));
     // 26 bits, each a low pulse on D0 or D1: 52 edges.
     expect(records().length - edgesBefore).toBeGreaterThanOrEqual(52);
+  });
+
+  it('a face-only grant sends the subject\'s face credential number (no card was read)', async () => {
+    const { store, terminal } = setup('wg-face', 'access', { credentials: 'face-only', thresholds: { identify: 0.8 }, access: { groups: { staff: 'always' } } });
+    await enroll(store, 's-face', '42');
+    const lows = () => (hw.gpio as SimulatedGpio).records.filter((r) => (r.pin === 20 || r.pin === 21) && r.edge && r.level === 0);
+    const before = lows().length;
+    expect(await terminal.onFace()).toMatchObject({ subject: 's-face', credential: 'face', decision: 'granted' });
+    const bits = lows().slice(before).map((r) => (r.pin === 21 ? 1 : 0));
+    expect(bits).toEqual(wiegandForCard(faceCredentialNumber('s-face'), 26));
+    expect(bits).not.toEqual(wiegandForCard(42, 26));
   });
 
   it('re-enroll campaign drops old-model templates; revocation lists only move forward', async () => {

@@ -7,6 +7,7 @@ import type { EventRecorder, PunchBody } from './events.js';
 import type { FaceAnalysis, FaceEngine } from './face-engine.js';
 import { checkAccess, localDate, type Policy } from './policy.js';
 import type { Camera, Outputs, WiegandOutput } from './hardware/index.js';
+import { faceCredentialNumber } from './wiegand-credential.js';
 
 /** What the screen shows; each step of the flow has one. */
 export type ScreenState = 'idle' | 'capturing' | 'deciding' | 'enter-pin' | 'granted' | 'denied' | 'flagged' | 'done' | 'debounced';
@@ -134,6 +135,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
 
   /** Opens the door without a punch decision (remote unlock, request to exit). */
   unlock(pulseMs?: number): void {
+    if (!this.o.outputs.hasRelay) throw new Error('this terminal has no door relay (hardware.pins.relay); the access panel opens the door');
     this.o.outputs.pulseRelay(pulseMs ?? this.o.policy().access.pulseMs);
   }
 
@@ -324,11 +326,12 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     }
     if (usesDoor) {
       if (accepted) {
-        this.o.outputs.pulseRelay(policy.access.pulseMs);
-        relayAt = performance.now();
-        if (policy.access.wiegand && cardNumber !== null && this.o.wiegand) void this.o.wiegand.sendCard(BigInt(cardNumber));
+        relayAt = this.openDoor(policy);
+        this.sendWiegand(policy, d.subject, cardNumber);
       }
-      this.o.publishDoor?.({ door: policy.access.door, subject: d.subject, result: accepted ? 'granted' : 'denied', reasons: d.reasons, eventId: punch.eventId });
+      this.guard('door topic', () =>
+        this.o.publishDoor?.({ door: policy.access.door, subject: d.subject, result: accepted ? 'granted' : 'denied', reasons: d.reasons, eventId: punch.eventId }),
+      );
     }
     this.o.outputs.led(accepted ? 'green' : 'red', 'blink-twice');
     this.o.outputs.buzz(accepted ? 'granted' : 'denied');
@@ -336,6 +339,41 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     this.emit('punch', punch, { relayAt, startedAt });
     this.o.log.info({ eventId: punch.eventId, decision: punch.decision, reasons: punch.reasons, credential: punch.credential }, 'punch');
     return punch;
+  }
+
+  /**
+   * Pulses the relay when one is fitted; returns when it moved. A terminal without a relay (the
+   * pi-wiegand profile) leaves the door to the external panel, which decides on the frame.
+   */
+  private openDoor(policy: Policy): number | null {
+    if (!this.o.outputs.hasRelay) return null;
+    return this.guard('relay', () => {
+      this.o.outputs.pulseRelay(policy.access.pulseMs);
+      return performance.now();
+    }) ?? null;
+  }
+
+  /**
+   * The grant as a Wiegand frame, independent of the relay: the card just read, or for a face
+   * grant the subject's face credential number (wiegand-credential.ts). Sent whenever an output
+   * is fitted, unless the policy turns it off (policy.access.wiegand).
+   */
+  private sendWiegand(policy: Policy, subject: string | null, cardNumber: string | null): void {
+    const out = this.o.wiegand;
+    if (!out || policy.access.wiegand === false) return;
+    const number = cardNumber !== null ? BigInt(cardNumber) : subject !== null ? faceCredentialNumber(subject) : null;
+    if (number === null) return;
+    this.guard('wiegand', () => out.sendCard(number));
+  }
+
+  /** Runs one actuation; a fault is logged and never stops the rest of the decision. */
+  private guard<T>(part: string, fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (err) {
+      this.o.log.error({ err, part }, 'actuation failed');
+      return undefined;
+    }
   }
 
   private screen(s: ScreenState): void {
