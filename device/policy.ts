@@ -18,7 +18,7 @@ export const Policy = z
     onFailedCheck: z.enum(['block', 'flag']).default('block'),
     livenessRequired: z.boolean().default(false),
     photoAtPunch: z.boolean().default(true),
-    /** Employees without face consent use card + PIN. */
+    /** Employees without face consent use card + PIN, whatever the credentials mode. */
     pinFallback: z.boolean().default(true),
     thresholds: z
       .object({
@@ -38,7 +38,16 @@ export const Policy = z
       })
       .strict()
       .prefault({}),
-    burst: z.object({ frames: z.number().int().min(1).max(10).default(3), timeoutMs: z.number().int().min(100).max(10_000).default(2000) }).strict().prefault({}),
+    burst: z
+      .object({
+        frames: z.number().int().min(1).max(10).default(3),
+        /** How long to wait for the burst's frames. */
+        timeoutMs: z.number().int().min(100).max(10_000).default(2000),
+        /** How long the face engine may take over one analysis before it counts as a fault. */
+        analysisTimeoutMs: z.number().int().min(100).max(30_000).default(3000),
+      })
+      .strict()
+      .prefault({}),
     pinTimeoutMs: z.number().int().min(1000).max(60_000).default(10_000),
     timekeeping: z
       .object({

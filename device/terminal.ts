@@ -10,7 +10,9 @@ import type { Camera, Outputs, WiegandOutput } from './hardware/index.js';
 import { faceCredentialNumber } from './wiegand-credential.js';
 
 /** What the screen shows; each step of the flow has one. */
-export type ScreenState = 'idle' | 'capturing' | 'deciding' | 'enter-pin' | 'granted' | 'denied' | 'flagged' | 'done' | 'debounced';
+export type ScreenState = 'idle' | 'capturing' | 'deciding' | 'enter-pin' | 'granted' | 'denied' | 'flagged' | 'done' | 'debounced' | 'fault';
+/** Why the face path could not run: a fault to fix, not a face that failed. */
+export type FaceFault = 'no-face-engine' | 'no-camera' | 'no-frames' | 'engine-timeout' | 'engine-error';
 export type Mode = 'access' | 'timekeeping' | 'both';
 type Reason = PunchBody['reasons'][number];
 
@@ -69,22 +71,26 @@ export class Terminal extends EventEmitter<TerminalEvents> {
   async onCard(cardNumber: string, action?: 'in' | 'out'): Promise<PunchBody | null> {
     return this.exclusive(async (startedAt) => {
       const policy = this.o.policy();
-      if (policy.credentials === 'face-only') return null;
       const subject = this.o.store.subjectByCardHash(cardHash(this.o.pepper, cardNumber));
+      // Face only: a card is no credential for someone who uses their face, so it is ignored;
+      // it is the way in for those without face consent (card + PIN below).
+      if (policy.credentials === 'face-only' && subject?.faceConsent === true && !subject.suspended) return null;
       if (!subject) return this.finish(startedAt, { subject: null, credential: 'card', decision: 'denied', reasons: ['unknown-card'] }, null, null);
       if (subject.suspended) return this.finish(startedAt, { subject: subject.subject, credential: 'card', decision: 'denied', reasons: ['subject-suspended'] }, null, null);
 
       // card-only and card-or-face: the card alone is the credential. card+face: the face confirms it.
-      const faceWanted = policy.credentials === 'card+face' && policy.faceCheck !== 'none';
+      const faceWanted = (policy.credentials === 'card+face' || policy.credentials === 'face-only') && policy.faceCheck !== 'none';
       if (!faceWanted) return this.grantIfAllowed(startedAt, subject, 'card', [], null, cardNumber, action);
       if (!subject.faceConsent) {
-        // No face consent: card + PIN when the policy allows it and a PIN is set.
+        // No face consent, in any mode that wants a face: card + PIN when the policy allows it and a PIN is set.
         if (policy.pinFallback && subject.pinHash) return this.pinPath(startedAt, subject, cardNumber, action);
         return this.finish(startedAt, { subject: subject.subject, credential: 'card', decision: 'denied', reasons: ['consent-withdrawn'] }, null, null);
       }
 
       this.screen('capturing');
-      const analysis = await this.analyzeBurst(policy, (a) => this.faceFailures(policy, a, subject).reasons.length === 0);
+      const burst = await this.analyzeBurst(policy, (a) => this.faceFailures(policy, a, subject).reasons.length === 0);
+      if ('fault' in burst) return this.faceFault(startedAt, subject.subject, 'card+face', burst.fault);
+      const analysis = burst.analysis;
       this.screen('deciding');
       const failed = this.faceFailures(policy, analysis, subject);
       if (failed.reasons.length === 0) return this.grantIfAllowed(startedAt, subject, 'card+face', [], analysis, cardNumber, action, failed.similarity);
@@ -107,10 +113,16 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       if (policy.credentials !== 'face-only' && policy.credentials !== 'card-or-face') return null;
       if (!this.o.face) return null;
       this.screen('capturing');
-      const analysis = await this.analyzeBurst(policy, (a) => {
+      const burst = await this.analyzeBurst(policy, (a) => {
         const [best, second] = this.rank(a);
         return !!best && best[1] >= policy.thresholds.identify && (!second || best[1] - second[1] >= policy.thresholds.margin);
       });
+      if ('fault' in burst) {
+        // Nobody claimed to be anyone: no punch to record, but the fault shows and is logged.
+        this.showFault(burst.fault, false);
+        return null;
+      }
+      const analysis = burst.analysis;
       if (!analysis || analysis.faces === 0 || !analysis.descriptor) {
         this.screen('idle');
         return null;
@@ -197,10 +209,12 @@ export class Terminal extends EventEmitter<TerminalEvents> {
    * rest: a grant is one frame's work, while a doubtful face gets the whole burst (and its
    * fused template) before it is refused.
    */
-  private async analyzeBurst(policy: Policy, passes: (a: FaceAnalysis) => boolean): Promise<FaceAnalysis | null> {
+  private async analyzeBurst(policy: Policy, passes: (a: FaceAnalysis) => boolean): Promise<{ analysis: FaceAnalysis } | { fault: FaceFault }> {
     const camera = this.o.camera();
     const face = this.o.face;
-    if (!camera || !face) return null;
+    if (!face) return { fault: 'no-face-engine' };
+    if (!camera) return { fault: 'no-camera' };
+    const analyze = (frames: Buffer[], earlier?: FaceAnalysis) => withTimeout(face.analyze(frames, earlier), policy.burst.analysisTimeoutMs);
     const frames: Buffer[] = [];
     let first: FaceAnalysis | undefined;
     let lastSeq = -1;
@@ -211,8 +225,10 @@ export class Terminal extends EventEmitter<TerminalEvents> {
         frames.push(f.jpeg);
         lastSeq = f.seq;
         if (frames.length === 1 && policy.burst.frames > 1 && !policy.livenessRequired) {
-          first = await face.analyze(frames);
-          if (first.descriptor && passes(first)) return first;
+          const r = await analyze(frames);
+          if ('fault' in r) return r;
+          first = r.analysis;
+          if (first.descriptor && passes(first)) return { analysis: first };
         }
         continue;
       }
@@ -228,8 +244,21 @@ export class Terminal extends EventEmitter<TerminalEvents> {
         camera.once('frame', done);
       });
     }
-    if (frames.length === 0) return null;
-    return face.analyze(frames, first);
+    // A camera that gives no frame in the whole burst window is broken, not an empty scene.
+    if (frames.length === 0) return { fault: 'no-frames' };
+    return analyze(frames, first);
+  }
+
+  /** A broken face path blocks (never a flagged pass), shows and beeps the fault, and says why. */
+  private faceFault(startedAt: number, subject: string, credential: PunchBody['credential'], fault: FaceFault): PunchBody {
+    this.showFault(fault, true);
+    return this.finish(startedAt, { subject, credential, decision: 'denied', reasons: ['face-unavailable'] }, null, null, undefined, { fault: true });
+  }
+
+  private showFault(fault: FaceFault, beep: boolean): void {
+    this.o.log.error({ fault }, 'face path fault');
+    this.screen('fault');
+    if (beep) this.o.outputs.buzz('error');
   }
 
   private grantIfAllowed(
@@ -254,20 +283,26 @@ export class Terminal extends EventEmitter<TerminalEvents> {
         return this.finish(startedAt, { subject: subject.subject, credential, decision: 'denied', reasons: [...reasons, denied ?? 'anti-passback'], similarity }, analysis, null);
       }
     }
-    if (this.o.mode !== 'access') {
+    let clocksTime = this.o.mode !== 'access';
+    if (clocksTime) {
       const lastPunch = Number(this.o.store.getSetting(`last-punch:${subject.subject}`) ?? 0);
       if (now.getTime() - lastPunch < policy.timekeeping.debounceMs) {
-        // A repeat within the window is not a new punch: nothing recorded, the screen says so.
+        // A repeat within the window is not a new time punch: the screen says so. On a
+        // timekeeping-only unit nothing is recorded; on a door (both) the door still opens and
+        // the passage is recorded as access only, without an in/out.
         this.screen('debounced');
-        this.screen('idle');
-        return null;
+        if (this.o.mode === 'timekeeping') {
+          this.screen('idle');
+          return null;
+        }
+        clocksTime = false;
       }
     }
-    return this.finish(startedAt, { subject: subject.subject, credential, decision: flagged ? 'flagged' : 'granted', reasons, similarity }, analysis, cardNumber, action);
+    return this.finish(startedAt, { subject: subject.subject, credential, decision: flagged ? 'flagged' : 'granted', reasons, similarity }, analysis, cardNumber, action, { clocksTime });
   }
 
-  private punchAction(subject: string | null, action: 'in' | 'out' | undefined, decision: PunchBody['decision']): PunchBody['action'] {
-    if (this.o.mode === 'access') return 'access';
+  private punchAction(subject: string | null, action: 'in' | 'out' | undefined, decision: PunchBody['decision'], clocksTime: boolean): PunchBody['action'] {
+    if (this.o.mode === 'access' || !clocksTime) return 'access';
     if (action) return action;
     const configured = this.o.policy().timekeeping.action;
     if (configured !== 'auto' || subject === null) return configured;
@@ -285,8 +320,10 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     analysis: FaceAnalysis | null,
     cardNumber: string | null,
     action?: 'in' | 'out',
+    opts: { clocksTime?: boolean; fault?: boolean } = {},
   ): PunchBody {
     const policy = this.o.policy();
+    const clocksTime = opts.clocksTime ?? this.o.mode !== 'access';
     const known = d.subject === null ? undefined : this.o.store.getSubject(d.subject);
     const consented = d.subject === null || known?.faceConsent === true;
     // The photo is the frame the face check used; without a face check (card only) it is the
@@ -301,7 +338,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       device: this.o.device,
       subject: d.subject,
       credential: d.credential,
-      action: this.punchAction(d.subject, action, d.decision),
+      action: this.punchAction(d.subject, action, d.decision, clocksTime),
       decision: d.decision,
       reasons: d.reasons,
       scores: {
@@ -322,7 +359,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     let relayAt: number | null = null;
     if (accepted && d.subject !== null) {
       this.lastGrant.set(d.subject, Date.now());
-      if (this.o.mode !== 'access') this.o.store.setSetting(`last-punch:${d.subject}`, String(Date.now()));
+      if (clocksTime) this.o.store.setSetting(`last-punch:${d.subject}`, String(Date.now()));
     }
     if (usesDoor) {
       if (accepted) {
@@ -334,7 +371,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       );
     }
     this.o.outputs.led(accepted ? 'green' : 'red', 'blink-twice');
-    this.o.outputs.buzz(accepted ? 'granted' : 'denied');
+    if (!opts.fault) this.o.outputs.buzz(accepted ? 'granted' : 'denied');
     this.screen(d.decision === 'granted' ? (usesDoor ? 'granted' : 'done') : d.decision);
     this.emit('punch', punch, { relayAt, startedAt });
     this.o.log.info({ eventId: punch.eventId, decision: punch.decision, reasons: punch.reasons, credential: punch.credential }, 'punch');
@@ -390,6 +427,22 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       this.busy = false;
       this.screen('idle');
     }
+  }
+}
+
+/**
+ * The engine's analysis, or a fault when it throws or takes longer than `ms`. A timed-out
+ * analysis cannot be cancelled; its late result is dropped.
+ */
+async function withTimeout(p: Promise<FaceAnalysis>, ms: number): Promise<{ analysis: FaceAnalysis } | { fault: FaceFault }> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<{ fault: FaceFault }>((resolve) => {
+    timer = setTimeout(() => resolve({ fault: 'engine-timeout' }), ms);
+  });
+  try {
+    return await Promise.race([p.then((analysis) => ({ analysis }), () => ({ fault: 'engine-error' as const })), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
