@@ -8,6 +8,7 @@ import type { FaceAnalysis, FaceEngine } from './face-engine.js';
 import { checkAccess, localDate, type Policy } from './policy.js';
 import type { Camera, Outputs, WiegandOutput } from './hardware/index.js';
 import { faceCredentialNumber } from './wiegand-credential.js';
+import { SubjectIndex } from './subject-index.js';
 
 /** What the screen shows; each step of the flow has one. */
 export type ScreenState = 'idle' | 'capturing' | 'deciding' | 'enter-pin' | 'granted' | 'denied' | 'flagged' | 'done' | 'debounced' | 'fault';
@@ -50,8 +51,12 @@ export class Terminal extends EventEmitter<TerminalEvents> {
   private pinWaiter: ((pin: string | null) => void) | undefined;
   private readonly lastGrant = new Map<string, number>();
 
+  /** The face templates in memory, kept in step with the store (subject-index.ts). */
+  readonly index: SubjectIndex;
+
   constructor(private readonly o: TerminalOptions) {
     super();
+    this.index = new SubjectIndex(o.store, o.face?.model ?? null, o.log);
   }
 
   get state(): 'idle' | 'busy' {
@@ -113,10 +118,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       if (policy.credentials !== 'face-only' && policy.credentials !== 'card-or-face') return null;
       if (!this.o.face) return null;
       this.screen('capturing');
-      const burst = await this.analyzeBurst(policy, (a) => {
-        const [best, second] = this.rank(a);
-        return !!best && best[1] >= policy.thresholds.identify && (!second || best[1] - second[1] >= policy.thresholds.margin);
-      });
+      const burst = await this.analyzeBurst(policy, (a) => !!a.descriptor && this.index.identify(a.descriptor, policy.thresholds).outcome === 'match');
       if ('fault' in burst) {
         // Nobody claimed to be anyone: no punch to record, but the fault shows and is logged.
         this.showFault(burst.fault, false);
@@ -128,20 +130,21 @@ export class Terminal extends EventEmitter<TerminalEvents> {
         return null;
       }
       this.screen('deciding');
-      const [best, second] = this.rank(analysis);
-      if (!best || best[1] < policy.thresholds.identify) {
-        return this.finish(startedAt, { subject: null, credential: 'face', decision: 'denied', reasons: ['unknown-face'], similarity: best?.[1] ?? null }, analysis, null);
+      const found = this.index.identify(analysis.descriptor, policy.thresholds);
+      const best = found.best;
+      if (found.outcome === 'ambiguous') {
+        return this.finish(startedAt, { subject: null, credential: 'face', decision: 'denied', reasons: ['match-ambiguous'], similarity: best?.similarity ?? null }, analysis, null);
       }
-      if (second && best[1] - second[1] < policy.thresholds.margin) {
-        return this.finish(startedAt, { subject: null, credential: 'face', decision: 'denied', reasons: ['match-ambiguous'], similarity: best[1] }, analysis, null);
+      const subject = found.outcome === 'match' && best ? this.o.store.getSubject(best.subject) : undefined;
+      if (!subject || !best) {
+        return this.finish(startedAt, { subject: null, credential: 'face', decision: 'denied', reasons: ['unknown-face'], similarity: best?.similarity ?? null }, analysis, null);
       }
-      const subject = this.o.store.getSubject(best[0])!;
       const reasons: Reason[] = [];
       if (policy.livenessRequired && (analysis.liveness ?? 0) < policy.thresholds.liveness) reasons.push('liveness-failed');
       if (reasons.length > 0 && policy.onFailedCheck === 'block') {
-        return this.finish(startedAt, { subject: subject.subject, credential: 'face', decision: 'denied', reasons, similarity: best[1] }, analysis, null);
+        return this.finish(startedAt, { subject: subject.subject, credential: 'face', decision: 'denied', reasons, similarity: best.similarity }, analysis, null);
       }
-      return this.grantIfAllowed(startedAt, subject, 'face', reasons.length ? [...reasons, 'review-required'] : [], analysis, null, action, best[1], reasons.length > 0);
+      return this.grantIfAllowed(startedAt, subject, 'face', reasons.length ? [...reasons, 'review-required'] : [], analysis, null, action, best.similarity, reasons.length > 0);
     });
   }
 
@@ -170,19 +173,6 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     return this.grantIfAllowed(startedAt, subject, 'card+pin', [], null, cardNumber, action);
   }
 
-  /** 1:N: every enrolled subject's best similarity to this face, best first. */
-  private rank(a: FaceAnalysis): [string, number][] {
-    const face = this.o.face;
-    if (!face || !a.descriptor) return [];
-    const scored = new Map<string, number>();
-    for (const { subject, template } of this.o.store.allTemplates()) {
-      if (template.model !== face.model) continue;
-      const s = face.similarity(a.descriptor, template.vector);
-      if (s > (scored.get(subject) ?? -1)) scored.set(subject, s);
-    }
-    return [...scored.entries()].sort((x, y) => y[1] - x[1]);
-  }
-
   private faceFailures(policy: Policy, a: FaceAnalysis | null, subject: StoredSubject): { reasons: Reason[]; similarity: number | null } {
     if (!a || a.faces === 0) return { reasons: ['no-face'], similarity: null };
     if (a.faces > 1) return { reasons: ['several-faces'], similarity: null };
@@ -190,13 +180,13 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     let similarity: number | null = null;
     if ((a.faceScore ?? 0) < policy.thresholds.faceExists) reasons.push('face-exists-low');
     if (policy.faceCheck === 'face-match') {
-      const templates = this.o.store.templatesOf(subject.subject).filter((t) => t.model === this.o.face?.model);
       // One face but no descriptor: every frame failed the quality gate (too small, turned away…).
       if (!a.descriptor) reasons.push('face-quality-low');
-      else if (templates.length === 0 || !this.o.face) reasons.push('model-mismatch');
       else {
-        similarity = Math.max(...templates.map((t) => this.o.face!.similarity(a.descriptor!, t.vector)));
-        if (similarity < policy.thresholds.match) reasons.push('face-mismatch');
+        // No template of this model (none, or only an old model's awaiting re-enrolment): never compared.
+        similarity = this.index.verify(subject.subject, a.descriptor);
+        if (similarity === null) reasons.push('model-mismatch');
+        else if (similarity < policy.thresholds.match) reasons.push('face-mismatch');
       }
     }
     if (policy.livenessRequired && (a.liveness ?? 0) < policy.thresholds.liveness) reasons.push('liveness-failed');
