@@ -140,10 +140,13 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
       log.error({ err, trigger: what }, 'trigger failed');
     }
   };
-  hardware.reader?.on('card', ({ number }) => guarded('card', () => terminal.onCard(number, keys.peek())));
+  const onCardRead = ({ number }: { number: string }) => guarded('card', () => terminal.onCard(number, keys.peek()));
   // A keypad entry answers the terminal's "enter PIN" prompt (card + PIN); ignored otherwise.
-  hardware.reader?.on('pin', ({ pin }) => guarded('pin', () => terminal.enterPin(pin)));
-  hardware.inputs.on('request-to-exit', () => guarded('request-to-exit', () => terminal.unlock()));
+  const onPin = ({ pin }: { pin: string }) => guarded('pin', () => terminal.enterPin(pin));
+  const onExitButton = () => guarded('request-to-exit', () => terminal.unlock());
+  hardware.reader?.on('card', onCardRead);
+  hardware.reader?.on('pin', onPin);
+  hardware.inputs.on('request-to-exit', onExitButton);
   for (const alarm of ['door-held-open', 'door-forced-open'] as const) {
     hardware.inputs.on(alarm, () =>
       recorder.record({ type: 'alarm', eventId: newMessageId(), tenant: config.tenant, device: config.device, alarm, door: policy.get().access.door, at: Date.now() }),
@@ -180,9 +183,17 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
       if (stopped) return;
       stopped = true;
       o.notifier?.stopping();
+      // 1. No new triggers: reader, keypad, exit button, face scans, function keys.
+      hardware.reader?.off('card', onCardRead);
+      hardware.reader?.off('pin', onPin);
+      hardware.inputs.off('request-to-exit', onExitButton);
       stopFaceTrigger();
       keys.close();
-      hardware.outputs.close(); // relay to rest first
+      // 2. The decision in flight finishes: its punch is in the outbox, or it never started.
+      await terminal.close();
+      terminal.index.close();
+      // 3. Relay to rest, then outputs, link, ops and store closed.
+      hardware.outputs.close();
       await link.stop();
       await ops?.close();
       if (!o.hardware) await hardware.close();

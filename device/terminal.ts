@@ -59,6 +59,21 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     this.index = new SubjectIndex(o.store, o.face?.model ?? null, o.log);
   }
 
+  private closed = false;
+  private inFlight: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Shutdown: refuses new triggers, ends a PIN prompt (recorded as a timeout), and resolves once
+   * the decision in flight is fully recorded and actuated. Nothing is left half done.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    const w = this.pinWaiter;
+    this.pinWaiter = undefined;
+    w?.(null);
+    await this.inFlight.catch(() => undefined);
+  }
+
   get state(): 'idle' | 'busy' {
     return this.busy ? 'busy' : 'idle';
   }
@@ -404,19 +419,24 @@ export class Terminal extends EventEmitter<TerminalEvents> {
   }
 
   private screen(s: ScreenState): void {
+    this.o.log.debug({ screen: s }, 'screen');
     this.emit('screen', s);
   }
 
   private async exclusive(fn: (startedAt: number) => Promise<PunchBody | null>): Promise<PunchBody | null> {
-    if (this.busy) return null;
+    if (this.busy || this.closed) return null;
     this.busy = true;
     const startedAt = performance.now();
-    try {
-      return await fn(startedAt);
-    } finally {
-      this.busy = false;
-      this.screen('idle');
-    }
+    const run = (async () => {
+      try {
+        return await fn(startedAt);
+      } finally {
+        this.busy = false;
+        this.screen('idle');
+      }
+    })();
+    this.inFlight = run;
+    return run;
   }
 }
 
