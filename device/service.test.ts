@@ -325,3 +325,37 @@ describe('the terminal over real parts', () => {
     expect(alarm).toMatchObject({ door: 'lobby', device: DEVICE });
   });
 });
+
+describe('operations endpoint', () => {
+  it('counts rejected commands by reason and reports link, latency and outbox after receipts', async () => {
+    const id = sendCommand({ type: 'remote-unlock', door: 'lobby', pulseMs: null });
+    await until(() => received.some((e) => e.type === 'command-result' && e.commandId === id), 'unlock result');
+    cmdSeq -= 1; // the same sequence again: a replay
+    const replay = sendCommand({ type: 'remote-unlock', door: 'lobby', pulseMs: null });
+    cmdSeq += 1;
+    await until(() => received.some((e) => e.type === 'command-result' && e.commandId === replay), 'replay rejection');
+    await until(() => service.store.outboxSize().count === 0, 'outbox drained');
+    const text = await (await fetch(`${service.ops!.url}/metrics`)).text();
+    expect(text).toMatch(/clockface_device_commands_rejected_total\{reason="[a-z-]+"\} 1/);
+    expect(text).toMatch(/clockface_device_link_up 1/);
+    expect(text).toMatch(/clockface_device_outbox_events 0/);
+    expect(text).toMatch(/clockface_device_decision_seconds_count [1-9]/);
+  });
+
+  it('/health: degraded-but-ok is only the link; a dead camera or a closed store is a failure', async () => {
+    const health = async () => {
+      const res = await fetch(`${service.ops!.url}/health`);
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    await show(anna);
+    await until(() => service.hardware.camera!.latestFrame() !== undefined, 'a frame');
+    expect(await health()).toMatchObject({ status: 200, body: { state: 'healthy', store: 'ok', camera: 'ok', link: 'up' } });
+    await service.hardware.camera!.stop();
+    expect(await health()).toMatchObject({ status: 503, body: { state: 'failed', camera: 'no-frames' } });
+    await service.hardware.camera!.start();
+    await until(() => service.hardware.camera!.stats().running, 'camera again');
+    expect((await health()).status).toBe(200);
+    service.store.db.close(); // the database goes away under the running service
+    expect(await health()).toMatchObject({ status: 503, body: { state: 'failed', store: 'failed' } });
+  });
+});

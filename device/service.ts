@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import { Registry } from '../common/metrics.js';
 import { startOpsServer, type OpsServer } from '../common/ops-server.js';
 import type { Notifier } from '../common/systemd.js';
-import { createHardware, registerHardwareMetrics, type Hardware } from './hardware/index.js';
+import { createHardware, registerHardwareMetrics, type Camera, type Hardware } from './hardware/index.js';
+import { performance } from 'node:perf_hooks';
 import type { DeviceConfig } from './config.js';
 import { DeviceStore } from './store.js';
 import { EventRecorder } from './events.js';
@@ -63,6 +64,9 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
   const punches = registry.counter('clockface_device_punches_total', 'Punch decisions recorded');
   const shed = registry.counter('clockface_device_outbox_photos_dropped_total', 'Photos dropped under outbox pressure');
   const outboxGauge = registry.gauge('clockface_device_outbox_events', 'Events waiting for a cloud receipt');
+  const rejected = registry.counter('clockface_device_commands_rejected_total', 'Commands refused (unsigned, expired, replayed, other tenant, invalid), by reason');
+  const linkUp = registry.gauge('clockface_device_link_up', '1 while the MQTT link to the gateway is connected');
+  const latency = registry.histogram('clockface_device_decision_seconds', 'Trigger to decision recorded and actuated', [0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10]);
 
   // Assigned below; the recorder and terminal only call it after start.
   // eslint-disable-next-line prefer-const
@@ -74,9 +78,9 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
     signer,
     cloud,
     limits: config.outbox,
-    onQueued: () => {
-      outboxGauge.set(store.outboxSize().count);
-      link?.wake();
+    onQueued: () => link?.wake(),
+    onCommandResult: (outcome, reason) => {
+      if (outcome === 'rejected') rejected.inc({ reason: rejectionLabel(reason) });
     },
     onPressure: (r) => {
       shed.inc(undefined, r.photosDropped.length);
@@ -104,7 +108,10 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
     publishDoor: (d) =>
       link.publishRaw(topics.door(config.tenant, config.device), JSON.stringify({ type: 'door', tenant: config.tenant, device: config.device, ...d, at: Date.now() })),
   });
-  terminal.on('punch', () => punches.inc());
+  terminal.on('punch', (_p, t) => {
+    punches.inc();
+    latency.observe((performance.now() - t.startedAt) / 1000);
+  });
 
   link = new DeviceLink({
     tenant: config.tenant,
@@ -157,6 +164,12 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
   });
 
 
+  // Read at scrape time, so receipts (which shrink the outbox inside the link) show at once.
+  let storeOpen = true;
+  outboxGauge.collect(() => (storeOpen ? store.outboxSize().count : 0));
+  linkUp.collect(() => (link.connected ? 1 : 0));
+  const health = () => checkHealth({ store: () => storeOpen && storeAnswers(store), camera: hardware.camera, linkUp: () => link.connected });
+
   if (!o.hardware) await hardware.start();
   link.start();
   const opsPort = o.opsPort === undefined ? config.ops.port : o.opsPort;
@@ -166,10 +179,14 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
       : await startOpsServer({
           port: opsPort,
           registry,
-          health: () => ({ ok: true, link: link.connected ? 'up' : 'down', outbox: store.outboxSize().count }),
+          health: () => {
+            const h = health();
+            return { ...h, outbox: h.store === 'ok' ? store.outboxSize().count : null };
+          },
         });
   o.notifier?.ready('terminal ready');
-  o.notifier?.startWatchdog(() => true);
+  // systemd restarts a terminal whose store or camera is dead; an offline link is a normal mode.
+  o.notifier?.startWatchdog(() => health().ok);
 
   let stopped = false;
   return {
@@ -197,9 +214,52 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
       await link.stop();
       await ops?.close();
       if (!o.hardware) await hardware.close();
+      storeOpen = false;
       store.close();
     },
   };
+}
+
+/** A metrics label for a rejection: the protocol error code, or the check that failed. */
+function rejectionLabel(reason: string | null): string {
+  const code = /^([a-z][a-z-]*):/.exec(reason ?? '')?.[1];
+  if (code) return code;
+  if (/expired/.test(reason ?? '')) return 'expired';
+  if (/another tenant/.test(reason ?? '')) return 'other-tenant';
+  if (/must be sealed/.test(reason ?? '')) return 'unsealed';
+  return 'invalid';
+}
+
+/** The store answers a query (a closed or broken database throws). */
+function storeAnswers(store: DeviceStore): boolean {
+  try {
+    store.db.prepare('SELECT 1').get();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A camera is alive when it delivered a frame in the last few seconds. */
+const CAMERA_FRESH_MS = 5000;
+
+/**
+ * /health and the watchdog: failed when the store does not answer or the camera (when fitted)
+ * gives no frames; degraded, still ok, when only the link is down, since offline is a normal mode.
+ */
+export function checkHealth(p: { store: () => boolean; camera: Camera | undefined; linkUp: () => boolean }): {
+  ok: boolean;
+  state: 'healthy' | 'degraded' | 'failed';
+  store: 'ok' | 'failed';
+  camera: 'ok' | 'no-frames' | 'none';
+  link: 'up' | 'down';
+} {
+  const store = p.store() ? 'ok' : 'failed';
+  const frame = p.camera?.latestFrame();
+  const camera = !p.camera ? 'none' : p.camera.stats().running && frame && performance.now() - frame.receivedAt < CAMERA_FRESH_MS ? 'ok' : 'no-frames';
+  const link = p.linkUp() ? 'up' : 'down';
+  const ok = store === 'ok' && camera !== 'no-frames';
+  return { ok, state: !ok ? 'failed' : link === 'down' ? 'degraded' : 'healthy', store, camera, link };
 }
 
 /** The device data key that encrypts templates at rest: 32 random bytes, 0600, made once. */
