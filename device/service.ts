@@ -13,6 +13,7 @@ import { DeviceStore } from './store.js';
 import { EventRecorder } from './events.js';
 import { DeviceLink, normalizeSerial } from './link.js';
 import { Terminal } from './terminal.js';
+import { Indicators } from './indicators.js';
 import { startFaceTrigger } from './face-trigger.js';
 import { FunctionKeys } from './function-keys.js';
 import { ClockWatch } from './clock.js';
@@ -108,6 +109,19 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
     publishDoor: (d) =>
       link.publishRaw(topics.door(config.tenant, config.device), JSON.stringify({ type: 'door', tenant: config.tenant, device: config.device, ...d, at: Date.now() })),
   });
+  // LEDs and buzzer follow the screen, the link and the parts (indicators.ts has the table).
+  const indicators = new Indicators(hardware.outputs);
+  terminal.on('screen', (state, detail) => indicators.screen(state, detail));
+  const cameraFailed = () => indicators.part('camera', true);
+  const cameraWorks = () => indicators.part('camera', false);
+  const readerFailed = () => indicators.part('reader', true);
+  const readerWorks = () => indicators.part('reader', false);
+  hardware.camera?.on('error', cameraFailed);
+  hardware.camera?.on('restart', cameraFailed);
+  hardware.camera?.on('frame', cameraWorks);
+  hardware.reader?.on('error', readerFailed);
+  hardware.reader?.on('disconnected', readerFailed);
+  hardware.reader?.on('connected', readerWorks);
   terminal.on('punch', (_p, t) => {
     punches.inc();
     latency.observe((performance.now() - t.startedAt) / 1000);
@@ -172,6 +186,9 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
 
   if (!o.hardware) await hardware.start();
   link.start();
+  // DeviceLink reports no connect/close events, so the offline blink follows a look at its state.
+  const linkWatch = setInterval(() => indicators.link(link.connected), LINK_WATCH_MS);
+  linkWatch.unref();
   const opsPort = o.opsPort === undefined ? config.ops.port : o.opsPort;
   const ops =
     opsPort === null
@@ -210,6 +227,14 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
       await terminal.close();
       terminal.index.close();
       // 3. Relay to rest, then outputs, link, ops and store closed.
+      clearInterval(linkWatch);
+      indicators.close();
+      hardware.camera?.off('error', cameraFailed);
+      hardware.camera?.off('restart', cameraFailed);
+      hardware.camera?.off('frame', cameraWorks);
+      hardware.reader?.off('error', readerFailed);
+      hardware.reader?.off('disconnected', readerFailed);
+      hardware.reader?.off('connected', readerWorks);
       hardware.outputs.close();
       await link.stop();
       await ops?.close();
@@ -239,6 +264,9 @@ function storeAnswers(store: DeviceStore): boolean {
     return false;
   }
 }
+
+/** How often the LEDs look at the link's state (the offline blink starts within this). */
+const LINK_WATCH_MS = 250;
 
 /** A camera is alive when it delivered a frame in the last few seconds. */
 const CAMERA_FRESH_MS = 5000;

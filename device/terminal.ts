@@ -37,7 +37,8 @@ export interface TerminalOptions {
 }
 
 export interface TerminalEvents {
-  screen: [ScreenState];
+  /** Each step of the flow; `silent` marks a fault no one is waiting on (an idle face scan). indicators.ts drives the LEDs and buzzer from it. */
+  screen: [state: ScreenState, detail: { silent: boolean }];
   punch: [PunchBody, { relayAt: number | null; startedAt: number }];
 }
 
@@ -114,7 +115,9 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       this.screen('deciding');
       const failed = this.faceFailures(policy, analysis, subject);
       if (failed.reasons.length === 0) return this.grantIfAllowed(startedAt, subject, 'card+face', [], analysis, cardNumber, action, failed.similarity);
-      if (policy.onFailedCheck === 'flag' && analysis?.faces !== 0) {
+      // "flag" lets every failed check through for review, an empty view included (the reviewer
+      // sees no-face). Only a broken face path (above) always blocks.
+      if (policy.onFailedCheck === 'flag') {
         return this.grantIfAllowed(startedAt, subject, 'card+face', [...failed.reasons, 'review-required'], analysis, cardNumber, action, failed.similarity, true);
       }
       return this.finish(
@@ -135,8 +138,9 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       this.screen('capturing');
       const burst = await this.analyzeBurst(policy, (a) => !!a.descriptor && this.index.identify(a.descriptor, policy.thresholds).outcome === 'match');
       if ('fault' in burst) {
-        // Nobody claimed to be anyone: no punch to record, but the fault shows and is logged.
-        this.showFault(burst.fault, false);
+        // Nobody claimed to be anyone: no punch to record, but the fault shows (silently) and is logged.
+        this.o.log.error({ fault: burst.fault }, 'face path fault');
+        this.screen('fault', true);
         return null;
       }
       const analysis = burst.analysis;
@@ -254,16 +258,10 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     return analyze(frames, first);
   }
 
-  /** A broken face path blocks (never a flagged pass), shows and beeps the fault, and says why. */
+  /** A broken face path blocks (never a flagged pass), ends on the fault screen (error beep), and says why. */
   private faceFault(startedAt: number, subject: string, credential: PunchBody['credential'], fault: FaceFault): PunchBody {
-    this.showFault(fault, true);
-    return this.finish(startedAt, { subject, credential, decision: 'denied', reasons: ['face-unavailable'] }, null, null, undefined, { fault: true });
-  }
-
-  private showFault(fault: FaceFault, beep: boolean): void {
     this.o.log.error({ fault }, 'face path fault');
-    this.screen('fault');
-    if (beep) this.o.outputs.buzz('error');
+    return this.finish(startedAt, { subject, credential, decision: 'denied', reasons: ['face-unavailable'] }, null, null, undefined, { fault: true });
   }
 
   private grantIfAllowed(
@@ -375,9 +373,8 @@ export class Terminal extends EventEmitter<TerminalEvents> {
         this.o.publishDoor?.({ door: policy.access.door, subject: d.subject, result: accepted ? 'granted' : 'denied', reasons: d.reasons, eventId: punch.eventId }),
       );
     }
-    this.o.outputs.led(accepted ? 'green' : 'red', 'blink-twice');
-    if (!opts.fault) this.o.outputs.buzz(accepted ? 'granted' : 'denied');
-    this.screen(d.decision === 'granted' ? (usesDoor ? 'granted' : 'done') : d.decision);
+    // The screen state drives the LEDs and buzzer (indicators.ts); a face-path fault shows as such.
+    this.screen(opts.fault ? 'fault' : d.decision === 'granted' ? (usesDoor ? 'granted' : 'done') : d.decision);
     this.emit('punch', punch, { relayAt, startedAt });
     this.o.log.info({ eventId: punch.eventId, decision: punch.decision, reasons: punch.reasons, credential: punch.credential }, 'punch');
     return punch;
@@ -418,9 +415,9 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     }
   }
 
-  private screen(s: ScreenState): void {
+  private screen(s: ScreenState, silent = false): void {
     this.o.log.debug({ screen: s }, 'screen');
-    this.emit('screen', s);
+    this.emit('screen', s, { silent });
   }
 
   private async exclusive(fn: (startedAt: number) => Promise<PunchBody | null>): Promise<PunchBody | null> {
