@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import mqtt from 'mqtt';
-import { cardHash, generateKeyPair, hashPin, privateKeyToPem, rawPublicKey, topics } from '../protocol/index.js';
+import { cardHash, generateKeyPair, privateKeyToPem, rawPublicKey, topics } from '../protocol/index.js';
 import { createLogger } from '../common/log.js';
 import { DeviceConfig } from './config.js';
 import { startDeviceService, type DeviceService } from './service.js';
@@ -15,7 +15,7 @@ import { startTestBroker, type TestBroker } from './test-support/broker.js';
 import type { PunchBody } from './events.js';
 import type { ScreenState } from './terminal.js';
 import { pulses, type SimulatedGpio } from './hardware/index.js';
-import { connectCloudSide, type CloudSide } from './test-support/cloud-side.js';
+import { connectCloudSide, enrollCommand, type CloudSide } from './test-support/cloud-side.js';
 import { until } from './test-support/terminal-process.js';
 
 /*
@@ -70,20 +70,8 @@ async function badge(card: string): Promise<PunchBody> {
   return got;
 }
 
-function enrollBody(subject: string, card: string, opts: { photo?: Person; pin?: string; consent?: boolean }) {
-  return {
-    type: 'enroll-subject',
-    record: {
-      subject,
-      cardHashes: [cardHash(pepper, card)],
-      pinHash: opts.pin ? hashPin(opts.pin) : null,
-      faceConsent: opts.consent ?? true,
-      accessGroups: ['staff'],
-      templates: [],
-      referencePhotos: opts.photo ? [opts.photo.reference.toString('base64')] : [],
-    },
-  };
-}
+const enrollBody = (subject: string, card: string, opts: { photo?: Person; pin?: string; consent?: boolean }) =>
+  enrollCommand(pepper, subject, card, { ...opts, photo: opts.photo?.reference });
 
 const basePolicy = { credentials: 'card+face', thresholds: { match: 0.8 }, access: { door: 'lobby', pulseMs: 200, groups: { staff: 'always' } } };
 

@@ -1,5 +1,5 @@
 import mqtt, { type MqttClient } from 'mqtt';
-import { DeviceEvent, newMessageId, publicKeyRef, rawPublicKey, sealAndSign, topics, verifyAndOpen, type KeyPair } from '../../protocol/index.js';
+import { DeviceEvent, cardHash, hashPin, newMessageId, publicKeyRef, rawPublicKey, sealAndSign, topics, verifyAndOpen, type KeyPair } from '../../protocol/index.js';
 import type { DeviceEventBody } from '../events.js';
 import type { TestBroker } from './broker.js';
 import { until } from './terminal-process.js';
@@ -99,4 +99,20 @@ export async function connectCloudSide(broker: TestBroker, k: CloudKeys, clientI
     },
   };
   return side;
+}
+
+/** An enroll-subject command body as the cloud sends it: card hash with the tenant pepper, optional PIN, reference photo. */
+export function enrollCommand(pepper: Buffer, subject: string, card: string, opts: { photo?: Buffer; pin?: string; consent?: boolean } = {}) {
+  return {
+    type: 'enroll-subject',
+    record: {
+      subject,
+      cardHashes: [cardHash(pepper, card)],
+      pinHash: opts.pin ? hashPin(opts.pin) : null,
+      faceConsent: opts.consent ?? true,
+      accessGroups: ['staff'],
+      templates: [],
+      referencePhotos: opts.photo ? [opts.photo.toString('base64')] : [],
+    },
+  };
 }
