@@ -24,6 +24,8 @@ export interface RecorderOptions {
   /** Called after an event is durably queued (the link wakes up and publishes). */
   onQueued?: () => void;
   onPressure?: (r: { photosDropped: string[]; eventsDropped: string[] }) => void;
+  /** Every command outcome the terminal reports upstream (metrics count rejections by reason). */
+  onCommandResult?: (outcome: 'applied' | 'rejected' | 'failed', reason: string | null) => void;
 }
 
 /**
@@ -80,6 +82,7 @@ export class EventRecorder {
   }
 
   commandResult(commandId: string | null, outcome: 'applied' | 'rejected' | 'failed', reason: string | null): void {
+    this.opts.onCommandResult?.(outcome, reason);
     this.record({
       type: 'command-result',
       eventId: newMessageId(),

@@ -10,15 +10,20 @@ export function startFaceTrigger(
   policy: () => Policy,
   opts: { scanMs: number; cooldownMs: number },
   action: () => 'in' | 'out' | undefined = () => undefined,
+  onError: (err: unknown) => void = () => undefined,
 ): () => void {
   if (opts.scanMs <= 0) return () => undefined;
   let pausedUntil = 0;
   const timer = setInterval(() => {
     const c = policy().credentials;
     if ((c !== 'face-only' && c !== 'card-or-face') || terminal.state === 'busy' || Date.now() < pausedUntil) return;
-    void terminal.onFace(action()).then((p) => {
-      if (p) pausedUntil = Date.now() + opts.cooldownMs;
-    });
+    terminal.onFace(action()).then(
+      (p) => {
+        if (p) pausedUntil = Date.now() + opts.cooldownMs;
+      },
+      // A fault in one look (engine error) must not end the process; the next scan tries again.
+      (err: unknown) => onError(err),
+    );
   }, opts.scanMs);
   timer.unref();
   return () => clearInterval(timer);

@@ -18,7 +18,7 @@ export const Policy = z
     onFailedCheck: z.enum(['block', 'flag']).default('block'),
     livenessRequired: z.boolean().default(false),
     photoAtPunch: z.boolean().default(true),
-    /** Employees without face consent use card + PIN. */
+    /** Employees without face consent use card + PIN, whatever the credentials mode. */
     pinFallback: z.boolean().default(true),
     /**
      * The terminal's decision thresholds: the only ones a site tunes (the device config's `face`
@@ -42,7 +42,16 @@ export const Policy = z
       })
       .strict()
       .prefault({}),
-    burst: z.object({ frames: z.number().int().min(1).max(10).default(3), timeoutMs: z.number().int().min(100).max(10_000).default(2000) }).strict().prefault({}),
+    burst: z
+      .object({
+        frames: z.number().int().min(1).max(10).default(3),
+        /** How long to wait for the burst's frames. */
+        timeoutMs: z.number().int().min(100).max(10_000).default(2000),
+        /** How long the face engine may take over one analysis before it counts as a fault. */
+        analysisTimeoutMs: z.number().int().min(100).max(30_000).default(3000),
+      })
+      .strict()
+      .prefault({}),
     pinTimeoutMs: z.number().int().min(1000).max(60_000).default(10_000),
     timekeeping: z
       .object({
@@ -61,7 +70,12 @@ export const Policy = z
         /** YYYY-MM-DD dates (local time) on which scheduled groups are closed. */
         holidays: z.array(z.string().regex(/^\d{4}-\d{2}-\d{2}$/)).default([]),
         antiPassback: z.object({ enabled: z.boolean().default(false), windowMs: z.number().int().min(0).default(300_000) }).strict().prefault({}),
-        wiegand: z.boolean().default(false),
+        /**
+         * Send each grant as a Wiegand frame to an external panel. Unset: whenever the hardware
+         * has a Wiegand output (hardware.wiegand.enabled, as the pi-wiegand profile sets), since
+         * an output fitted for a panel is there to be used; false turns it off, true asks for it.
+         */
+        wiegand: z.boolean().optional(),
       })
       .strict()
       .prefault({}),

@@ -6,12 +6,14 @@ import type { Logger } from 'pino';
 import { Registry } from '../common/metrics.js';
 import { startOpsServer, type OpsServer } from '../common/ops-server.js';
 import type { Notifier } from '../common/systemd.js';
-import { createHardware, registerHardwareMetrics, type Hardware } from './hardware/index.js';
+import { createHardware, registerHardwareMetrics, type Camera, type Hardware } from './hardware/index.js';
+import { performance } from 'node:perf_hooks';
 import type { DeviceConfig } from './config.js';
 import { DeviceStore } from './store.js';
 import { EventRecorder } from './events.js';
 import { DeviceLink, normalizeSerial } from './link.js';
 import { Terminal } from './terminal.js';
+import { Indicators } from './indicators.js';
 import { startFaceTrigger } from './face-trigger.js';
 import { FunctionKeys } from './function-keys.js';
 import { ClockWatch } from './clock.js';
@@ -66,6 +68,9 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
   const punches = registry.counter('clockface_device_punches_total', 'Punch decisions recorded');
   const shed = registry.counter('clockface_device_outbox_photos_dropped_total', 'Photos dropped under outbox pressure');
   const outboxGauge = registry.gauge('clockface_device_outbox_events', 'Events waiting for a cloud receipt');
+  const rejected = registry.counter('clockface_device_commands_rejected_total', 'Commands refused (unsigned, expired, replayed, other tenant, invalid), by reason');
+  const linkUp = registry.gauge('clockface_device_link_up', '1 while the MQTT link to the gateway is connected');
+  const latency = registry.histogram('clockface_device_decision_seconds', 'Trigger to decision recorded and actuated', [0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10]);
 
   // Assigned below; the recorder and terminal only call it after start.
   // eslint-disable-next-line prefer-const
@@ -77,9 +82,9 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
     signer,
     cloud,
     limits: config.outbox,
-    onQueued: () => {
-      outboxGauge.set(store.outboxSize().count);
-      link?.wake();
+    onQueued: () => link?.wake(),
+    onCommandResult: (outcome, reason) => {
+      if (outcome === 'rejected') rejected.inc({ reason: rejectionLabel(reason) });
     },
     onPressure: (r) => {
       shed.inc(undefined, r.photosDropped.length);
@@ -107,7 +112,23 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
     publishDoor: (d) =>
       link.publishRaw(topics.door(config.tenant, config.device), JSON.stringify({ type: 'door', tenant: config.tenant, device: config.device, ...d, at: Date.now() })),
   });
-  terminal.on('punch', () => punches.inc());
+  // LEDs and buzzer follow the screen, the link and the parts (indicators.ts has the table).
+  const indicators = new Indicators(hardware.outputs);
+  terminal.on('screen', (state, detail) => indicators.screen(state, detail));
+  const cameraFailed = () => indicators.part('camera', true);
+  const cameraWorks = () => indicators.part('camera', false);
+  const readerFailed = () => indicators.part('reader', true);
+  const readerWorks = () => indicators.part('reader', false);
+  hardware.camera?.on('error', cameraFailed);
+  hardware.camera?.on('restart', cameraFailed);
+  hardware.camera?.on('frame', cameraWorks);
+  hardware.reader?.on('error', readerFailed);
+  hardware.reader?.on('disconnected', readerFailed);
+  hardware.reader?.on('connected', readerWorks);
+  terminal.on('punch', (_p, t) => {
+    punches.inc();
+    latency.observe((performance.now() - t.startedAt) / 1000);
+  });
 
   link = new DeviceLink({
     tenant: config.tenant,
@@ -132,11 +153,24 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
 
   const keys = new FunctionKeys(hardware.gpio, config.functionKeys);
   terminal.on('punch', () => keys.clear());
-  const stopFaceTrigger = o.face ? startFaceTrigger(terminal, () => policy.get(), config.faceTrigger, () => keys.peek()) : () => undefined;
-  hardware.reader?.on('card', ({ number }) => void terminal.onCard(number, keys.peek()));
+  const stopFaceTrigger = o.face ? startFaceTrigger(terminal, () => policy.get(), config.faceTrigger, () => keys.peek(), (err) => log.error({ err, trigger: 'face' }, 'trigger failed')) : () => undefined;
+  // Every trigger is guarded: a fault in one decision is logged, never an unhandled rejection
+  // that ends the process, and the terminal is idle again for the next person.
+  const guarded = (what: string, fn: () => unknown): void => {
+    try {
+      const r = fn();
+      if (r instanceof Promise) r.catch((err: unknown) => log.error({ err, trigger: what }, 'trigger failed'));
+    } catch (err) {
+      log.error({ err, trigger: what }, 'trigger failed');
+    }
+  };
+  const onCardRead = ({ number }: { number: string }) => guarded('card', () => terminal.onCard(number, keys.peek()));
   // A keypad entry answers the terminal's "enter PIN" prompt (card + PIN); ignored otherwise.
-  hardware.reader?.on('pin', ({ pin }) => void terminal.enterPin(pin));
-  hardware.inputs.on('request-to-exit', () => terminal.unlock());
+  const onPin = ({ pin }: { pin: string }) => guarded('pin', () => terminal.enterPin(pin));
+  const onExitButton = () => guarded('request-to-exit', () => terminal.unlock());
+  hardware.reader?.on('card', onCardRead);
+  hardware.reader?.on('pin', onPin);
+  hardware.inputs.on('request-to-exit', onExitButton);
   for (const alarm of ['door-held-open', 'door-forced-open'] as const) {
     hardware.inputs.on(alarm, () =>
       recorder.record({ type: 'alarm', eventId: newMessageId(), tenant: config.tenant, device: config.device, alarm, door: policy.get().access.door, at: Date.now() }),
@@ -147,8 +181,17 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
   });
 
 
+  // Read at scrape time, so receipts (which shrink the outbox inside the link) show at once.
+  let storeOpen = true;
+  outboxGauge.collect(() => (storeOpen ? store.outboxSize().count : 0));
+  linkUp.collect(() => (link.connected ? 1 : 0));
+  const health = () => checkHealth({ store: () => storeOpen && storeAnswers(store), camera: hardware.camera, linkUp: () => link.connected });
+
   if (!o.hardware) await hardware.start();
   link.start();
+  // DeviceLink reports no connect/close events, so the offline blink follows a look at its state.
+  const linkWatch = setInterval(() => indicators.link(link.connected), LINK_WATCH_MS);
+  linkWatch.unref();
   const opsPort = o.opsPort === undefined ? config.ops.port : o.opsPort;
   const ops =
     opsPort === null
@@ -156,10 +199,14 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
       : await startOpsServer({
           port: opsPort,
           registry,
-          health: () => ({ ok: true, link: link.connected ? 'up' : 'down', outbox: store.outboxSize().count }),
+          health: () => {
+            const h = health();
+            return { ...h, outbox: h.store === 'ok' ? store.outboxSize().count : null };
+          },
         });
   o.notifier?.ready('terminal ready');
-  o.notifier?.startWatchdog(() => true);
+  // systemd restarts a terminal whose store or camera is dead; an offline link is a normal mode.
+  o.notifier?.startWatchdog(() => health().ok);
 
   let stopped = false;
   let reloading: Promise<void> = Promise.resolve();
@@ -179,15 +226,77 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
       if (stopped) return;
       stopped = true;
       o.notifier?.stopping();
+      // 1. No new triggers: reader, keypad, exit button, face scans, function keys.
+      hardware.reader?.off('card', onCardRead);
+      hardware.reader?.off('pin', onPin);
+      hardware.inputs.off('request-to-exit', onExitButton);
       stopFaceTrigger();
       keys.close();
-      hardware.outputs.close(); // relay to rest first
+      // 2. The decision in flight finishes: its punch is in the outbox, or it never started.
+      await terminal.close();
+      terminal.index.close();
+      // 3. Relay to rest, then outputs, link, ops and store closed.
+      clearInterval(linkWatch);
+      indicators.close();
+      hardware.camera?.off('error', cameraFailed);
+      hardware.camera?.off('restart', cameraFailed);
+      hardware.camera?.off('frame', cameraWorks);
+      hardware.reader?.off('error', readerFailed);
+      hardware.reader?.off('disconnected', readerFailed);
+      hardware.reader?.off('connected', readerWorks);
+      hardware.outputs.close();
       await link.stop();
       await ops?.close();
       if (!o.hardware) await hardware.close();
+      storeOpen = false;
       store.close();
     },
   };
+}
+
+/** A metrics label for a rejection: the protocol error code, or the check that failed. */
+function rejectionLabel(reason: string | null): string {
+  const code = /^([a-z][a-z-]*):/.exec(reason ?? '')?.[1];
+  if (code) return code;
+  if (/expired/.test(reason ?? '')) return 'expired';
+  if (/another tenant/.test(reason ?? '')) return 'other-tenant';
+  if (/must be sealed/.test(reason ?? '')) return 'unsealed';
+  return 'invalid';
+}
+
+/** The store answers a query (a closed or broken database throws). */
+function storeAnswers(store: DeviceStore): boolean {
+  try {
+    store.db.prepare('SELECT 1').get();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** How often the LEDs look at the link's state (the offline blink starts within this). */
+const LINK_WATCH_MS = 250;
+
+/** A camera is alive when it delivered a frame in the last few seconds. */
+const CAMERA_FRESH_MS = 5000;
+
+/**
+ * /health and the watchdog: failed when the store does not answer or the camera (when fitted)
+ * gives no frames; degraded, still ok, when only the link is down, since offline is a normal mode.
+ */
+export function checkHealth(p: { store: () => boolean; camera: Camera | undefined; linkUp: () => boolean }): {
+  ok: boolean;
+  state: 'healthy' | 'degraded' | 'failed';
+  store: 'ok' | 'failed';
+  camera: 'ok' | 'no-frames' | 'none';
+  link: 'up' | 'down';
+} {
+  const store = p.store() ? 'ok' : 'failed';
+  const frame = p.camera?.latestFrame();
+  const camera = !p.camera ? 'none' : p.camera.stats().running && frame && performance.now() - frame.receivedAt < CAMERA_FRESH_MS ? 'ok' : 'no-frames';
+  const link = p.linkUp() ? 'up' : 'down';
+  const ok = store === 'ok' && camera !== 'no-frames';
+  return { ok, state: !ok ? 'failed' : link === 'down' ? 'degraded' : 'healthy', store, camera, link };
 }
 
 /** The device data key that encrypts templates at rest: 32 random bytes, 0600, made once. */

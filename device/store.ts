@@ -78,6 +78,21 @@ const MIGRATIONS: string[] = [
 export class DeviceStore implements SequenceStore {
   readonly db: Database.Database;
   private readonly dataKey: Buffer;
+  private readonly subjectListeners = new Set<(subject: string | null) => void>();
+
+  /**
+   * Called after every change to a subject or its templates (enroll, update, consent change,
+   * remove, erase; null: many subjects at once, as a re-enroll campaign). The in-memory face
+   * index follows the store through this, whatever path wrote it.
+   */
+  onSubjectChange(listener: (subject: string | null) => void): () => void {
+    this.subjectListeners.add(listener);
+    return () => this.subjectListeners.delete(listener);
+  }
+
+  private changed(subject: string | null): void {
+    for (const l of this.subjectListeners) l(subject);
+  }
 
   /** dataKey: 32 bytes that encrypt templates at rest (AES-256-GCM). */
   constructor(file: string, dataKey: Buffer) {
@@ -135,10 +150,13 @@ export class DeviceStore implements SequenceStore {
         }
       }
     })();
+    this.changed(s.subject);
   }
 
   removeSubject(subject: string): boolean {
-    return this.db.prepare('DELETE FROM subjects WHERE subject = ?').run(subject).changes > 0;
+    const removed = this.db.prepare('DELETE FROM subjects WHERE subject = ?').run(subject).changes > 0;
+    this.changed(subject);
+    return removed;
   }
 
   getSubject(subject: string): StoredSubject | undefined {
@@ -159,6 +177,7 @@ export class DeviceStore implements SequenceStore {
     const affected = rows.map((r) => r.subject).filter((s) => subjects === null || subjects.includes(s));
     const del = this.db.prepare('DELETE FROM templates WHERE subject = ? AND model != ?');
     this.db.transaction(() => affected.forEach((s) => del.run(s, model)))();
+    this.changed(null);
     return affected.length;
   }
 

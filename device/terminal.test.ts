@@ -3,9 +3,10 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { DeviceEvent, cardHash, generateKeyPair, publicKeyRef, rawPublicKey, verifyAndOpen } from '../protocol/index.js';
+import { DeviceEvent, cardHash, generateKeyPair, hashPin, publicKeyRef, rawPublicKey, verifyAndOpen } from '../protocol/index.js';
 import { createLogger } from '../common/log.js';
-import { HardwareConfig, createHardware, type Hardware, type SimulatedGpio } from './hardware/index.js';
+import { HardwareConfig, createCamera, createHardware, type Camera, type Hardware, type SimulatedGpio } from './hardware/index.js';
+import type { FaceAnalysis, FaceEngine } from './face-engine.js';
 import { DeviceStore } from './store.js';
 import { EventRecorder } from './events.js';
 import { Terminal, type Mode } from './terminal.js';
@@ -13,6 +14,8 @@ import { Policy } from './policy.js';
 import { createCommandHandler, PolicyHolder } from './commands.js';
 import { StandInFaceEngine } from './test-support/stand-in-face.js';
 import { startFaceTrigger } from './face-trigger.js';
+import { wiegandForCard } from './hardware/wiegand/encoder.js';
+import { faceCredentialNumber } from './wiegand-credential.js';
 
 /* The decision flow on its own: real SQLite, the replay camera with a real photo, GPIO simulator. */
 const dir = mkdtempSync(join(tmpdir(), 'cf-terminal-'));
@@ -38,12 +41,19 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function setup(name: string, mode: Mode, policy: Record<string, unknown>, limits = { maxEvents: 1000, maxBytes: 50_000_000 }) {
+function setup(
+  name: string,
+  mode: Mode,
+  policy: Record<string, unknown>,
+  limits = { maxEvents: 1000, maxBytes: 50_000_000 },
+  parts: { face?: FaceEngine | null; camera?: () => Camera | undefined } = {},
+) {
   const store = new DeviceStore(join(dir, `${name}.db`), randomBytes(32));
   const recorder = new EventRecorder({ tenant: 'acme', device: 'dev-1', store, signer, cloud: publicKeyRef('x25519', rawPublicKey(cloud.publicKey)), limits });
   const holder = new PolicyHolder(store, Policy.parse(policy));
   const terminal = new Terminal({
-    tenant: 'acme', device: 'dev-1', mode, store, recorder, pepper, policy: () => holder.get(), face, camera: () => hw.camera, outputs: hw.outputs, wiegand: hw.wiegand, log,
+    tenant: 'acme', device: 'dev-1', mode, store, recorder, pepper, policy: () => holder.get(), face: parts.face === undefined ? face : parts.face,
+    camera: parts.camera ?? (() => hw.camera), outputs: hw.outputs, wiegand: hw.wiegand, log,
   });
   return { store, recorder, terminal, holder };
 }
@@ -154,6 +164,17 @@ describe('policy variants', () => {
     expect(records().length - edgesBefore).toBeGreaterThanOrEqual(52);
   });
 
+  it('a face-only grant sends the subject\'s face credential number (no card was read)', async () => {
+    const { store, terminal } = setup('wg-face', 'access', { credentials: 'face-only', thresholds: { identify: 0.8 }, access: { groups: { staff: 'always' } } });
+    await enroll(store, 's-face', '42');
+    const lows = () => (hw.gpio as SimulatedGpio).records.filter((r) => (r.pin === 20 || r.pin === 21) && r.edge && r.level === 0);
+    const before = lows().length;
+    expect(await terminal.onFace()).toMatchObject({ subject: 's-face', credential: 'face', decision: 'granted' });
+    const bits = lows().slice(before).map((r) => (r.pin === 21 ? 1 : 0));
+    expect(bits).toEqual(wiegandForCard(faceCredentialNumber('s-face'), 26));
+    expect(bits).not.toEqual(wiegandForCard(42, 26));
+  });
+
   it('re-enroll campaign drops old-model templates; revocation lists only move forward', async () => {
     const { store, holder } = setup('cmds', 'access', {});
     await enroll(store, 's-1', '42');
@@ -183,3 +204,78 @@ describe('face in view', () => {
   });
 });
 
+
+describe('both modes on one unit', () => {
+  it('a repeat badge within the debounce window still opens the door; only the time punch is suppressed', async () => {
+    const { store, terminal } = setup('both', 'both', { credentials: 'card-only', timekeeping: { action: 'auto', debounceMs: 60_000 }, access: { groups: { staff: 'always' } } });
+    await enroll(store, 's-1', '42');
+    const opens: boolean[] = [];
+    const onRelay = ({ open }: { open: boolean }) => open && opens.push(open);
+    hw.outputs.on('relay', onRelay);
+    try {
+      const first = await terminal.onCard('42');
+      expect(first).toMatchObject({ decision: 'granted', action: 'in', door: 'door' });
+      const again = await terminal.onCard('42');
+      expect(again).toMatchObject({ decision: 'granted', action: 'access', door: 'door' });
+      expect(opens).toHaveLength(2);
+      // The repeat did not toggle the day's in/out: the next real punch after the window is "out".
+      store.setSetting('last-punch:s-1', '0');
+      expect(await terminal.onCard('42')).toMatchObject({ action: 'out' });
+    } finally {
+      hw.outputs.off('relay', onRelay);
+    }
+  });
+});
+
+/** The stand-in engine, slowed past the policy's analysis time limit (an engine that hangs). */
+class SlowEngine implements FaceEngine {
+  readonly model = face.model;
+  analyze(burst: readonly Buffer[]): Promise<FaceAnalysis> {
+    return new Promise((r) => setTimeout(() => r(face.analyze(burst)), 1500));
+  }
+  similarity(a: Float32Array, b: Float32Array): number {
+    return face.similarity(a, b);
+  }
+  templateFromPhoto(jpeg: Buffer): Promise<Float32Array> {
+    return face.templateFromPhoto(jpeg);
+  }
+}
+
+describe('consent and a broken face path', () => {
+  it('face only: a card of someone without face consent asks for the PIN; a consenting card is ignored', async () => {
+    const { store, terminal } = setup('fo-pin', 'access', { credentials: 'face-only', access: { groups: { staff: 'always' } } });
+    await enroll(store, 's-face', '42');
+    store.upsertSubject({ subject: 's-nc', cardHashes: [cardHash(pepper, '77')], pinHash: hashPin('2468'), faceConsent: false, accessGroups: ['staff'], suspended: false }, null);
+    const screens: string[] = [];
+    terminal.on('screen', (x) => screens.push(x));
+    const p = terminal.onCard('77');
+    for (let i = 0; i < 200 && !screens.includes('enter-pin'); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(terminal.enterPin('2468')).toBe(true);
+    expect(await p).toMatchObject({ subject: 's-nc', credential: 'card+pin', decision: 'granted' });
+    expect(await terminal.onCard('42')).toBeNull();
+  });
+
+  it('no engine, a camera without frames, or an engine past its time limit block with face-unavailable, even under "flag"', async () => {
+    const stopped = createCamera(HardwareConfig.parse({ camera: { driver: 'replay', replayPath: join(dir, 'cam'), fps: 20 } }).camera, dir)!; // never started: no frames
+    const flag = { onFailedCheck: 'flag', burst: { frames: 2, timeoutMs: 200, analysisTimeoutMs: 100 }, access: { groups: { staff: 'always' } } };
+    const cases = [
+      setup('fault-engine', 'access', flag, undefined, { face: null }),
+      setup('fault-camera', 'access', flag, undefined, { camera: () => stopped }),
+      setup('fault-slow', 'access', flag, undefined, { face: new SlowEngine() }),
+    ];
+    for (const { store, terminal } of cases) {
+      await enroll(store, 's-1', '42');
+      const screens: string[] = [];
+      terminal.on('screen', (x) => screens.push(x));
+      const opens: boolean[] = [];
+      const onRelay = ({ open }: { open: boolean }) => open && opens.push(open);
+      hw.outputs.on('relay', onRelay);
+      const p = await terminal.onCard('42');
+      hw.outputs.off('relay', onRelay);
+      expect(p).toMatchObject({ subject: 's-1', decision: 'denied', reasons: ['face-unavailable'] });
+      expect(opens).toEqual([]);
+      expect(screens).toContain('fault');
+      expect(terminal.state).toBe('idle');
+    }
+  });
+});

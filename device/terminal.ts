@@ -7,9 +7,13 @@ import type { EventRecorder, PunchBody } from './events.js';
 import type { FaceAnalysis, FaceEngine } from './face-engine.js';
 import { checkAccess, localDate, type Policy } from './policy.js';
 import type { Camera, Outputs, WiegandOutput } from './hardware/index.js';
+import { faceCredentialNumber } from './wiegand-credential.js';
+import { SubjectIndex } from './subject-index.js';
 
 /** What the screen shows; each step of the flow has one. */
-export type ScreenState = 'idle' | 'capturing' | 'deciding' | 'enter-pin' | 'granted' | 'denied' | 'flagged' | 'done' | 'debounced';
+export type ScreenState = 'idle' | 'capturing' | 'deciding' | 'enter-pin' | 'granted' | 'denied' | 'flagged' | 'done' | 'debounced' | 'fault';
+/** Why the face path could not run: a fault to fix, not a face that failed. */
+export type FaceFault = 'no-face-engine' | 'no-camera' | 'no-frames' | 'engine-timeout' | 'engine-error';
 export type Mode = 'access' | 'timekeeping' | 'both';
 type Reason = PunchBody['reasons'][number];
 
@@ -33,7 +37,8 @@ export interface TerminalOptions {
 }
 
 export interface TerminalEvents {
-  screen: [ScreenState];
+  /** Each step of the flow; `silent` marks a fault no one is waiting on (an idle face scan). indicators.ts drives the LEDs and buzzer from it. */
+  screen: [state: ScreenState, detail: { silent: boolean }];
   punch: [PunchBody, { relayAt: number | null; startedAt: number }];
 }
 
@@ -47,8 +52,27 @@ export class Terminal extends EventEmitter<TerminalEvents> {
   private pinWaiter: ((pin: string | null) => void) | undefined;
   private readonly lastGrant = new Map<string, number>();
 
+  /** The face templates in memory, kept in step with the store (subject-index.ts). */
+  readonly index: SubjectIndex;
+
   constructor(private readonly o: TerminalOptions) {
     super();
+    this.index = new SubjectIndex(o.store, o.face?.model ?? null, o.log);
+  }
+
+  private closed = false;
+  private inFlight: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Shutdown: refuses new triggers, ends a PIN prompt (recorded as a timeout), and resolves once
+   * the decision in flight is fully recorded and actuated. Nothing is left half done.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    const w = this.pinWaiter;
+    this.pinWaiter = undefined;
+    w?.(null);
+    await this.inFlight.catch(() => undefined);
   }
 
   get state(): 'idle' | 'busy' {
@@ -68,26 +92,32 @@ export class Terminal extends EventEmitter<TerminalEvents> {
   async onCard(cardNumber: string, action?: 'in' | 'out'): Promise<PunchBody | null> {
     return this.exclusive(async (startedAt) => {
       const policy = this.o.policy();
-      if (policy.credentials === 'face-only') return null;
       const subject = this.o.store.subjectByCardHash(cardHash(this.o.pepper, cardNumber));
+      // Face only: a card is no credential for someone who uses their face, so it is ignored;
+      // it is the way in for those without face consent (card + PIN below).
+      if (policy.credentials === 'face-only' && subject?.faceConsent === true && !subject.suspended) return null;
       if (!subject) return this.finish(startedAt, { subject: null, credential: 'card', decision: 'denied', reasons: ['unknown-card'] }, null, null);
       if (subject.suspended) return this.finish(startedAt, { subject: subject.subject, credential: 'card', decision: 'denied', reasons: ['subject-suspended'] }, null, null);
 
       // card-only and card-or-face: the card alone is the credential. card+face: the face confirms it.
-      const faceWanted = policy.credentials === 'card+face' && policy.faceCheck !== 'none';
+      const faceWanted = (policy.credentials === 'card+face' || policy.credentials === 'face-only') && policy.faceCheck !== 'none';
       if (!faceWanted) return this.grantIfAllowed(startedAt, subject, 'card', [], null, cardNumber, action);
       if (!subject.faceConsent) {
-        // No face consent: card + PIN when the policy allows it and a PIN is set.
+        // No face consent, in any mode that wants a face: card + PIN when the policy allows it and a PIN is set.
         if (policy.pinFallback && subject.pinHash) return this.pinPath(startedAt, subject, cardNumber, action);
         return this.finish(startedAt, { subject: subject.subject, credential: 'card', decision: 'denied', reasons: ['consent-withdrawn'] }, null, null);
       }
 
       this.screen('capturing');
-      const analysis = await this.analyzeBurst(policy, (a) => this.faceFailures(policy, a, subject).reasons.length === 0);
+      const burst = await this.analyzeBurst(policy, (a) => this.faceFailures(policy, a, subject).reasons.length === 0);
+      if ('fault' in burst) return this.faceFault(startedAt, subject.subject, 'card+face', burst.fault);
+      const analysis = burst.analysis;
       this.screen('deciding');
       const failed = this.faceFailures(policy, analysis, subject);
       if (failed.reasons.length === 0) return this.grantIfAllowed(startedAt, subject, 'card+face', [], analysis, cardNumber, action, failed.similarity);
-      if (policy.onFailedCheck === 'flag' && analysis?.faces !== 0) {
+      // "flag" lets every failed check through for review, an empty view included (the reviewer
+      // sees no-face). Only a broken face path (above) always blocks.
+      if (policy.onFailedCheck === 'flag') {
         return this.grantIfAllowed(startedAt, subject, 'card+face', [...failed.reasons, 'review-required'], analysis, cardNumber, action, failed.similarity, true);
       }
       return this.finish(
@@ -106,34 +136,40 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       if (policy.credentials !== 'face-only' && policy.credentials !== 'card-or-face') return null;
       if (!this.o.face) return null;
       this.screen('capturing');
-      const analysis = await this.analyzeBurst(policy, (a) => {
-        const [best, second] = this.rank(a);
-        return !!best && best[1] >= policy.thresholds.identify && (!second || best[1] - second[1] >= policy.thresholds.margin);
-      });
+      const burst = await this.analyzeBurst(policy, (a) => !!a.descriptor && this.index.identify(a.descriptor, policy.thresholds).outcome === 'match');
+      if ('fault' in burst) {
+        // Nobody claimed to be anyone: no punch to record, but the fault shows (silently) and is logged.
+        this.o.log.error({ fault: burst.fault }, 'face path fault');
+        this.screen('fault', true);
+        return null;
+      }
+      const analysis = burst.analysis;
       if (!analysis || analysis.faces === 0 || !analysis.descriptor) {
         this.screen('idle');
         return null;
       }
       this.screen('deciding');
-      const [best, second] = this.rank(analysis);
-      if (!best || best[1] < policy.thresholds.identify) {
-        return this.finish(startedAt, { subject: null, credential: 'face', decision: 'denied', reasons: ['unknown-face'], similarity: best?.[1] ?? null }, analysis, null);
+      const found = this.index.identify(analysis.descriptor, policy.thresholds);
+      const best = found.best;
+      if (found.outcome === 'ambiguous') {
+        return this.finish(startedAt, { subject: null, credential: 'face', decision: 'denied', reasons: ['match-ambiguous'], similarity: best?.similarity ?? null }, analysis, null);
       }
-      if (second && best[1] - second[1] < policy.thresholds.margin) {
-        return this.finish(startedAt, { subject: null, credential: 'face', decision: 'denied', reasons: ['match-ambiguous'], similarity: best[1] }, analysis, null);
+      const subject = found.outcome === 'match' && best ? this.o.store.getSubject(best.subject) : undefined;
+      if (!subject || !best) {
+        return this.finish(startedAt, { subject: null, credential: 'face', decision: 'denied', reasons: ['unknown-face'], similarity: best?.similarity ?? null }, analysis, null);
       }
-      const subject = this.o.store.getSubject(best[0])!;
       const reasons: Reason[] = [];
       if (policy.livenessRequired && (analysis.liveness ?? 0) < policy.thresholds.liveness) reasons.push('liveness-failed');
       if (reasons.length > 0 && policy.onFailedCheck === 'block') {
-        return this.finish(startedAt, { subject: subject.subject, credential: 'face', decision: 'denied', reasons, similarity: best[1] }, analysis, null);
+        return this.finish(startedAt, { subject: subject.subject, credential: 'face', decision: 'denied', reasons, similarity: best.similarity }, analysis, null);
       }
-      return this.grantIfAllowed(startedAt, subject, 'face', reasons.length ? [...reasons, 'review-required'] : [], analysis, null, action, best[1], reasons.length > 0);
+      return this.grantIfAllowed(startedAt, subject, 'face', reasons.length ? [...reasons, 'review-required'] : [], analysis, null, action, best.similarity, reasons.length > 0);
     });
   }
 
   /** Opens the door without a punch decision (remote unlock, request to exit). */
   unlock(pulseMs?: number): void {
+    if (!this.o.outputs.hasRelay) throw new Error('this terminal has no door relay (hardware.pins.relay); the access panel opens the door');
     this.o.outputs.pulseRelay(pulseMs ?? this.o.policy().access.pulseMs);
   }
 
@@ -156,19 +192,6 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     return this.grantIfAllowed(startedAt, subject, 'card+pin', [], null, cardNumber, action);
   }
 
-  /** 1:N: every enrolled subject's best similarity to this face, best first. */
-  private rank(a: FaceAnalysis): [string, number][] {
-    const face = this.o.face;
-    if (!face || !a.descriptor) return [];
-    const scored = new Map<string, number>();
-    for (const { subject, template } of this.o.store.allTemplates()) {
-      if (template.model !== face.model) continue;
-      const s = face.similarity(a.descriptor, template.vector);
-      if (s > (scored.get(subject) ?? -1)) scored.set(subject, s);
-    }
-    return [...scored.entries()].sort((x, y) => y[1] - x[1]);
-  }
-
   private faceFailures(policy: Policy, a: FaceAnalysis | null, subject: StoredSubject): { reasons: Reason[]; similarity: number | null } {
     if (!a || a.faces === 0) return { reasons: ['no-face'], similarity: null };
     if (a.faces > 1) return { reasons: ['several-faces'], similarity: null };
@@ -176,13 +199,13 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     let similarity: number | null = null;
     if ((a.faceScore ?? 0) < policy.thresholds.faceExists) reasons.push('face-exists-low');
     if (policy.faceCheck === 'face-match') {
-      const templates = this.o.store.templatesOf(subject.subject).filter((t) => t.model === this.o.face?.model);
       // One face but no descriptor: every frame failed the quality gate (too small, turned away…).
       if (!a.descriptor) reasons.push('face-quality-low');
-      else if (templates.length === 0 || !this.o.face) reasons.push('model-mismatch');
       else {
-        similarity = Math.max(...templates.map((t) => this.o.face!.similarity(a.descriptor!, t.vector)));
-        if (similarity < policy.thresholds.match) reasons.push('face-mismatch');
+        // No template of this model (none, or only an old model's awaiting re-enrolment): never compared.
+        similarity = this.index.verify(subject.subject, a.descriptor);
+        if (similarity === null) reasons.push('model-mismatch');
+        else if (similarity < policy.thresholds.match) reasons.push('face-mismatch');
       }
     }
     if (policy.livenessRequired && (a.liveness ?? 0) < policy.thresholds.liveness) reasons.push('liveness-failed');
@@ -195,10 +218,12 @@ export class Terminal extends EventEmitter<TerminalEvents> {
    * rest: a grant is one frame's work, while a doubtful face gets the whole burst (and its
    * fused template) before it is refused.
    */
-  private async analyzeBurst(policy: Policy, passes: (a: FaceAnalysis) => boolean): Promise<FaceAnalysis | null> {
+  private async analyzeBurst(policy: Policy, passes: (a: FaceAnalysis) => boolean): Promise<{ analysis: FaceAnalysis } | { fault: FaceFault }> {
     const camera = this.o.camera();
     const face = this.o.face;
-    if (!camera || !face) return null;
+    if (!face) return { fault: 'no-face-engine' };
+    if (!camera) return { fault: 'no-camera' };
+    const analyze = (frames: Buffer[], earlier?: FaceAnalysis) => withTimeout(face.analyze(frames, earlier), policy.burst.analysisTimeoutMs);
     const frames: Buffer[] = [];
     let first: FaceAnalysis | undefined;
     let lastSeq = -1;
@@ -209,8 +234,10 @@ export class Terminal extends EventEmitter<TerminalEvents> {
         frames.push(f.jpeg);
         lastSeq = f.seq;
         if (frames.length === 1 && policy.burst.frames > 1 && !policy.livenessRequired) {
-          first = await face.analyze(frames);
-          if (first.descriptor && passes(first)) return first;
+          const r = await analyze(frames);
+          if ('fault' in r) return r;
+          first = r.analysis;
+          if (first.descriptor && passes(first)) return { analysis: first };
         }
         continue;
       }
@@ -226,8 +253,15 @@ export class Terminal extends EventEmitter<TerminalEvents> {
         camera.once('frame', done);
       });
     }
-    if (frames.length === 0) return null;
-    return face.analyze(frames, first);
+    // A camera that gives no frame in the whole burst window is broken, not an empty scene.
+    if (frames.length === 0) return { fault: 'no-frames' };
+    return analyze(frames, first);
+  }
+
+  /** A broken face path blocks (never a flagged pass), ends on the fault screen (error beep), and says why. */
+  private faceFault(startedAt: number, subject: string, credential: PunchBody['credential'], fault: FaceFault): PunchBody {
+    this.o.log.error({ fault }, 'face path fault');
+    return this.finish(startedAt, { subject, credential, decision: 'denied', reasons: ['face-unavailable'] }, null, null, undefined, { fault: true });
   }
 
   private grantIfAllowed(
@@ -252,20 +286,26 @@ export class Terminal extends EventEmitter<TerminalEvents> {
         return this.finish(startedAt, { subject: subject.subject, credential, decision: 'denied', reasons: [...reasons, denied ?? 'anti-passback'], similarity }, analysis, null);
       }
     }
-    if (this.o.mode !== 'access') {
+    let clocksTime = this.o.mode !== 'access';
+    if (clocksTime) {
       const lastPunch = Number(this.o.store.getSetting(`last-punch:${subject.subject}`) ?? 0);
       if (now.getTime() - lastPunch < policy.timekeeping.debounceMs) {
-        // A repeat within the window is not a new punch: nothing recorded, the screen says so.
+        // A repeat within the window is not a new time punch: the screen says so. On a
+        // timekeeping-only unit nothing is recorded; on a door (both) the door still opens and
+        // the passage is recorded as access only, without an in/out.
         this.screen('debounced');
-        this.screen('idle');
-        return null;
+        if (this.o.mode === 'timekeeping') {
+          this.screen('idle');
+          return null;
+        }
+        clocksTime = false;
       }
     }
-    return this.finish(startedAt, { subject: subject.subject, credential, decision: flagged ? 'flagged' : 'granted', reasons, similarity }, analysis, cardNumber, action);
+    return this.finish(startedAt, { subject: subject.subject, credential, decision: flagged ? 'flagged' : 'granted', reasons, similarity }, analysis, cardNumber, action, { clocksTime });
   }
 
-  private punchAction(subject: string | null, action: 'in' | 'out' | undefined, decision: PunchBody['decision']): PunchBody['action'] {
-    if (this.o.mode === 'access') return 'access';
+  private punchAction(subject: string | null, action: 'in' | 'out' | undefined, decision: PunchBody['decision'], clocksTime: boolean): PunchBody['action'] {
+    if (this.o.mode === 'access' || !clocksTime) return 'access';
     if (action) return action;
     const configured = this.o.policy().timekeeping.action;
     if (configured !== 'auto' || subject === null) return configured;
@@ -283,8 +323,10 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     analysis: FaceAnalysis | null,
     cardNumber: string | null,
     action?: 'in' | 'out',
+    opts: { clocksTime?: boolean; fault?: boolean } = {},
   ): PunchBody {
     const policy = this.o.policy();
+    const clocksTime = opts.clocksTime ?? this.o.mode !== 'access';
     const known = d.subject === null ? undefined : this.o.store.getSubject(d.subject);
     const consented = d.subject === null || known?.faceConsent === true;
     // The photo is the frame the face check used; without a face check (card only) it is the
@@ -299,7 +341,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       device: this.o.device,
       subject: d.subject,
       credential: d.credential,
-      action: this.punchAction(d.subject, action, d.decision),
+      action: this.punchAction(d.subject, action, d.decision, clocksTime),
       decision: d.decision,
       reasons: d.reasons,
       scores: {
@@ -320,38 +362,94 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     let relayAt: number | null = null;
     if (accepted && d.subject !== null) {
       this.lastGrant.set(d.subject, Date.now());
-      if (this.o.mode !== 'access') this.o.store.setSetting(`last-punch:${d.subject}`, String(Date.now()));
+      if (clocksTime) this.o.store.setSetting(`last-punch:${d.subject}`, String(Date.now()));
     }
     if (usesDoor) {
       if (accepted) {
-        this.o.outputs.pulseRelay(policy.access.pulseMs);
-        relayAt = performance.now();
-        if (policy.access.wiegand && cardNumber !== null && this.o.wiegand) void this.o.wiegand.sendCard(BigInt(cardNumber));
+        relayAt = this.openDoor(policy);
+        this.sendWiegand(policy, d.subject, cardNumber);
       }
-      this.o.publishDoor?.({ door: policy.access.door, subject: d.subject, result: accepted ? 'granted' : 'denied', reasons: d.reasons, eventId: punch.eventId });
+      this.guard('door topic', () =>
+        this.o.publishDoor?.({ door: policy.access.door, subject: d.subject, result: accepted ? 'granted' : 'denied', reasons: d.reasons, eventId: punch.eventId }),
+      );
     }
-    this.o.outputs.led(accepted ? 'green' : 'red', 'blink-twice');
-    this.o.outputs.buzz(accepted ? 'granted' : 'denied');
-    this.screen(d.decision === 'granted' ? (usesDoor ? 'granted' : 'done') : d.decision);
+    // The screen state drives the LEDs and buzzer (indicators.ts); a face-path fault shows as such.
+    this.screen(opts.fault ? 'fault' : d.decision === 'granted' ? (usesDoor ? 'granted' : 'done') : d.decision);
     this.emit('punch', punch, { relayAt, startedAt });
     this.o.log.info({ eventId: punch.eventId, decision: punch.decision, reasons: punch.reasons, credential: punch.credential }, 'punch');
     return punch;
   }
 
-  private screen(s: ScreenState): void {
-    this.emit('screen', s);
+  /**
+   * Pulses the relay when one is fitted; returns when it moved. A terminal without a relay (the
+   * pi-wiegand profile) leaves the door to the external panel, which decides on the frame.
+   */
+  private openDoor(policy: Policy): number | null {
+    if (!this.o.outputs.hasRelay) return null;
+    return this.guard('relay', () => {
+      this.o.outputs.pulseRelay(policy.access.pulseMs);
+      return performance.now();
+    }) ?? null;
+  }
+
+  /**
+   * The grant as a Wiegand frame, independent of the relay: the card just read, or for a face
+   * grant the subject's face credential number (wiegand-credential.ts). Sent whenever an output
+   * is fitted, unless the policy turns it off (policy.access.wiegand).
+   */
+  private sendWiegand(policy: Policy, subject: string | null, cardNumber: string | null): void {
+    const out = this.o.wiegand;
+    if (!out || policy.access.wiegand === false) return;
+    const number = cardNumber !== null ? BigInt(cardNumber) : subject !== null ? faceCredentialNumber(subject) : null;
+    if (number === null) return;
+    this.guard('wiegand', () => out.sendCard(number));
+  }
+
+  /** Runs one actuation; a fault is logged and never stops the rest of the decision. */
+  private guard<T>(part: string, fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (err) {
+      this.o.log.error({ err, part }, 'actuation failed');
+      return undefined;
+    }
+  }
+
+  private screen(s: ScreenState, silent = false): void {
+    this.o.log.debug({ screen: s }, 'screen');
+    this.emit('screen', s, { silent });
   }
 
   private async exclusive(fn: (startedAt: number) => Promise<PunchBody | null>): Promise<PunchBody | null> {
-    if (this.busy) return null;
+    if (this.busy || this.closed) return null;
     this.busy = true;
     const startedAt = performance.now();
-    try {
-      return await fn(startedAt);
-    } finally {
-      this.busy = false;
-      this.screen('idle');
-    }
+    const run = (async () => {
+      try {
+        return await fn(startedAt);
+      } finally {
+        this.busy = false;
+        this.screen('idle');
+      }
+    })();
+    this.inFlight = run;
+    return run;
+  }
+}
+
+/**
+ * The engine's analysis, or a fault when it throws or takes longer than `ms`. A timed-out
+ * analysis cannot be cancelled; its late result is dropped.
+ */
+async function withTimeout(p: Promise<FaceAnalysis>, ms: number): Promise<{ analysis: FaceAnalysis } | { fault: FaceFault }> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<{ fault: FaceFault }>((resolve) => {
+    timer = setTimeout(() => resolve({ fault: 'engine-timeout' }), ms);
+  });
+  try {
+    return await Promise.race([p.then((analysis) => ({ analysis }), () => ({ fault: 'engine-error' as const })), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -61,6 +61,8 @@ export const ReasonCode = z.enum([
   'photo-dropped',
   'clock-unsynced',
   'review-required',
+  /** The face path is broken (no engine, no camera frames, engine timed out): a fault, never a pass. */
+  'face-unavailable',
 ]);
 
 export const ClockSync = z.enum(['synced', 'unsynced', 'stepped']);
