@@ -4,9 +4,10 @@ import { createServer as createTlsServer, TLSSocket, type Server as TlsServer, t
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from '../common/log.js';
-import { DoorDecision, LIMITS, Status, parseTopic, peekHeader, topicFor, type Channel } from '../protocol/index.js';
+import { DoorDecision, LIMITS, Status, parseTopic, topicFor, type Channel } from '../protocol/index.js';
 import { certificateIdentity } from '../provisioning/pki.js';
 import { mayPublish, maySubscribe, sessionId, type ClientIdentity } from './authz.js';
+import { readEventHeader } from './event-header.js';
 import { GroupCommit } from './group-commit.js';
 import type { GatewayMetrics } from './metrics.js';
 import { guardPacketSize } from './packet-guard.js';
@@ -274,7 +275,7 @@ export class SiteBroker {
       if (payload.length > LIMITS.eventEnvelopeBytes) return refuse('too-large', `event of ${payload.length} bytes`);
       let header;
       try {
-        header = peekHeader(payload);
+        header = readEventHeader(payload);
       } catch (err) {
         return refuse('malformed', `not an envelope (${(err as Error).message.slice(0, 80)})`);
       }

@@ -76,12 +76,19 @@ export class Forwarder {
         const answer = await this.opts.cloud.ingest(batch.map((e) => ({ id: e.id, tenant: this.opts.tenant, device: e.device, envelope: e.envelope })));
         const sent = new Set(batch.map((e) => e.id));
         const done = answer.results.filter((r) => sent.has(r.id));
-        store.removeEvents(done.map((r) => r.id));
+        // Dropping the answered events and keeping their receipts is one transaction: one
+        // fsync per batch instead of two, and no crash window between the two.
+        store.db.transaction(() => {
+          // The batch is a seq range of the queue (new events only ever get higher seqs), so a
+          // fully answered batch goes in one range delete.
+          if (new Set(done.map((r) => r.id)).size === batch.length) store.removeEventRange(batch[0]!.seq, batch[batch.length - 1]!.seq);
+          else store.removeEvents(done.map((r) => r.id));
+          if (answer.receipts.length) this.opts.onReceipts(answer.receipts);
+        })();
         for (const r of done) {
           metrics.eventsForwarded.inc({ status: r.status });
           if (r.status === 'rejected') log.warn({ eventId: r.id, reason: r.reason }, 'cloud rejected an event; dropped from the queue');
         }
-        if (answer.receipts.length) this.opts.onReceipts(answer.receipts);
         this.breaker.success();
         this.backoff.reset();
         metrics.breakerOpen.set(0);

@@ -46,6 +46,8 @@ export interface StoreOptions {
   maxBytes?: number;
 }
 
+const INSERT_CHUNK = 64;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS events (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -95,7 +97,9 @@ export class GatewayStore {
     this.stmts = {
       insertEvent: db.prepare('INSERT OR IGNORE INTO events (id, device, envelope, received_at) VALUES (?, ?, ?, ?)'),
       nextEvents: db.prepare('SELECT seq, id, device, envelope, received_at AS receivedAt FROM events ORDER BY seq LIMIT ?'),
+      insertEventChunk: db.prepare(`INSERT OR IGNORE INTO events (id, device, envelope, received_at) VALUES ${Array(INSERT_CHUNK).fill('(?, ?, ?, ?)').join(', ')}`),
       deleteEvent: db.prepare('DELETE FROM events WHERE id = ?'),
+      deleteEventRange: db.prepare('DELETE FROM events WHERE seq BETWEEN ? AND ?'),
       eventStats: db.prepare('SELECT COUNT(*) AS depth, MIN(received_at) AS oldest FROM events'),
       insertOutbound: db.prepare(
         'INSERT OR IGNORE INTO outbound (id, device, channel, envelope, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)',
@@ -121,12 +125,24 @@ export class GatewayStore {
   /** Appends events in one transaction (one fsync for the whole group). Duplicate ids are ignored. */
   appendEvents(events: readonly { id: string; device: string; envelope: Buffer }[], now = Date.now()): void {
     this.db.transaction(() => {
-      for (const e of events) this.stmts.insertEvent.run(e.id, e.device, e.envelope, now);
+      // Multi-row inserts of INSERT_CHUNK rows: one statement step per chunk instead of per event.
+      let i = 0;
+      for (; i + INSERT_CHUNK <= events.length; i += INSERT_CHUNK) {
+        const args: unknown[] = [];
+        for (let j = i; j < i + INSERT_CHUNK; j++) args.push(events[j]!.id, events[j]!.device, events[j]!.envelope, now);
+        this.stmts.insertEventChunk.run(args);
+      }
+      for (; i < events.length; i++) this.stmts.insertEvent.run(events[i]!.id, events[i]!.device, events[i]!.envelope, now);
     })();
   }
 
   nextEvents(limit: number): QueuedEvent[] {
     return this.stmts.nextEvents.all(limit) as QueuedEvent[];
+  }
+
+  /** Removes the events with seq in [first, last]: a whole forwarded batch in one statement. */
+  removeEventRange(firstSeq: number, lastSeq: number): void {
+    this.stmts.deleteEventRange.run(firstSeq, lastSeq);
   }
 
   /** Removes events the cloud is done with (stored, duplicate or rejected). */
