@@ -17,6 +17,9 @@ export interface GatewayMetrics {
   outboundDepth: Gauge;
   outboundDelivered: Counter;
   commandsReceived: Counter;
+  deadLettered: Counter;
+  deadLetters: Gauge;
+  reportsDropped: Counter;
 }
 
 export function createGatewayMetrics(): GatewayMetrics {
@@ -37,5 +40,8 @@ export function createGatewayMetrics(): GatewayMetrics {
     outboundDepth: r.gauge('cf_gateway_outbound_depth', 'Commands and receipts waiting for a device'),
     outboundDelivered: r.counter('cf_gateway_outbound_delivered_total', 'Commands and receipts PUBACKed by devices, by channel'),
     commandsReceived: r.counter('cf_gateway_commands_received_total', 'Commands fetched from the cloud'),
+    deadLettered: r.counter('cf_gateway_events_dead_lettered_total', 'Events the cloud refused on their own as malformed, parked in dead_letters'),
+    deadLetters: r.gauge('cf_gateway_dead_letters', 'Events parked in dead_letters'),
+    reportsDropped: r.counter('cf_gateway_reports_dropped_total', 'Delivery or presence reports the cloud refused on their own as malformed, by kind'),
   };
 }
