@@ -8,6 +8,7 @@ export interface GatewayMetrics {
   violations: Counter;
   eventsQueued: Counter;
   publishesRefused: Counter;
+  publishesThrottled: Counter;
   commitBatch: Histogram;
   backlogDepth: Gauge;
   backlogOldestSeconds: Gauge;
@@ -31,6 +32,7 @@ export function createGatewayMetrics(): GatewayMetrics {
     violations: r.counter('cf_gateway_limit_violations_total', 'Clients disconnected for breaking a limit, by limit'),
     eventsQueued: r.counter('cf_gateway_events_queued_total', 'Events committed to the durable queue (then PUBACKed)'),
     publishesRefused: r.counter('cf_gateway_publishes_refused_total', 'Publishes refused, by reason'),
+    publishesThrottled: r.counter('cf_gateway_publishes_throttled_total', 'Publishes over the rate, admitted late (PUBACK and socket reads wait for a token)'),
     commitBatch: r.histogram('cf_gateway_commit_batch_size', 'Events per group commit', [1, 2, 5, 10, 20, 50, 100, 200, 500]),
     backlogDepth: r.gauge('cf_gateway_backlog_depth', 'Events queued for the cloud'),
     backlogOldestSeconds: r.gauge('cf_gateway_backlog_oldest_age_seconds', 'Age of the oldest queued event'),
