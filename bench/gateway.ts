@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -193,7 +194,8 @@ async function benchGateway(dir: string, pki: SitePki, terminals: { certPem: str
 
 async function benchMosquitto(dir: string, pki: SitePki, terminals: { certPem: string; keyPem: string }[], templates: EventTemplate[]) {
   const runDir = mkdtempSync(join(dir, 'mosquitto-'));
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  // Mosquitto cannot listen on port 0: ask the OS for a free port and hand it over.
+  const port = await freePort();
   const conf = join(runDir, 'mosquitto.conf');
   writeFileSync(
     conf,
@@ -248,6 +250,17 @@ function readyPort(child: ChildProcess): Promise<number> {
       if (m) resolve(Number(m[1]));
     });
     child.once('exit', (code) => reject(new Error(`gateway exited (${code}): ${err.slice(-1000)}`)));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
   });
 }
 
