@@ -4,13 +4,15 @@ import { createServer as createTlsServer, TLSSocket, type Server as TlsServer, t
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from '../common/log.js';
-import { DoorDecision, LIMITS, Status, parseTopic, peekHeader, topicFor, type Channel } from '../protocol/index.js';
+import { DoorDecision, LIMITS, Status, parseTopic, topicFor, type Channel } from '../protocol/index.js';
 import { certificateIdentity } from '../provisioning/pki.js';
 import { mayPublish, maySubscribe, sessionId, type ClientIdentity } from './authz.js';
+import { readEventHeader } from './event-header.js';
 import { GroupCommit } from './group-commit.js';
 import type { GatewayMetrics } from './metrics.js';
 import { guardPacketSize } from './packet-guard.js';
 import type { GatewayStore } from './store.js';
+import { AdmissionQueue, PublishThrottle } from './throttle.js';
 
 /**
  * The site broker: aedes behind TLS with client certificates from the tenant CA.
@@ -57,8 +59,8 @@ export interface SiteBrokerOptions {
 
 interface ClientState {
   who: ClientIdentity;
-  tokens: number;
-  refilledAt: number;
+  throttle: PublishThrottle;
+  admissions: AdmissionQueue;
   inflight: number;
 }
 
@@ -241,7 +243,7 @@ export class SiteBroker {
     if (who instanceof Refusal) {
       this.refusals.set(client, who);
     } else {
-      this.states.set(client, { who, tokens: this.opts.limits.publishBurst, refilledAt: Date.now(), inflight: 0 });
+      this.states.set(client, { who, throttle: new PublishThrottle(this.opts.limits.publishRate, this.opts.limits.publishBurst), admissions: new AdmissionQueue(), inflight: 0 });
       packet.clientId = sessionId(who, packet.clientId);
       // aedes reports a device's PUBACK with the message it acknowledges (the 'ack' event) only
       // for persistent sessions, and that PUBACK is what releases a command from the store. So
@@ -274,17 +276,30 @@ export class SiteBroker {
       done(new Error(message));
     };
     if (!mayPublish(who, packet.topic)) return refuse('topic-not-allowed', 'topic outside the certificate\'s rights');
-    if (!this.takeToken(state)) {
+    // Over the rate: admitted late (gateway/throttle.ts), which also pauses reading this client.
+    const wait = state.throttle.take();
+    if (wait === null) {
       this.opts.metrics.violations.inc({ limit: 'rate' });
-      return refuse('rate', `more than ${this.opts.limits.publishRate}/s (burst ${this.opts.limits.publishBurst})`);
+      return refuse('rate', `flood: more than ${this.opts.limits.publishBurst} publishes over ${this.opts.limits.publishRate}/s waiting at once`);
     }
+    if (wait === 0 && state.admissions.idle) return this.admitPublish(client, state, packet, refuse, done);
+    this.opts.metrics.publishesThrottled.inc();
+    state.admissions.schedule(wait, () => {
+      // A client that left while it waited gets nothing processed (no late "online" status).
+      if (!this.connected.has(client)) return done(new Error('client disconnected while throttled'));
+      this.admitPublish(client, state, packet, refuse, done);
+    });
+  }
+
+  private admitPublish(client: Client, state: ClientState, packet: PublishPacket, refuse: (reason: string, message: string) => void, done: (err?: Error | null) => void): void {
+    const { who } = state;
     const channel = parseTopic(packet.topic).channel;
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     if (channel === 'events') {
       if (payload.length > LIMITS.eventEnvelopeBytes) return refuse('too-large', `event of ${payload.length} bytes`);
       let header;
       try {
-        header = peekHeader(payload);
+        header = readEventHeader(payload);
       } catch (err) {
         return refuse('malformed', `not an envelope (${(err as Error).message.slice(0, 80)})`);
       }
@@ -320,18 +335,10 @@ export class SiteBroker {
       return done(null);
     }
     const door = DoorDecision.safeParse(body);
-    if (!door.success || door.data.tenant !== who.tenant) return refuse('malformed', 'door decision does not match the DoorDecision schema');
+    if (!door.success || door.data.tenant !== who.tenant || door.data.device !== who.id) {
+      return refuse('malformed', 'door decision does not match the DoorDecision schema or the certificate');
+    }
     done(null);
-  }
-
-  private takeToken(state: ClientState): boolean {
-    const now = Date.now();
-    const { publishRate, publishBurst } = this.opts.limits;
-    state.tokens = Math.min(publishBurst, state.tokens + ((now - state.refilledAt) / 1000) * publishRate);
-    state.refilledAt = now;
-    if (state.tokens < 1) return false;
-    state.tokens -= 1;
-    return true;
   }
 
   private wireEvents(): void {

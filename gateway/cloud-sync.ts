@@ -5,6 +5,7 @@ import { CloudError, type CloudClient } from './cloud-client.js';
 import type { OutboundDelivery } from './delivery.js';
 import type { GatewayMetrics } from './metrics.js';
 import { Backoff, Sleeper } from './resilience.js';
+import { refusalReason, sendIsolatingPoison } from './poison.js';
 import type { GatewayStore } from './store.js';
 
 /**
@@ -33,6 +34,7 @@ export interface CloudSyncOptions {
 export class CloudSync {
   private readonly pollSleeper = new Sleeper();
   private readonly reportSleeper = new Sleeper();
+  private readonly revocationSleeper = new Sleeper();
   private readonly abort = new AbortController();
   private loops: Promise<void>[] = [];
   lastCommandPoll: number | null = null;
@@ -41,7 +43,8 @@ export class CloudSync {
 
   start(): void {
     if (this.loops.length) return;
-    this.loops = [this.pollCommands(), this.report()];
+    // Revocations have their own loop: a failing delivery or presence report must never delay them.
+    this.loops = [this.pollCommands(), this.report(), this.watchRevocations()];
   }
 
   /** Something to report (a delivery, a presence change): send it soon. */
@@ -52,6 +55,7 @@ export class CloudSync {
   async stop(): Promise<void> {
     this.pollSleeper.stop();
     this.reportSleeper.stop();
+    this.revocationSleeper.stop();
     this.abort.abort();
     await Promise.allSettled(this.loops);
   }
@@ -85,16 +89,11 @@ export class CloudSync {
 
   private async report(): Promise<void> {
     const backoff = new Backoff(this.opts.backoffBaseMs, this.opts.backoffMaxMs);
-    let nextRevocationCheck = 0;
     while (!this.reportSleeper.isStopped) {
       let delay = 1000;
       try {
         await this.sendDelivered();
         await this.sendPresence();
-        if (Date.now() >= nextRevocationCheck) {
-          await this.refreshRevocations();
-          nextRevocationCheck = Date.now() + this.opts.revocationRefreshMs;
-        }
         this.opts.delivery.expire();
         backoff.reset();
       } catch (err) {
@@ -105,19 +104,58 @@ export class CloudSync {
     }
   }
 
+  /** Fetches the revocation list every revocationRefreshMs; after a failure, sooner (back-off, at most the refresh period). */
+  private async watchRevocations(): Promise<void> {
+    const backoff = new Backoff(this.opts.backoffBaseMs, Math.min(this.opts.backoffMaxMs, this.opts.revocationRefreshMs));
+    while (!this.revocationSleeper.isStopped) {
+      let delay = this.opts.revocationRefreshMs;
+      try {
+        await this.refreshRevocations();
+        backoff.reset();
+      } catch (err) {
+        if (this.revocationSleeper.isStopped) break;
+        delay = backoff.next();
+        this.opts.log.warn({ err: { message: (err as Error).message }, retryInMs: delay }, 'revocation list fetch failed; keeping the stored list, will retry');
+      }
+      await this.revocationSleeper.sleep(delay);
+    }
+  }
+
   private async sendDelivered(): Promise<void> {
-    const { store, cloud } = this.opts;
+    const { store, cloud, metrics, log } = this.opts;
     for (let batch = store.pendingDeliveryReports(); batch.length; batch = store.pendingDeliveryReports()) {
-      await cloud.delivered(batch);
-      store.clearDeliveryReports(batch.map((d) => d.commandId));
+      await sendIsolatingPoison(
+        batch,
+        async (part) => {
+          await cloud.delivered(part);
+          store.clearDeliveryReports(part.map((d) => d.commandId));
+        },
+        (report, err) => {
+          // A report the cloud refuses on its own would block every later one: drop it, loudly.
+          store.clearDeliveryReports([report.commandId]);
+          metrics.reportsDropped.inc({ kind: 'delivered' });
+          log.error({ commandId: report.commandId, reason: refusalReason(err) }, 'cloud refuses this delivery report on its own; dropped, sending the rest');
+        },
+      );
     }
   }
 
   private async sendPresence(): Promise<void> {
-    const { store, cloud, tenant } = this.opts;
+    const { store, cloud, tenant, metrics, log } = this.opts;
     for (let batch = store.pendingPresence(); batch.length; batch = store.pendingPresence()) {
-      await cloud.presence(batch.map((p) => ({ tenant, device: p.device, state: p.state, at: p.at })));
-      store.clearPresenceUpTo(batch[batch.length - 1]!.seq);
+      // Parts go in order, so clearing up to a part's last seq never skips an unsent change.
+      await sendIsolatingPoison(
+        batch,
+        async (part) => {
+          await cloud.presence(part.map((p) => ({ tenant, device: p.device, state: p.state, at: p.at })));
+          store.clearPresenceUpTo(part[part.length - 1]!.seq);
+        },
+        (change, err) => {
+          store.clearPresenceUpTo(change.seq);
+          metrics.reportsDropped.inc({ kind: 'presence' });
+          log.error({ device: change.device, reason: refusalReason(err) }, 'cloud refuses this presence change on its own; dropped, sending the rest');
+        },
+      );
     }
   }
 

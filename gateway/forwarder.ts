@@ -2,7 +2,8 @@ import type { Logger } from '../common/log.js';
 import { CloudError, type CloudClient, type IngestResponse } from './cloud-client.js';
 import type { GatewayMetrics } from './metrics.js';
 import { Backoff, CircuitBreaker, Sleeper } from './resilience.js';
-import type { GatewayStore } from './store.js';
+import { refusalReason, sendIsolatingPoison } from './poison.js';
+import type { GatewayStore, QueuedEvent } from './store.js';
 
 /**
  * Store and forward: sends queued events to the cloud's ingest API in arrival order, in
@@ -33,6 +34,11 @@ export class Forwarder {
   private loop: Promise<void> | null = null;
   state: ForwarderState = 'idle';
   lastError: string | null = null;
+  /**
+   * True from a 401/403 until a call succeeds again: the state also reads "forwarding" while a
+   * retry is in flight, so health must not go by the state alone.
+   */
+  authFailing = false;
 
   constructor(private readonly opts: ForwarderOptions) {
     this.backoff = new Backoff(opts.backoffBaseMs, opts.backoffMaxMs);
@@ -73,22 +79,22 @@ export class Forwarder {
       }
       this.state = 'forwarding';
       try {
-        const answer = await this.opts.cloud.ingest(batch.map((e) => ({ id: e.id, tenant: this.opts.tenant, device: e.device, envelope: e.envelope })));
-        const sent = new Set(batch.map((e) => e.id));
-        const done = answer.results.filter((r) => sent.has(r.id));
-        store.removeEvents(done.map((r) => r.id));
-        for (const r of done) {
-          metrics.eventsForwarded.inc({ status: r.status });
-          if (r.status === 'rejected') log.warn({ eventId: r.id, reason: r.reason }, 'cloud rejected an event; dropped from the queue');
-        }
-        if (answer.receipts.length) this.opts.onReceipts(answer.receipts);
+        let unanswered = 0;
+        await sendIsolatingPoison(
+          batch,
+          async (part) => {
+            unanswered += await this.forward(part);
+          },
+          (event, err) => this.park(event, err),
+        );
+        this.authFailing = false;
         this.breaker.success();
         this.backoff.reset();
         metrics.breakerOpen.set(0);
         this.lastError = null;
-        if (done.length < batch.length) {
+        if (unanswered > 0) {
           // The cloud answered for only part of the batch: the rest is retried after a pause.
-          log.warn({ unanswered: batch.length - done.length }, 'cloud did not answer for every event in the batch');
+          log.warn({ unanswered }, 'cloud did not answer for every event in the batch');
           await this.sleeper.sleep(this.backoff.next());
         }
       } catch (err) {
@@ -96,12 +102,13 @@ export class Forwarder {
         if (err instanceof CloudError && err.isAuthFailure) {
           // Retrying will not fix a refused token: alarm and retry rarely, in case it is fixed.
           this.state = 'auth-failed';
+          this.authFailing = true;
           metrics.forwardFailures.inc({ kind: 'auth' });
           log.error({ status: err.status }, 'ALARM: the cloud refuses this gateway\'s token; forwarding stopped until it is fixed');
           await this.sleeper.sleep(this.opts.backoffMaxMs);
           continue;
         }
-        metrics.forwardFailures.inc({ kind: err instanceof CloudError && err.status >= 500 ? 'server' : 'network' });
+        metrics.forwardFailures.inc({ kind: !(err instanceof CloudError) || err.status === 0 ? 'network' : err.status >= 500 ? 'server' : 'client' });
         this.breaker.failure();
         const delay = this.backoff.next();
         this.state = 'backing-off';
@@ -109,6 +116,35 @@ export class Forwarder {
         await this.sleeper.sleep(delay);
       }
     }
+  }
+  /** Sends part of the queue; removes what the cloud answered for; returns how many it did not answer for. */
+  private async forward(part: readonly QueuedEvent[]): Promise<number> {
+    const { store, metrics, log } = this.opts;
+    const answer = await this.opts.cloud.ingest(part.map((e) => ({ id: e.id, tenant: this.opts.tenant, device: e.device, envelope: e.envelope })));
+    const sent = new Set(part.map((e) => e.id));
+    const done = answer.results.filter((r) => sent.has(r.id));
+    // Dropping the answered events and keeping their receipts is one transaction: one
+    // fsync per batch instead of two, and no crash window between the two.
+    store.db.transaction(() => {
+      // A part is a seq range of the queue (new events only ever get higher seqs), so a
+      // fully answered part goes in one range delete.
+      if (new Set(done.map((r) => r.id)).size === part.length) store.removeEventRange(part[0]!.seq, part[part.length - 1]!.seq);
+      else store.removeEvents(done.map((r) => r.id));
+      if (answer.receipts.length) this.opts.onReceipts(answer.receipts);
+    })();
+    for (const r of done) {
+      metrics.eventsForwarded.inc({ status: r.status });
+      if (r.status === 'rejected') log.warn({ eventId: r.id, reason: r.reason }, 'cloud rejected an event; dropped from the queue');
+    }
+    return part.length - new Set(done.map((r) => r.id)).size;
+  }
+
+  /** The cloud refuses this event on its own: park it so the queue behind it moves on. */
+  private park(event: QueuedEvent, err: CloudError): void {
+    const reason = refusalReason(err);
+    this.opts.store.parkEvent(event.id, reason);
+    this.opts.metrics.deadLettered.inc();
+    this.opts.log.error({ eventId: event.id, device: event.device, reason }, 'cloud refuses this event on its own; parked in dead_letters, forwarding the rest');
   }
 }
 

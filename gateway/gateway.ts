@@ -141,6 +141,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   metrics.backlogDepth.collect(() => store.eventBacklog().depth);
   metrics.backlogOldestSeconds.collect(() => store.eventBacklog().oldestAgeSeconds);
   metrics.outboundDepth.set(store.outboundDepth());
+  metrics.deadLetters.collect(() => store.deadLetters(0).count);
 
   let port: number;
   let wsPort: number | null;
@@ -160,12 +161,14 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     const backlog = store.eventBacklog();
     const forwarding = forwarder ? forwarder.state : 'no-cloud';
     return {
-      ok: store.db.open && forwarding !== 'auth-failed',
+      // 503 from the first 401/403 until the cloud accepts the token again (retries included).
+      ok: store.db.open && !forwarder?.authFailing,
       connections: broker.connectionCount,
       backlog,
       forwarder: forwarding,
       lastForwardError: forwarder?.lastError ?? null,
       outbound: store.outboundDepth(),
+      deadLetters: store.deadLetters(5),
     };
   };
   let ops: OpsServer | null = null;

@@ -8,6 +8,7 @@ export interface GatewayMetrics {
   violations: Counter;
   eventsQueued: Counter;
   publishesRefused: Counter;
+  publishesThrottled: Counter;
   commitBatch: Histogram;
   backlogDepth: Gauge;
   backlogOldestSeconds: Gauge;
@@ -17,6 +18,9 @@ export interface GatewayMetrics {
   outboundDepth: Gauge;
   outboundDelivered: Counter;
   commandsReceived: Counter;
+  deadLettered: Counter;
+  deadLetters: Gauge;
+  reportsDropped: Counter;
 }
 
 export function createGatewayMetrics(): GatewayMetrics {
@@ -28,6 +32,7 @@ export function createGatewayMetrics(): GatewayMetrics {
     violations: r.counter('cf_gateway_limit_violations_total', 'Clients disconnected for breaking a limit, by limit'),
     eventsQueued: r.counter('cf_gateway_events_queued_total', 'Events committed to the durable queue (then PUBACKed)'),
     publishesRefused: r.counter('cf_gateway_publishes_refused_total', 'Publishes refused, by reason'),
+    publishesThrottled: r.counter('cf_gateway_publishes_throttled_total', 'Publishes over the rate, admitted late (PUBACK and socket reads wait for a token)'),
     commitBatch: r.histogram('cf_gateway_commit_batch_size', 'Events per group commit', [1, 2, 5, 10, 20, 50, 100, 200, 500]),
     backlogDepth: r.gauge('cf_gateway_backlog_depth', 'Events queued for the cloud'),
     backlogOldestSeconds: r.gauge('cf_gateway_backlog_oldest_age_seconds', 'Age of the oldest queued event'),
@@ -37,5 +42,8 @@ export function createGatewayMetrics(): GatewayMetrics {
     outboundDepth: r.gauge('cf_gateway_outbound_depth', 'Commands and receipts waiting for a device'),
     outboundDelivered: r.counter('cf_gateway_outbound_delivered_total', 'Commands and receipts PUBACKed by devices, by channel'),
     commandsReceived: r.counter('cf_gateway_commands_received_total', 'Commands fetched from the cloud'),
+    deadLettered: r.counter('cf_gateway_events_dead_lettered_total', 'Events the cloud refused on their own as malformed, parked in dead_letters'),
+    deadLetters: r.gauge('cf_gateway_dead_letters', 'Events parked in dead_letters'),
+    reportsDropped: r.counter('cf_gateway_reports_dropped_total', 'Delivery or presence reports the cloud refused on their own as malformed, by kind'),
   };
 }

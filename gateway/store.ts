@@ -9,6 +9,8 @@ import Database from 'better-sqlite3';
  *    or they expire (so an offline terminal gets them after a gateway restart);
  *  - delivered: command deliveries not yet reported to the cloud;
  *  - presence: online/offline changes not yet reported to the cloud;
+ *  - dead_letters: events the cloud refused on their own as malformed (a 400 for a batch of
+ *    one), parked with the cloud's reason so they stop blocking the queue and stay for review;
  *  - kv: the command cursor and the revocation list.
  * The gateway cannot read the envelopes it stores: it keeps bytes and routing headers only.
  */
@@ -46,6 +48,8 @@ export interface StoreOptions {
   maxBytes?: number;
 }
 
+const INSERT_CHUNK = 64;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS events (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -72,7 +76,22 @@ CREATE TABLE IF NOT EXISTS presence (
   at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+  id TEXT PRIMARY KEY,
+  device TEXT NOT NULL,
+  envelope BLOB NOT NULL,
+  received_at INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  parked_at INTEGER NOT NULL
+);
 `;
+
+export interface DeadLetter {
+  id: string;
+  device: string;
+  reason: string;
+  parkedAt: number;
+}
 
 export class GatewayStore {
   readonly db: Database.Database;
@@ -95,7 +114,9 @@ export class GatewayStore {
     this.stmts = {
       insertEvent: db.prepare('INSERT OR IGNORE INTO events (id, device, envelope, received_at) VALUES (?, ?, ?, ?)'),
       nextEvents: db.prepare('SELECT seq, id, device, envelope, received_at AS receivedAt FROM events ORDER BY seq LIMIT ?'),
+      insertEventChunk: db.prepare(`INSERT OR IGNORE INTO events (id, device, envelope, received_at) VALUES ${Array(INSERT_CHUNK).fill('(?, ?, ?, ?)').join(', ')}`),
       deleteEvent: db.prepare('DELETE FROM events WHERE id = ?'),
+      deleteEventRange: db.prepare('DELETE FROM events WHERE seq BETWEEN ? AND ?'),
       eventStats: db.prepare('SELECT COUNT(*) AS depth, MIN(received_at) AS oldest FROM events'),
       insertOutbound: db.prepare(
         'INSERT OR IGNORE INTO outbound (id, device, channel, envelope, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)',
@@ -113,6 +134,11 @@ export class GatewayStore {
       insertPresence: db.prepare('INSERT INTO presence (device, state, at) VALUES (?, ?, ?)'),
       nextPresence: db.prepare('SELECT seq, device, state, at FROM presence ORDER BY seq LIMIT ?'),
       deletePresenceUpTo: db.prepare('DELETE FROM presence WHERE seq <= ?'),
+      parkEvent: db.prepare(
+        'INSERT OR REPLACE INTO dead_letters (id, device, envelope, received_at, reason, parked_at) SELECT id, device, envelope, received_at, ?, ? FROM events WHERE id = ?',
+      ),
+      deadLetterCount: db.prepare('SELECT COUNT(*) AS n FROM dead_letters'),
+      latestDeadLetters: db.prepare('SELECT id, device, reason, parked_at AS parkedAt FROM dead_letters ORDER BY parked_at DESC, id LIMIT ?'),
       getKv: db.prepare('SELECT value FROM kv WHERE key = ?'),
       setKv: db.prepare('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     };
@@ -121,7 +147,14 @@ export class GatewayStore {
   /** Appends events in one transaction (one fsync for the whole group). Duplicate ids are ignored. */
   appendEvents(events: readonly { id: string; device: string; envelope: Buffer }[], now = Date.now()): void {
     this.db.transaction(() => {
-      for (const e of events) this.stmts.insertEvent.run(e.id, e.device, e.envelope, now);
+      // Multi-row inserts of INSERT_CHUNK rows: one statement step per chunk instead of per event.
+      let i = 0;
+      for (; i + INSERT_CHUNK <= events.length; i += INSERT_CHUNK) {
+        const args: unknown[] = [];
+        for (let j = i; j < i + INSERT_CHUNK; j++) args.push(events[j]!.id, events[j]!.device, events[j]!.envelope, now);
+        this.stmts.insertEventChunk.run(args);
+      }
+      for (; i < events.length; i++) this.stmts.insertEvent.run(events[i]!.id, events[i]!.device, events[i]!.envelope, now);
     })();
   }
 
@@ -129,11 +162,28 @@ export class GatewayStore {
     return this.stmts.nextEvents.all(limit) as QueuedEvent[];
   }
 
+  /** Removes the events with seq in [first, last]: a whole forwarded batch in one statement. */
+  removeEventRange(firstSeq: number, lastSeq: number): void {
+    this.stmts.deleteEventRange.run(firstSeq, lastSeq);
+  }
+
   /** Removes events the cloud is done with (stored, duplicate or rejected). */
   removeEvents(ids: readonly string[]): void {
     this.db.transaction(() => {
       for (const id of ids) this.stmts.deleteEvent.run(id);
     })();
+  }
+
+  /** Moves a queued event to dead_letters with the cloud's reason (one transaction). */
+  parkEvent(id: string, reason: string, now = Date.now()): void {
+    this.db.transaction(() => {
+      this.stmts.parkEvent.run(reason, now, id);
+      this.stmts.deleteEvent.run(id);
+    })();
+  }
+
+  deadLetters(limit = 10): { count: number; latest: DeadLetter[] } {
+    return { count: (this.stmts.deadLetterCount.get() as { n: number }).n, latest: this.stmts.latestDeadLetters.all(limit) as DeadLetter[] };
   }
 
   eventBacklog(now = Date.now()): { depth: number; oldestAgeSeconds: number } {

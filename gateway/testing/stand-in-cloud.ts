@@ -36,6 +36,13 @@ export class StandInCloud {
   readonly delivered: { commandId: string; at: number }[] = [];
   readonly presence: { tenant: string; device: string; state: string; at: number }[] = [];
   revokedSerials: string[] = [];
+  /** Ingest answers 400 for any batch holding one of these event ids (a "poison" event). */
+  readonly refuseEventIds = new Set<string>();
+  /** Presence reports answer 400 for any batch naming one of these devices. */
+  readonly refusePresenceOf = new Set<string>();
+  /** Presence reports answer 503 while true (the cloud's presence endpoint is down). */
+  presenceDown = false;
+  revocationFetches = 0;
   revocationVersion = 1;
   private readonly commands: { commandId: string; tenant: string; device: string; envelope: string; expiresAt: number | null }[] = [];
   private readonly waiters = new Set<() => void>();
@@ -79,17 +86,26 @@ export class StandInCloud {
     const body = req.method === 'POST' ? await readJson(req) : undefined;
     if (body instanceof Error) return send(res, 400, { error: body.message });
     switch (`${req.method} ${url.pathname}`) {
-      case 'POST /v1/gateway/ingest':
+      case 'POST /v1/gateway/ingest': {
+        const bad = (body as { events: { id: string }[] }).events.find((e) => this.refuseEventIds.has(e.id));
+        if (bad) return send(res, 400, { error: `body/events: event ${bad.id} is malformed` });
         return send(res, 200, this.ingest(body as { events: { id: string; tenant: string; device: string; envelope: string }[] }));
+      }
       case 'GET /v1/gateway/commands':
         return this.pollCommands(url, res);
       case 'POST /v1/gateway/commands/delivered':
         this.delivered.push(...(body as { delivered: { commandId: string; at: number }[] }).delivered);
         return send(res, 200, {});
-      case 'POST /v1/gateway/presence':
+      case 'POST /v1/gateway/presence': {
+        const devices = (body as { devices: { device: string }[] }).devices;
+        if (this.presenceDown) return send(res, 503, { error: 'unavailable' });
+        const bad = devices.find((d) => this.refusePresenceOf.has(d.device));
+        if (bad) return send(res, 400, { error: `body/devices: ${bad.device} is malformed` });
         this.presence.push(...(body as { devices: { tenant: string; device: string; state: string; at: number }[] }).devices);
         return send(res, 200, {});
+      }
       case 'GET /v1/gateway/revocations':
+        this.revocationFetches++;
         return send(res, 200, { version: this.revocationVersion, serials: this.revokedSerials });
       default:
         return send(res, 404, { error: 'no such endpoint' });

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { generateKeyPair, peekHeader } from '../protocol/index.js';
+import { seededRandom } from '../tests/fuzz/seeds.js';
+import { readEventHeader } from './event-header.js';
+import { DeviceSim } from './testing/fixture.js';
+
+/*
+ * The broker's fast header reader must accept exactly what protocol's peekHeader accepts and
+ * return the same fields: checked on real envelopes and on envelopes broken in targeted and
+ * in seeded random ways.
+ */
+const device = new DeviceSim('acme', 'door-1', generateKeyPair('x25519'));
+
+function outcome(read: (b: Buffer) => unknown, bytes: Buffer): unknown {
+  try {
+    return { ok: read(bytes) };
+  } catch (err) {
+    return { error: (err as { code?: string }).code ?? 'thrown' };
+  }
+}
+
+function expectSame(bytes: Buffer): boolean {
+  const fast = outcome(readEventHeader, bytes) as { ok?: unknown; error?: string };
+  const full = outcome(peekHeader, bytes) as { ok?: unknown; error?: string };
+  expect(fast.ok ?? null).toEqual(full.ok ?? null);
+  expect(fast.error === undefined).toBe(full.error === undefined);
+  return fast.ok !== undefined;
+}
+
+/** Rebuilds an envelope around another header text (lengths fixed up, body and signature kept). */
+function withHeader(envelope: Buffer, header: string): Buffer {
+  const oldLength = envelope.readUInt16BE(4);
+  const head = Buffer.from(header, 'utf8');
+  const out = Buffer.concat([envelope.subarray(0, 4), Buffer.alloc(2), head, envelope.subarray(6 + oldLength)]);
+  out.writeUInt16BE(head.length, 4);
+  return out;
+}
+
+describe('readEventHeader', () => {
+  it('reads the same header as peekHeader from real envelopes', () => {
+    for (let i = 0; i < 20; i++) expect(expectSame(device.event().envelope)).toBe(true);
+  });
+
+  it('refuses what peekHeader refuses: truncation, bad magic, non-canonical or wrong headers', () => {
+    const { envelope } = device.event();
+    const header = envelope.subarray(6, 6 + envelope.readUInt16BE(4)).toString('utf8');
+    const parsed = JSON.parse(header) as Record<string, unknown>;
+    const cases: Buffer[] = [
+      envelope.subarray(0, envelope.length - 1),
+      envelope.subarray(0, 20),
+      Buffer.concat([Buffer.from('XFE\u0001'), envelope.subarray(4)]),
+      withHeader(envelope, header.replace(',', ', ')),
+      withHeader(envelope, header.replace('{', '{"device":"door-2",')),
+      withHeader(envelope, JSON.stringify(Object.fromEntries(Object.entries(parsed).reverse()))),
+      withHeader(envelope, JSON.stringify({ ...parsed, extra: 1 })),
+      withHeader(envelope, JSON.stringify({ ...parsed, seq: 0 })),
+      withHeader(envelope, JSON.stringify({ ...parsed, seq: 1.5 })),
+      withHeader(envelope, JSON.stringify({ ...parsed, id: 'not-a-uuid' })),
+      withHeader(envelope, JSON.stringify({ ...parsed, tenant: 'ACME' })),
+      withHeader(envelope, JSON.stringify({ ...parsed, recipient: { a: 1 } })),
+      withHeader(envelope, JSON.stringify({ ...parsed, v: 2 })),
+      withHeader(envelope, JSON.stringify({ ...parsed, kind: 'command' })),
+      withHeader(envelope, header.replace('"door-1"', '"door\\u002d1"')),
+      withHeader(envelope, '[]'),
+      withHeader(envelope, 'null'),
+    ];
+    for (const bytes of cases) expect(expectSame(bytes)).toBe(false);
+    // A command with an expiry is a valid header (the broker refuses it for its kind, not its form).
+    expect(expectSame(withHeader(envelope, JSON.stringify({ ...parsed, kind: 'command', expiresAt: 5 })))).toBe(true);
+  });
+
+  it('agrees with peekHeader on seeded random corruptions of the header', () => {
+    const random = seededRandom(6);
+    let accepted = 0;
+    for (let i = 0; i < 3000; i++) {
+      const bytes = Buffer.from(device.event().envelope);
+      const headerEnd = 6 + bytes.readUInt16BE(4);
+      const flips = 1 + Math.floor(random() * 2);
+      for (let f = 0; f < flips; f++) bytes[Math.floor(random() * headerEnd)] = 0x20 + Math.floor(random() * 95);
+      if (expectSame(bytes)) accepted++;
+    }
+    // Some corruptions keep a valid header (a hex digit in the id for another): both accept those.
+    expect(accepted).toBeGreaterThan(0);
+  });
+});
