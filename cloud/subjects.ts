@@ -3,7 +3,7 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tar from 'tar';
-import { newSubjectId, type Template } from '../protocol/index.js';
+import { newSubjectId, Template } from '../protocol/index.js';
 import { checkpointWal } from './db.js';
 import type { CloudService } from './service.js';
 import { HttpError } from './http-errors.js';
@@ -37,6 +37,18 @@ interface SubjectRow {
   updated_at: number;
 }
 
+/**
+ * Templates are checked against the wire contract before anything is stored: the route schema
+ * cannot see that a vector's length matches its dims, and a template the terminals' command
+ * schema would refuse must be a 400 here, not a failure while queueing commands.
+ */
+function checkTemplates(templates: unknown[]): void {
+  templates.forEach((t, i) => {
+    const r = Template.safeParse(t);
+    if (!r.success) throw new HttpError(400, `template ${i}: ${r.error.issues.map((x) => x.message).join('; ')}`);
+  });
+}
+
 export class Subjects {
   constructor(private readonly s: CloudService) {}
 
@@ -57,6 +69,7 @@ export class Subjects {
     if (!input.consent && (input.referencePhotos.length || input.templates.length)) {
       throw new HttpError(400, 'reference photos and templates need recorded face consent');
     }
+    checkTemplates(input.templates);
     const now = this.s.clock.now();
     const photos = await this.stagePhotos(tenant, input.referencePhotos);
     try {
@@ -133,6 +146,7 @@ export class Subjects {
     const r = this.row(tenant, subject);
     this.refuseIfEnded(tenant);
     if (r.face_consent !== 1) throw new HttpError(409, 'subject has no face consent; record consent first');
+    checkTemplates(templates);
     const now = this.s.clock.now();
     const staged = await this.stagePhotos(tenant, photos);
     const old = this.referencePhotoIds(tenant, subject);
