@@ -8,6 +8,7 @@ import { emptyFrame } from '../../demo/people.js';
 import { buildSite, type Site } from '../../demo/site.js';
 import { cardHash } from '../../protocol/index.js';
 import { FUZZ_SEED, seededRandom } from '../fuzz/seeds.js';
+import { allPunches, loggedPunches, outOfOrder, type CloudPunch } from '../support/punches.js';
 
 /*
  * Fault injection on a real site (cloud, gateway and a terminal as separate processes, from
@@ -20,14 +21,7 @@ const BADGES = process.env.CLOCKFACE_SOAK ? 10_000 : 240;
 const root = join(import.meta.dirname, '..', '..');
 let work: string;
 let site: Site;
-
-
-function loggedPunches(file: string): string[] {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('"msg":"punch"'))
-    .map((l) => (JSON.parse(l) as { eventId: string }).eventId);
-}
+const atCloud = () => allPunches(site.api);
 
 beforeAll(async () => {
   if (!existsSync(CLI_PATH)) execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
@@ -73,10 +67,10 @@ describe('SIGKILL of the gateway, the cloud and a terminal during a badge stream
     await Promise.all(restarts);
     expect(killed.sort()).toEqual([...victims].sort());
 
-    const recorded = new Set(loggedPunches(join(work, 'logs', 'door-1.log')));
+    const sent = loggedPunches(join(work, 'logs', 'door-1.log'));
+    const recorded = new Set(sent);
     expect(recorded.size).toBeGreaterThan(BADGES / 2);
-    const atCloud = async () => ((await site.api('GET', '/v1/tenants/acme/punches?limit=5000')).json.punches ?? []) as Array<{ eventId: string }>;
-    let rows: Array<{ eventId: string }> = [];
+    let rows: CloudPunch[] = [];
     for (let i = 0; i < 600; i++) {
       rows = await atCloud().catch(() => []);
       if (rows.length >= recorded.size) break;
@@ -87,13 +81,14 @@ describe('SIGKILL of the gateway, the cloud and a terminal during a badge stream
     for (const id of recorded) expect(ids, `punch ${id} lost`).toContain(id); // nothing lost
     // A punch recorded in the instant before a SIGKILL may miss its log line; never more than the kills.
     expect(ids.length - recorded.size).toBeLessThanOrEqual(1);
+    // The cloud received them in the order the terminal sent them, kills or not.
+    expect(outOfOrder(sent, rows)).toEqual([]);
     // Every refusal was logged with its reason: the gateway names each refused client or message.
     const gatewayLog = readFileSync(join(work, 'logs', 'gateway.log'), 'utf8');
     for (const line of gatewayLog.split('\n').filter((l) => /refused/.test(l))) expect(line).toMatch(/"reason"|"detail"|"err"/);
   }, 600_000);
 
   it('a long cloud outage (a day compressed, with a gateway reboot overnight) drains exactly once', async () => {
-    const atCloud = async () => ((await site.api('GET', '/v1/tenants/acme/punches?limit=5000')).json.punches ?? []) as Array<{ eventId: string }>;
     const before = new Set((await atCloud()).map((p) => p.eventId));
     const logFile = join(work, 'logs', 'door-1.log');
     const loggedBefore = new Set(loggedPunches(logFile));
@@ -107,7 +102,7 @@ describe('SIGKILL of the gateway, the cloud and a terminal during a badge stream
     const made = loggedPunches(logFile).filter((id) => !loggedBefore.has(id));
     expect(made.length).toBeGreaterThan(day / 2);
     await site.startCloud();
-    let rows: Array<{ eventId: string }> = [];
+    let rows: CloudPunch[] = [];
     for (let i = 0; i < 600; i++) {
       rows = await atCloud().catch(() => []);
       if (rows.length >= before.size + made.length) break;
@@ -115,6 +110,7 @@ describe('SIGKILL of the gateway, the cloud and a terminal during a badge stream
     }
     const fresh = rows.map((r) => r.eventId).filter((id) => !before.has(id));
     expect(new Set(fresh).size).toBe(fresh.length);
-    expect(fresh.sort()).toEqual([...made].sort());
+    expect([...fresh].sort()).toEqual([...made].sort());
+    expect(outOfOrder(made, rows)).toEqual([]);
   }, 600_000);
 });
