@@ -8,6 +8,7 @@ import { CLI_PATH } from '../../demo/processes.js';
 import { buildSite, type Site } from '../../demo/site.js';
 import { cardHash } from '../../protocol/index.js';
 import { allPunches, loggedPunches, outOfOrder, type CloudPunch } from '../support/punches.js';
+import { logFile, refusals } from '../support/refusals.js';
 
 /*
  * A terminal's wall clock jumps while it works (someone sets it two hours ahead, then NTP pulls
@@ -84,5 +85,9 @@ describe('a clock jump on a terminal', () => {
       expect(reasons(r)).toContain('clock-unsynced');
     }
     for (const r of inOrder.slice(1, 4)) expect(r.reviewState).toBe('none');
+    // Nothing was refused for its time: not the punches at the gateway or the cloud, not the
+    // cloud's receipts or commands at the terminal (a refusal here is a time window somewhere).
+    const logs = ['gateway', 'cloud', 'door-1'].flatMap((name) => logFile(join(work, 'logs', `${name}.log`)));
+    expect(refusals(logs).map((l) => `${l.msg} ${String(l.reason ?? '')}`)).toEqual([]);
   }, 240_000);
 });
