@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { emptyFrame } from '../../demo/people.js';
 import { CLI_PATH } from '../../demo/processes.js';
 import { buildSite, type Site } from '../../demo/site.js';
 import { cardHash } from '../../protocol/index.js';
+import { writeSkew } from '../support/clock-skew.js';
 import { allPunches, loggedPunches, outOfOrder, type CloudPunch } from '../support/punches.js';
 import { logFile, refusals } from '../support/refusals.js';
 
@@ -26,7 +27,7 @@ beforeAll(async () => {
   if (!existsSync(CLI_PATH) || !existsSync(skewModule)) execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
   work = mkdtempSync(join(tmpdir(), 'cf-clock-'));
   skewFile = join(work, 'skew-ms');
-  writeFileSync(skewFile, '0');
+  writeSkew(skewFile, 0);
   site = await buildSite(
     work,
     [
@@ -59,7 +60,7 @@ describe('a clock jump on a terminal', () => {
     const hour = 3_600_000;
     const phases = [0, 2 * hour, -hour, 0];
     for (const skew of phases) {
-      writeFileSync(skewFile, String(skew));
+      writeSkew(skewFile, skew);
       for (let i = 0; i < 4; i++) {
         await site.key('door-1', '1001');
         await new Promise((r) => setTimeout(r, 250));
