@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../cloud/auth.js';
 import { startHarness, type Harness } from '../../cloud/testing/harness.js';
 import { mutate, mutation, type Mutation } from './mutations.js';
-import { FUZZ_SEED, FUZZ_SCALE, runs } from './seeds.js';
+import { FUZZ_SEED, runs, scaledTimeout } from './seeds.js';
 
 /**
  * The cloud's HTTP API (the real Fastify app over a real SQLite and vault in a temp dir, driven
@@ -159,7 +159,7 @@ describe('bad-input campaign: the cloud ingest API', () => {
     expect(seen.duplicate).toBeGreaterThan(0);
     expect([...seen.refused.keys()].sort()).toEqual(expect.arrayContaining([400, 401]));
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(300 * 1024 * 1024);
-  }, 60_000 * Math.max(1, FUZZ_SCALE));
+  }, scaledTimeout(60_000));
 
   it('the other gateway routes (commands, delivered, presence, revocations) with junk bodies and query strings', async () => {
     const rssBefore = process.memoryUsage().rss;
@@ -186,7 +186,7 @@ describe('bad-input campaign: the cloud ingest API', () => {
       { seed: FUZZ_SEED, numRuns: runs(4_000) },
     );
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(200 * 1024 * 1024);
-  }, 60_000 * Math.max(1, FUZZ_SCALE));
+  }, scaledTimeout(60_000));
 });
 
 describe('bad-input campaign: the cloud admin API', () => {
@@ -240,7 +240,7 @@ describe('bad-input campaign: the cloud admin API', () => {
       { seed: FUZZ_SEED, numRuns: runs(10_000) },
     );
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(300 * 1024 * 1024);
-  }, 60_000 * Math.max(1, FUZZ_SCALE));
+  }, scaledTimeout(60_000));
 
   it('enrollment and rectification with junk, truncated and mutated reference photos and templates', async () => {
     // A subject of its own: the listing campaign above may have made the known one leave.
@@ -298,5 +298,5 @@ describe('bad-input campaign: the cloud admin API', () => {
     expect(statuses.get(400) ?? 0).toBeGreaterThan(0);
     expect((statuses.get(200) ?? 0) + (statuses.get(201) ?? 0)).toBeGreaterThan(0);
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(300 * 1024 * 1024);
-  }, 60_000 * Math.max(1, FUZZ_SCALE));
+  }, scaledTimeout(60_000));
 });

@@ -24,7 +24,7 @@ import {
 } from '../../protocol/index.js';
 import { exampleAck, exampleCommands, exampleDoor, examplePunch, exampleStatus } from '../../protocol/fixtures.js';
 import { mutate, mutation } from './mutations.js';
-import { FUZZ_SCALE, FUZZ_SEED, runs } from './seeds.js';
+import { FUZZ_SEED, runs, scaledTimeout } from './seeds.js';
 
 /**
  * MQTT payloads as a receiver meets them: valid envelopes mutated (bit flips, truncation,
@@ -79,7 +79,7 @@ describe('bad-input campaign: MQTT payloads', () => {
     expect(refused).toBeGreaterThan(runs(20_000) * 0.9);
     // Bounded memory: tens of thousands of opened (or refused) envelopes leave no residue.
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(200 * 1024 * 1024);
-  }, 30_000 * Math.max(1, FUZZ_SCALE));
+  }, scaledTimeout(30_000));
 
   it('arbitrary JSON is refused by every schema with a field-level reason', () => {
     const schemas = [DeviceEvent, Command, Status, Ack, DoorDecision];
@@ -94,7 +94,7 @@ describe('bad-input campaign: MQTT payloads', () => {
       }),
       { seed: FUZZ_SEED, numRuns: runs(10_000) },
     );
-  }, 30_000 * Math.max(1, FUZZ_SCALE));
+  }, scaledTimeout(30_000));
 
   it('valid messages with one field replaced by junk are refused, never accepted or crashing', () => {
     const samples: [typeof Status | typeof Ack | typeof DoorDecision | typeof DeviceEvent | typeof Command, Record<string, unknown>][] = [
@@ -118,7 +118,7 @@ describe('bad-input campaign: MQTT payloads', () => {
       }),
       { seed: FUZZ_SEED, numRuns: runs(10_000) },
     );
-  }, 30_000 * Math.max(1, FUZZ_SCALE));
+  }, scaledTimeout(30_000));
 });
 
 /*
@@ -213,7 +213,7 @@ describe('bad-input campaign: MQTT payloads through the real gateway', () => {
     expect(acked).toBeGreaterThan(0);
     for (const l of atCloud) expect(String(l.reason)).toMatch(/^[a-z-]+\.[a-z-]+: /);
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(300 * 1024 * 1024);
-  }, 60_000 * Math.max(1, FUZZ_SCALE));
+  }, scaledTimeout(60_000));
 
   it('malformed MQTT packets on a raw TLS socket: the connection is dropped, the gateway keeps serving', async () => {
     const connectPacket = (clientId: string) => {
@@ -263,7 +263,7 @@ describe('bad-input campaign: MQTT payloads through the real gateway', () => {
     await until(() => stored().includes(sentGenuine.at(-1)!));
     expect(logLines(lines).filter((l) => /client dropped|oversized packet|connection refused/.test(l.msg)).length).toBeGreaterThan(0);
     expect(stack.gateway.health().ok).toBe(true);
-  }, 60_000 * Math.max(1, FUZZ_SCALE));
+  }, scaledTimeout(60_000));
 
   // Fails today: gateway/broker.ts logs 'oversized packet: disconnecting' (and 'TLS handshake
   // refused', 'durable queue write failed') without a `reason` field.
