@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { pulses, readRecordFile } from '../device/hardware/gpio/sim.js';
-import { CLI_PATH, startRole, type RoleProcess, type StartOptions } from './processes.js';
+import { CLI_PATH, inheritedEnv, startRole, type RoleProcess, type StartOptions } from './processes.js';
 
 /**
  * A whole site on loopback, built the way facilities staff build one: `clockface provision`
@@ -55,7 +55,7 @@ function freePort(): Promise<number> {
   });
 }
 
-const clockface = (args: string[]) => execFileSync(process.execPath, [CLI_PATH, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const clockface = (args: string[]) => execFileSync(process.execPath, [CLI_PATH, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: inheritedEnv() });
 
 export interface TerminalPlan {
   id: string;
