@@ -299,4 +299,22 @@ describe('bad-input campaign: the cloud admin API', () => {
     expect((statuses.get(200) ?? 0) + (statuses.get(201) ?? 0)).toBeGreaterThan(0);
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(300 * 1024 * 1024);
   }, scaledTimeout(60_000));
+
+  // Found by the soak (scale 20, seed 20261123) and fails today: with terminals registered, a
+  // template whose vector does not match its dims passes the route schema (and ajv coerces
+  // dims: true to 1), then the outbox's command validation throws a ProtocolError the error
+  // handler does not map: 500 "internal error" instead of a 400 naming the template.
+  it('a template whose vector does not match its dims is a clear 400, not a 500', async () => {
+    const subject = 'dims-1';
+    const made = await send('POST', '/v1/tenants/acme/subjects', { auth: `Bearer ${ownerKey}`, payload: JSON.stringify({ subject, consent: { policyVersion: 'v1' } }) });
+    expect(made.statusCode, made.body).toBe(201);
+    const before = tableCounts();
+    const res = await send('PUT', `/v1/tenants/acme/subjects/${subject}/reference`, {
+      auth: `Bearer ${ownerKey}`,
+      payload: JSON.stringify({ referencePhotos: [jpegs[0]!.toString('base64')], templates: [{ model: 'faceapi-128', dims: 1, vector: Buffer.alloc(512).toString('base64') }] }),
+    });
+    expect(res.statusCode, res.body).toBe(400);
+    checkAnswer(res, 'mismatched template');
+    expect(tableCounts()).toEqual(before);
+  });
 });
