@@ -27,7 +27,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const work = values.dir ?? mkdtempSync(join(tmpdir(), 'clockface-demo-'));
   const summaryFile = values['json-summary'] ?? join(work, 'demo-summary.json');
-  const t = new Timeline();
+  const t = new Timeline(DAY_STEPS);
   t.note('Clockface demo: one site on this machine, every part a separate process over loopback TLS.');
   t.note('Camera frames are replayed from photos that ship with @vladmandic/face-api; the card reader,');
   t.note('keypad and door relay are simulators. Everything else is the real software.');
@@ -47,7 +47,7 @@ export async function run(argv: string[]): Promise<number> {
     );
     await day(t, site, { ana, ben, carl, dora }, nobody);
   } catch (err) {
-    t.note(`stopped: ${(err as Error).message}`);
+    t.fail((err as Error).message); // a throw outside a step: the day is partial, the demo fails
   }
 
   console.log(`\n${t.summaryTable()}\n`);
@@ -65,6 +65,9 @@ export async function run(argv: string[]): Promise<number> {
   else console.log(`logs and data kept in ${work}`);
   return t.allOk ? 0 : 1;
 }
+
+/** How many steps day() runs (demo/timeline.test.ts checks this against the steps below). */
+export const DAY_STEPS = 15;
 
 async function day(t: Timeline, site: Site, cast: Record<'ana' | 'ben' | 'carl' | 'dora', Person>, nobody: Buffer): Promise<void> {
   const { ana, ben, carl, dora } = cast;

@@ -38,6 +38,15 @@ export interface StartOptions {
   readyTimeoutMs?: number;
 }
 
+/**
+ * The environment a role inherits: this process's, without the test campaign's knobs
+ * (CLOCKFACE_SOAK, CLOCKFACE_FUZZ_*). They share the CLOCKFACE_ prefix with the config overrides,
+ * so a role would read them as config keys ("soak", "fuzzScale") and refuse to start.
+ */
+export function inheritedEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^CLOCKFACE_(SOAK|FUZZ_[A-Z_]+)$/.test(k)));
+}
+
 export async function startRole(opts: StartOptions): Promise<RoleProcess> {
   mkdirSync(opts.logDir, { recursive: true });
   const socketPath = join(opts.logDir, `${opts.name}.notify`);
@@ -54,7 +63,7 @@ export async function startRole(opts: StartOptions): Promise<RoleProcess> {
   listener.bind(socketPath);
   const log = createWriteStream(logFile, { flags: 'a' }); // a restarted role keeps its earlier lines
   const child = spawn(process.execPath, [CLI_PATH, ...opts.args], {
-    env: { ...process.env, ...opts.env, NOTIFY_SOCKET: socketPath },
+    env: { ...inheritedEnv(), ...opts.env, NOTIFY_SOCKET: socketPath },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout.pipe(log, { end: false });

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { pulses, readRecordFile } from '../device/hardware/gpio/sim.js';
-import { CLI_PATH, startRole, type RoleProcess, type StartOptions } from './processes.js';
+import { CLI_PATH, inheritedEnv, startRole, type RoleProcess, type StartOptions } from './processes.js';
 
 /**
  * A whole site on loopback, built the way facilities staff build one: `clockface provision`
@@ -55,7 +55,7 @@ function freePort(): Promise<number> {
   });
 }
 
-const clockface = (args: string[]) => execFileSync(process.execPath, [CLI_PATH, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const clockface = (args: string[]) => execFileSync(process.execPath, [CLI_PATH, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: inheritedEnv() });
 
 export interface TerminalPlan {
   id: string;
@@ -66,7 +66,13 @@ export interface TerminalPlan {
   env?: Record<string, string>;
 }
 
-export async function buildSite(work: string, plans: TerminalPlan[], progress: (text: string) => void): Promise<Site> {
+/** Extra environment for the cloud's and the gateway's processes (tests: e.g. a skewed clock). */
+export interface RoleEnv {
+  cloud?: Record<string, string>;
+  gateway?: Record<string, string>;
+}
+
+export async function buildSite(work: string, plans: TerminalPlan[], progress: (text: string) => void, roleEnv: RoleEnv = {}): Promise<Site> {
   const bundles = join(work, 'acme');
   const logs = join(work, 'logs');
   mkdirSync(logs, { recursive: true });
@@ -108,7 +114,7 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
   const ownerKeyFile = join(work, 'owner.key');
   writeFileSync(ownerKeyFile, owner.key, { mode: 0o600 });
   const startCloud = async () => {
-    await launch({ name: 'cloud', args: ['cloud', '--config', cloudConfig], logDir: logs });
+    await launch({ name: 'cloud', args: ['cloud', '--config', cloudConfig], logDir: logs, env: roleEnv.cloud });
   };
   progress('start: cloud (API, photo vault, re-check worker with the local face engine, retention sweeper)');
   await startCloud();
@@ -131,6 +137,7 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
         // Production waits up to a minute between tries at a cloud that is down; a demo day is short.
         CLOCKFACE_FORWARDER__BACKOFF_MAX_MS: '1500',
         CLOCKFACE_FORWARDER__BREAKER_COOLDOWN_MS: '1500',
+        ...roleEnv.gateway,
       },
     });
 

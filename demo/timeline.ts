@@ -16,7 +16,16 @@ export interface Outcome {
 export class Timeline {
   readonly outcomes: Outcome[] = [];
   private readonly started = Date.now();
-  constructor(private readonly out: NodeJS.WriteStream = process.stdout) {}
+  /** Why the script stopped outside a step (a throw between steps), if it did. */
+  private failure: string | null = null;
+  /**
+   * @param expectedSteps how many steps a complete run has: a run that ends early (the script
+   *   stopped, or a step was skipped) is not a success even if every step it ran passed.
+   */
+  constructor(
+    private readonly expectedSteps = 1,
+    private readonly out: Pick<NodeJS.WriteStream, 'write'> & { isTTY?: boolean } = process.stdout,
+  ) {}
 
   note(text: string): void {
     this.out.write(`${this.clock()}   ${text}\n`);
@@ -40,19 +49,27 @@ export class Timeline {
     return ok;
   }
 
+  /** The script stopped outside any step: the run has failed whatever the steps said. */
+  fail(reason: string): void {
+    this.failure ??= reason;
+    this.note(`stopped: ${reason}`);
+  }
+
   get allOk(): boolean {
-    return this.outcomes.length > 0 && this.outcomes.every((o) => o.ok);
+    return this.failure === null && this.outcomes.length >= Math.max(1, this.expectedSteps) && this.outcomes.every((o) => o.ok);
   }
 
   summaryTable(): string {
     const w = Math.max(...this.outcomes.map((o) => o.step.length), 4);
     const rows = this.outcomes.map((o) => `${o.ok ? 'ok  ' : 'FAIL'}  ${o.step.padEnd(w)}  ${fmtMs(o.ms).padStart(7)}  ${o.actual}`);
     const passed = this.outcomes.filter((o) => o.ok).length;
-    return [`${'    '}  ${'step'.padEnd(w)}  ${'time'.padStart(7)}  outcome`, ...rows, '', `${passed} of ${this.outcomes.length} expected outcomes happened.`].join('\n');
+    const total = Math.max(this.expectedSteps, this.outcomes.length);
+    const stopped = this.failure !== null ? [`stopped after ${this.outcomes.length} of ${total} steps: ${this.failure}`] : this.outcomes.length < total ? [`only ${this.outcomes.length} of ${total} steps ran`] : [];
+    return [`${'    '}  ${'step'.padEnd(w)}  ${'time'.padStart(7)}  outcome`, ...rows, '', `${passed} of ${total} expected outcomes happened.`, ...stopped].join('\n');
   }
 
   writeJson(path: string, extra: Record<string, unknown> = {}): void {
-    writeFileSync(path, JSON.stringify({ ok: this.allOk, durationMs: Date.now() - this.started, outcomes: this.outcomes, ...extra }, null, 2));
+    writeFileSync(path, JSON.stringify({ ok: this.allOk, durationMs: Date.now() - this.started, expectedSteps: this.expectedSteps, failure: this.failure, outcomes: this.outcomes, ...extra }, null, 2));
   }
 
   private clock(): string {

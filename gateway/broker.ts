@@ -113,7 +113,7 @@ export class SiteBroker {
         const state = this.states.get(client);
         if (state && maySubscribe(state.who, sub.topic)) return done(null, sub);
         opts.metrics.publishesRefused.inc({ reason: 'subscribe-not-allowed' });
-        this.log.warn({ session: client.id, filter: sub.topic.slice(0, 120) }, 'subscription refused: outside the certificate\'s rights');
+        this.log.warn({ session: client.id, reason: 'subscribe-not-allowed', filter: sub.topic.slice(0, 120) }, 'subscription refused: outside the certificate\'s rights');
         done(null, null);
       },
     });

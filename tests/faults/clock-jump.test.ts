@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,9 @@ import { emptyFrame } from '../../demo/people.js';
 import { CLI_PATH } from '../../demo/processes.js';
 import { buildSite, type Site } from '../../demo/site.js';
 import { cardHash } from '../../protocol/index.js';
+import { writeSkew } from '../support/clock-skew.js';
+import { allPunches, loggedPunches, outOfOrder, type CloudPunch } from '../support/punches.js';
+import { logFile, refusals } from '../support/refusals.js';
 
 /*
  * A terminal's wall clock jumps while it works (someone sets it two hours ahead, then NTP pulls
@@ -20,18 +23,11 @@ let work: string;
 let skewFile: string;
 let site: Site;
 
-function loggedPunches(file: string): string[] {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('"msg":"punch"'))
-    .map((l) => (JSON.parse(l) as { eventId: string }).eventId);
-}
-
 beforeAll(async () => {
   if (!existsSync(CLI_PATH) || !existsSync(skewModule)) execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
   work = mkdtempSync(join(tmpdir(), 'cf-clock-'));
   skewFile = join(work, 'skew-ms');
-  writeFileSync(skewFile, '0');
+  writeSkew(skewFile, 0);
   site = await buildSite(
     work,
     [
@@ -64,7 +60,7 @@ describe('a clock jump on a terminal', () => {
     const hour = 3_600_000;
     const phases = [0, 2 * hour, -hour, 0];
     for (const skew of phases) {
-      writeFileSync(skewFile, String(skew));
+      writeSkew(skewFile, skew);
       for (let i = 0; i < 4; i++) {
         await site.key('door-1', '1001');
         await new Promise((r) => setTimeout(r, 250));
@@ -72,13 +68,14 @@ describe('a clock jump on a terminal', () => {
     }
     const made = loggedPunches(join(work, 'logs', 'door-1.log'));
     expect(made).toHaveLength(16);
-    type Row = { eventId: string; clockSync: string; wallTime: number; reviewState: string; reviewReasons: string[] | string };
+    type Row = CloudPunch;
     let rows: Row[] = [];
     for (let i = 0; i < 300 && rows.length < made.length; i++) {
-      rows = ((await site.api('GET', '/v1/tenants/acme/punches?limit=5000')).json.punches ?? []) as Row[];
+      rows = await allPunches(site.api, { pageSize: 5 }); // small pages: the paging itself is under test too
       if (rows.length < made.length) await new Promise((r) => setTimeout(r, 100));
     }
     expect(rows.map((r) => r.eventId).sort()).toEqual([...made].sort()); // each exactly once
+    expect(outOfOrder(made, rows)).toEqual([]); // a jumping wall clock does not reorder them
     const byId = new Map(rows.map((r) => [r.eventId, r]));
     const inOrder = made.map((id) => byId.get(id)!);
     // The first punch of each phase after the first follows a jump.
@@ -89,5 +86,9 @@ describe('a clock jump on a terminal', () => {
       expect(reasons(r)).toContain('clock-unsynced');
     }
     for (const r of inOrder.slice(1, 4)) expect(r.reviewState).toBe('none');
+    // Nothing was refused for its time: not the punches at the gateway or the cloud, not the
+    // cloud's receipts or commands at the terminal (a refusal here is a time window somewhere).
+    const logs = ['gateway', 'cloud', 'door-1'].flatMap((name) => logFile(join(work, 'logs', `${name}.log`)));
+    expect(refusals(logs).map((l) => `${l.msg} ${String(l.reason ?? '')}`)).toEqual([]);
   }, 240_000);
 });

@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FaceInputError } from '../../device/face/errors.js';
 import { decodeImage, type DecodeLimits } from '../../device/face/image.js';
-import { FUZZ_SEED, runs } from './seeds.js';
+import { FUZZ_SEED, runs, scaledTimeout } from './seeds.js';
 
 /**
  * The face engine's image decoder against mutated JPEGs (bit flips, overwritten and inserted
@@ -117,7 +117,7 @@ describe('bad-input campaign: the face engine image decoder', () => {
     expect(outcomes.refused.get('too-large') ?? 0).toBeGreaterThan(0);
     // Bounded memory: thousands of decodes (some claiming 65535x65535) leave no large residue.
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(400 * 1024 * 1024);
-  }, 120_000);
+  }, scaledTimeout(120_000));
 
   it('refuses the classic shapes with the right reason', async () => {
     const [jpeg] = seeds;

@@ -17,3 +17,6 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** A campaign's test timeout: its time grows with its run count. */
+export const scaledTimeout = (ms: number) => ms * Math.max(1, FUZZ_SCALE);

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 
 /**
  * Preloaded into a process under test (`node --import …/clock-skew.js`): its wall clock
@@ -29,4 +29,14 @@ if (file) {
     }
   }
   globalThis.Date = SkewedDate as DateConstructor;
+}
+
+/**
+ * Sets the skew a preloaded process reads (from the test's side). Written beside and renamed
+ * into place: a process reading mid-write would see an empty file, i.e. no skew, and its clock
+ * would jump back and forth for an instant.
+ */
+export function writeSkew(skewFile: string, ms: number): void {
+  writeFileSync(`${skewFile}.tmp`, String(ms));
+  renameSync(`${skewFile}.tmp`, skewFile);
 }
