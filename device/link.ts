@@ -148,7 +148,7 @@ export class DeviceLink {
       if (serial && opts.isRevoked?.(normalizeSerial(serial))) {
         // Trust the CA, but not a revoked gateway: drop the session before subscribing or publishing.
         this.refusedRevoked++;
-        opts.log.error({ serial: normalizeSerial(serial) }, 'broker certificate is revoked; link refused');
+        opts.log.error({ reason: 'broker-revoked', serial: normalizeSerial(serial) }, 'broker certificate is revoked; link refused');
         client.stream.destroy();
         return;
       }
@@ -224,7 +224,7 @@ export class DeviceLink {
       this.acknowledged += removed;
       this.opts.log.debug({ removed, listed: body.eventIds.length }, 'receipt applied');
     } catch (err) {
-      this.opts.log.warn({ err: (err as Error).message }, 'receipt refused');
+      this.opts.log.warn({ reason: isProtocolError(err) ? err.code : 'invalid', err: (err as Error).message }, 'receipt refused');
     }
   }
 

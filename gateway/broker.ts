@@ -133,7 +133,7 @@ export class SiteBroker {
     const server = createTlsServer(tlsOptions, (socket) => this.accept(socket));
     server.on('tlsClientError', (err) => {
       this.opts.metrics.connectsRefused.inc({ reason: 'tls' });
-      this.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'TLS handshake refused');
+      this.log.warn({ reason: 'tls-handshake', err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'TLS handshake refused');
     });
     this.tlsServer = server;
     const port = await listen(server, this.opts.host, this.opts.port);
@@ -178,7 +178,7 @@ export class SiteBroker {
     for (const client of this.connected) {
       const state = this.states.get(client);
       if (state && this.opts.isRevoked(state.who.serial)) {
-        this.log.warn({ session: client.id, serial: state.who.serial }, 'certificate revoked: disconnecting');
+        this.log.warn({ session: client.id, reason: 'revoked', serial: state.who.serial }, 'certificate revoked: disconnecting');
         this.opts.metrics.connectsRefused.inc({ reason: 'revoked-while-connected' });
         client.close();
         dropped++;
@@ -223,7 +223,7 @@ export class SiteBroker {
     this.opts.metrics.violations.inc({ limit: 'packet-size' });
     const cert = socket?.getPeerX509Certificate();
     const who = cert ? certificateIdentity(cert) : null;
-    this.log.warn({ declaredBytes: declared, max: this.opts.limits.maxPacketBytes, client: who ? `${who.role}:${who.id}` : undefined }, 'oversized packet: disconnecting');
+    this.log.warn({ reason: 'packet-too-large', declaredBytes: declared, max: this.opts.limits.maxPacketBytes, client: who ? `${who.role}:${who.id}` : undefined }, 'oversized packet: disconnecting');
   }
 
   private identify(client: Client): ClientIdentity | Refusal {
@@ -315,7 +315,7 @@ export class SiteBroker {
       state.inflight++;
       this.writer.add({ id: header.id, device: who.id, envelope: payload }, (err) => {
         state.inflight--;
-        if (err) this.log.error({ err }, 'durable queue write failed: no PUBACK, the device will retry');
+        if (err) this.log.error({ reason: queueRefusalReason(err), err }, 'durable queue write failed: no PUBACK, the device will retry');
         done(err);
       });
       return;
@@ -409,4 +409,10 @@ function listen(server: TlsServer | HttpsServer, host: string, port: number): Pr
       resolve((server.address() as AddressInfo).port);
     });
   });
+}
+
+/** Why a durable write failed, as a log reason: a full disk (or queue quota) is the one facilities staff can act on. */
+function queueRefusalReason(err: Error): string {
+  const code = (err as { code?: string }).code;
+  return code === 'SQLITE_FULL' || /full/i.test(err.message) ? 'queue-full' : 'queue-write-failed';
 }

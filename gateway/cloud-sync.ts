@@ -69,7 +69,7 @@ export class CloudSync {
         this.lastCommandPoll = Date.now();
         const accepted = answer.commands.filter((c) => {
           const ok = c.tenant === this.opts.tenant && isValidId(c.device);
-          if (!ok) log.warn({ commandId: c.commandId }, 'command for another tenant or an invalid device id ignored');
+          if (!ok) log.warn({ commandId: c.commandId, reason: 'wrong-tenant-or-device' }, 'command for another tenant or an invalid device id ignored');
           return ok;
         });
         const rows = accepted.map((c) => ({ commandId: c.commandId, device: c.device, envelope: Buffer.from(c.envelope, 'base64'), expiresAt: c.expiresAt ?? null }));

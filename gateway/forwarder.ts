@@ -104,7 +104,7 @@ export class Forwarder {
           this.state = 'auth-failed';
           this.authFailing = true;
           metrics.forwardFailures.inc({ kind: 'auth' });
-          log.error({ status: err.status }, 'ALARM: the cloud refuses this gateway\'s token; forwarding stopped until it is fixed');
+          log.error({ reason: 'auth-refused', status: err.status }, 'ALARM: the cloud refuses this gateway\'s token; forwarding stopped until it is fixed');
           await this.sleeper.sleep(this.opts.backoffMaxMs);
           continue;
         }

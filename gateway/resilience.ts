@@ -36,7 +36,8 @@ export class CircuitBreaker {
   constructor(
     private readonly threshold: number,
     private readonly cooldownMs: number,
-    private readonly now: () => number = Date.now,
+    // Monotonic: a wall-clock step must not hold the circuit open for hours or close it early.
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   get state(): BreakerState {

@@ -7,6 +7,9 @@
  * rate, never cut off. Only gross abuse ends the connection: more than `burst` publishes
  * waiting for tokens at once, which a client that waits for its PUBACKs cannot reach.
  */
+/** A monotonic clock: a wall-clock step (NTP, a dead RTC battery) must not refuse or free a burst. */
+const monotonicMs = (): number => performance.now();
+
 export class PublishThrottle {
   private tokens: number;
   private at: number;
@@ -14,14 +17,14 @@ export class PublishThrottle {
   constructor(
     private readonly rate: number,
     private readonly burst: number,
-    now = Date.now(),
+    now = monotonicMs(),
   ) {
     this.tokens = burst;
     this.at = now;
   }
 
   /** Takes a token: how many ms the publish must wait (0: admit now), or null for a flood. */
-  take(now = Date.now()): number | null {
+  take(now = monotonicMs()): number | null {
     this.tokens = Math.min(this.burst, this.tokens + ((Math.max(0, now - this.at) / 1000) * this.rate));
     this.at = now;
     if (this.tokens - 1 < -this.burst) return null;
@@ -44,7 +47,7 @@ export class AdmissionQueue {
     return this.waiting.length === 0;
   }
 
-  schedule(waitMs: number, run: () => void, now = Date.now()): void {
+  schedule(waitMs: number, run: () => void, now = monotonicMs()): void {
     this.waiting.push({ at: now + waitMs, run });
     if (this.timer === null) this.arm();
   }
@@ -54,11 +57,11 @@ export class AdmissionQueue {
     if (!head) return;
     this.timer = setTimeout(() => {
       this.timer = null;
-      const now = Date.now();
+      const now = monotonicMs();
       // The head is due; whoever queued behind it and is due too goes right after it.
       while (this.waiting.length && this.waiting[0]!.at <= now) this.waiting.shift()!.run();
       this.arm();
-    }, Math.max(0, head.at - Date.now()));
+    }, Math.max(0, head.at - monotonicMs()));
     // A throttled publish must not keep a stopping process alive.
     this.timer.unref();
   }
