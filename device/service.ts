@@ -119,12 +119,16 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
   const cameraWorks = () => indicators.part('camera', false);
   const readerFailed = () => indicators.part('reader', true);
   const readerWorks = () => indicators.part('reader', false);
-  hardware.camera?.on('error', cameraFailed);
-  hardware.camera?.on('restart', cameraFailed);
-  hardware.camera?.on('frame', cameraWorks);
-  hardware.reader?.on('error', readerFailed);
-  hardware.reader?.on('disconnected', readerFailed);
-  hardware.reader?.on('connected', readerWorks);
+  // What the indicators watch on the camera and reader, attached now and detached at stop.
+  const partWatches: Array<[NodeJS.EventEmitter | undefined, string, () => void]> = [
+    [hardware.camera, 'error', cameraFailed],
+    [hardware.camera, 'restart', cameraFailed],
+    [hardware.camera, 'frame', cameraWorks],
+    [hardware.reader, 'error', readerFailed],
+    [hardware.reader, 'disconnected', readerFailed],
+    [hardware.reader, 'connected', readerWorks],
+  ];
+  for (const [part, event, listener] of partWatches) part?.on(event, listener);
   terminal.on('punch', (_p, t) => {
     punches.inc();
     latency.observe((performance.now() - t.startedAt) / 1000);
@@ -238,12 +242,7 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
       // 3. Relay to rest, then outputs, link, ops and store closed.
       clearInterval(linkWatch);
       indicators.close();
-      hardware.camera?.off('error', cameraFailed);
-      hardware.camera?.off('restart', cameraFailed);
-      hardware.camera?.off('frame', cameraWorks);
-      hardware.reader?.off('error', readerFailed);
-      hardware.reader?.off('disconnected', readerFailed);
-      hardware.reader?.off('connected', readerWorks);
+      for (const [part, event, listener] of partWatches) part?.off(event, listener);
       hardware.outputs.close();
       await link.stop();
       await ops?.close();
