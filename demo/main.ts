@@ -233,7 +233,7 @@ async function day(t: Timeline, site: Site, cast: Record<'ana' | 'ben' | 'carl' 
   seen = await seenIds();
   site.show('door-1', ben.frame);
   await site.key('door-1', '1002');
-  await t.step('Ben without a reference photo → denied', 'denied (card+face: model-mismatch)', async () => describe(await nextPunch('door-1', seen)));
+  await t.step('Ben without a reference photo → denied', 'denied (card+face: no-template)', async () => describe(await nextPunch('door-1', seen)));
   await t.step("the admin pushes Ben's reference photo; the terminals compute his template", 'reference applied on 2 terminals', async () => {
     const r = await site.api('PUT', `/v1/tenants/acme/subjects/${ids.ben}/reference`, { referencePhotos: [ben.reference.toString('base64')] });
     if (r.status !== 200) throw new Error(`reference refused: ${r.status} ${JSON.stringify(r.json)}`);

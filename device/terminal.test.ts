@@ -130,8 +130,8 @@ describe('door rules', () => {
     store.upsertSubject({ subject: 's-2', cardHashes: [cardHash(pepper, '43')], pinHash: null, faceConsent: true, accessGroups: ['visitors'], suspended: false }, null);
     expect(await terminal.onCard('42')).toMatchObject({ decision: 'granted' });
     expect(await terminal.onCard('42')).toMatchObject({ decision: 'denied', reasons: ['anti-passback'] });
-    // s-2 has no template for this model: the face check fails closed before the door rules.
-    expect(await terminal.onCard('43')).toMatchObject({ decision: 'denied', reasons: ['model-mismatch'] });
+    // s-2 has no template at all: the face check fails closed before the door rules.
+    expect(await terminal.onCard('43')).toMatchObject({ decision: 'denied', reasons: ['no-template'] });
   });
 });
 

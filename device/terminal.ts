@@ -202,9 +202,10 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       // One face but no descriptor: every frame failed the quality gate (too small, turned away…).
       if (!a.descriptor) reasons.push('face-quality-low');
       else {
-        // No template of this model (none, or only an old model's awaiting re-enrolment): never compared.
+        // No template of this model: only an old model's awaiting re-enrolment (never compared
+        // across models), or none at all (enrolled by badge, reference photo not pushed yet).
         similarity = this.index.verify(subject.subject, a.descriptor);
-        if (similarity === null) reasons.push('model-mismatch');
+        if (similarity === null) reasons.push(this.index.needsReenrolment(subject.subject) ? 'model-mismatch' : 'no-template');
         else if (similarity < policy.thresholds.match) reasons.push('face-mismatch');
       }
     }

@@ -58,6 +58,8 @@ export const ReasonCode = z.enum([
   'request-to-exit',
   'timeout',
   'model-mismatch',
+  /** Face-match asked for, but the subject has no face template on this terminal. */
+  'no-template',
   'photo-dropped',
   'clock-unsynced',
   'review-required',
