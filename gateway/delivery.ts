@@ -46,7 +46,11 @@ export class OutboundDelivery {
 
   /** Stores a set of envelopes in one transaction, then sends them to listening devices. */
   enqueueMany(messages: readonly { device: string; channel: OutboundChannel; envelope: Buffer; expiresAt: number | null }[]): void {
-    const added = this.store.addOutboundMany(messages.map((m) => ({ ...m, id: peekHeader(m.envelope).id })));
+    this.stored(this.store.addOutboundMany(messages.map((m) => ({ ...m, id: peekHeader(m.envelope).id }))));
+  }
+
+  /** Envelopes newly stored for devices (by this class or the event writer): send to listeners. */
+  stored(added: readonly { device: string; channel: OutboundChannel }[]): void {
     for (const key of new Set(added.map((m) => `${m.device}\u0000${m.channel}`))) {
       const [device, channel] = key.split('\u0000') as [string, OutboundChannel];
       this.flush(device, channel);

@@ -10,7 +10,8 @@ import { OutboundDelivery } from './delivery.js';
 import { PresenceDebounce } from './presence.js';
 import { Forwarder } from './forwarder.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
-import { GatewayStore } from './store.js';
+import { EventWriter } from './event-writer.js';
+import { GatewayStore, type OutboundRow } from './store.js';
 
 /**
  * One site gateway: the broker, the durable store, the forwarder and the downlink, wired
@@ -61,6 +62,13 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   const token = config.cloud ? readPem(config.cloud.tokenFile, 'cloud token file').trim() : null;
   const cloudCa = config.cloud?.ca ? readPem(config.cloud.ca, 'cloud CA certificate') : undefined;
   const store = new GatewayStore({ dataDir: config.dataDir, durability: config.durability, maxBytes: config.maxQueueBytes });
+  let writer: EventWriter;
+  try {
+    writer = new EventWriter(store, { durability: config.durability, ...(config.maxQueueBytes !== undefined ? { maxBytes: config.maxQueueBytes } : {}) });
+  } catch (err) {
+    store.close();
+    throw err;
+  }
   let revoked = storedRevocations(store);
 
   let forwarder: Forwarder | null = null;
@@ -81,6 +89,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     wsPort: config.mqtt.wsPort,
     limits: config.limits,
     store,
+    appendEvents: (events) => writer.append(events),
     log,
     metrics,
     isRevoked: (serial) => revoked.has(serial),
@@ -116,21 +125,22 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       ...config.forwarder,
       metrics,
       log,
-      onReceipts: (receipts) => {
-        const valid = [];
+      settle: async (answered, receipts) => {
+        const valid: OutboundRow[] = [];
         for (const r of receipts) {
           if (r.tenant !== config.tenant || !isValidId(r.device)) continue;
           const envelope = Buffer.from(r.envelope, 'base64');
+          let id: string;
           try {
-            peekHeader(envelope);
+            id = peekHeader(envelope).id;
           } catch (err) {
             log.warn({ device: r.device, err: { message: (err as Error).message } }, 'receipt from the cloud is not an envelope; skipped');
             continue;
           }
           // Receipts older than the protocol's receipt window would be refused by the device anyway.
-          valid.push({ device: r.device, channel: 'ack' as const, envelope, expiresAt: Date.now() + RECEIPT_KEEP_MS });
+          valid.push({ id, device: r.device, channel: 'ack', envelope, expiresAt: Date.now() + RECEIPT_KEEP_MS });
         }
-        d.enqueueMany(valid);
+        d.stored(await writer.settle(answered, valid));
       },
     });
     sync = new CloudSync({ tenant: config.tenant, store, cloud, delivery, ...config.forwarder, metrics, log, onRevocations: applyRevocations });
@@ -151,6 +161,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     // Port taken, address not available: leave nothing open behind the error.
     await broker.close().catch(() => {});
     cloud?.close();
+    await writer.close();
     store.close();
     throw new Error(`cannot listen for MQTT on ${config.mqtt.host}:${config.mqtt.port}: ${(err as Error).message}`);
   }
@@ -200,6 +211,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         await sync?.stop();
         cloud?.close();
         await ops?.close();
+        await writer.close();
         store.close();
         log.info('gateway stopped');
       })()),
