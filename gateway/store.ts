@@ -186,7 +186,6 @@ export class GatewayStore {
     this.stmts = {
       nextEvents: db.prepare('SELECT seq, id, device, envelope, received_at AS receivedAt FROM events ORDER BY seq LIMIT ?'),
       deleteEvent: db.prepare('DELETE FROM events WHERE id = ?'),
-      deleteEventRange: db.prepare('DELETE FROM events WHERE seq BETWEEN ? AND ?'),
       eventStats: db.prepare('SELECT COUNT(*) AS depth, MIN(received_at) AS oldest FROM events'),
       insertOutbound: db.prepare(
         'INSERT OR IGNORE INTO outbound (id, device, channel, envelope, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)',
@@ -225,11 +224,6 @@ export class GatewayStore {
 
   nextEvents(limit: number): QueuedEvent[] {
     return this.stmts.nextEvents.all(limit) as QueuedEvent[];
-  }
-
-  /** Removes the events with seq in [first, last]: a whole forwarded batch in one statement. */
-  removeEventRange(firstSeq: number, lastSeq: number): void {
-    this.stmts.deleteEventRange.run(firstSeq, lastSeq);
   }
 
   /** Removes events the cloud is done with (stored, duplicate or rejected). */
