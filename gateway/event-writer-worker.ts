@@ -1,11 +1,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { unpack, type WriteReply, type WriteRequest, type WriterData } from './event-writer.js';
-import { eventInserter, forwardSettler, openStoreConnection } from './store.js';
+import { deliveryMarker, eventInserter, forwardSettler, openStoreConnection } from './store.js';
 
 /**
  * The event writer's thread (gateway/event-writer.ts): its own connection to the store file,
  * with the store's settings (WAL, synchronous FULL or NORMAL, busy timeout, quota). It runs the
- * group-commit inserts and the forwarded-batch settlements one request at a time, in arrival
+ * group-commit inserts, the forwarded-batch settlements and the batched
+ * deliveries (outbound messages the devices PUBACKed) one request at a time, in arrival
  * order, and answers each only after its transaction has committed (and, with FULL, been
  * fsynced); the broker sends the PUBACKs on that answer. It is also the connection that
  * checkpoints the WAL (the store's connection has automatic checkpoints off while a writer is
@@ -17,8 +18,10 @@ const { path, durability, maxBytes } = workerData as WriterData;
 const db = openStoreConnection(path, { durability, ...(maxBytes !== undefined ? { maxBytes } : {}) });
 const insert = eventInserter(db);
 const settle = forwardSettler(db);
+const markDelivered = deliveryMarker(db);
 
 function run(req: WriteRequest): WriteReply {
+  if (req.op === 'delivered') return { ok: true, channels: markDelivered(req.ids, req.now) };
   const envelopes = unpack(req.envelopes);
   if (req.op === 'append') {
     insert(req.ids.map((id, i) => ({ id, device: req.devices[i]!, envelope: envelopes[i]! })), req.now);

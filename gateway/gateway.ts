@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createLogger, type Logger } from '../common/log.js';
 import { startOpsServer, type OpsServer } from '../common/ops-server.js';
-import { isValidId, peekHeader } from '../protocol/index.js';
+import { isValidId } from '../protocol/index.js';
 import { SiteBroker } from './broker.js';
 import { CloudClient } from './cloud-client.js';
 import { CloudSync, storedRevocations } from './cloud-sync.js';
@@ -10,6 +10,7 @@ import { OutboundDelivery } from './delivery.js';
 import { PresenceDebounce } from './presence.js';
 import { Forwarder } from './forwarder.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
+import { readEnvelopeHeader } from './event-header.js';
 import { EventWriter } from './event-writer.js';
 import { GatewayStore, type OutboundRow } from './store.js';
 
@@ -25,6 +26,8 @@ export interface Gateway {
   readonly store: GatewayStore;
   readonly broker: SiteBroker;
   readonly metrics: GatewayMetrics;
+  /** The durable event writer (its thread: `eventWriter.thread`). */
+  readonly eventWriter: EventWriter;
   readonly forwarder: Forwarder | null;
   readonly sync: CloudSync | null;
   /** Actual listening ports (useful when the config asks for port 0). */
@@ -44,6 +47,13 @@ export interface StartOptions {
   log?: Logger;
   /** Start the localhost ops server (default true). */
   ops?: boolean;
+  /**
+   * The event writer's thread keeps dying (gateway/event-writer.ts): no event can be made
+   * durable any more. Default: exit with status 1, so systemd (Restart=on-failure) starts the
+   * gateway again with its queue on disk; nothing acknowledged is lost, nothing unacknowledged
+   * was PUBACKed.
+   */
+  onFatal?: (err: Error) => void;
 }
 
 export async function startGateway(config: GatewayConfig, opts: StartOptions = {}): Promise<Gateway> {
@@ -64,7 +74,12 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   const store = new GatewayStore({ dataDir: config.dataDir, durability: config.durability, maxBytes: config.maxQueueBytes });
   let writer: EventWriter;
   try {
-    writer = new EventWriter(store, { durability: config.durability, ...(config.maxQueueBytes !== undefined ? { maxBytes: config.maxQueueBytes } : {}) });
+    writer = new EventWriter(store, {
+      durability: config.durability,
+      ...(config.maxQueueBytes !== undefined ? { maxBytes: config.maxQueueBytes } : {}),
+      log,
+      onFatal: opts.onFatal ?? (() => process.exit(1)),
+    });
   } catch (err) {
     store.close();
     throw err;
@@ -101,7 +116,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       onEventsQueued: () => forwarder?.nudge(),
     },
   });
-  delivery = new OutboundDelivery(store, broker, metrics, log, () => sync?.nudge());
+  delivery = new OutboundDelivery(store, broker, metrics, log, () => sync?.nudge(), (ids) => writer.delivered(ids));
 
   const applyRevocations = (serials: Set<string>) => {
     if (serials.size !== revoked.size) log.info({ revoked: serials.size }, 'revocation list applied');
@@ -132,7 +147,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
           const envelope = Buffer.from(r.envelope, 'base64');
           let id: string;
           try {
-            id = peekHeader(envelope).id;
+            const header = readEnvelopeHeader(envelope);
+            if (header.kind !== 'receipt') throw new Error(`a ${header.kind}, not a receipt`);
+            id = header.id;
           } catch (err) {
             log.warn({ device: r.device, err: { message: (err as Error).message } }, 'receipt from the cloud is not an envelope; skipped');
             continue;
@@ -150,7 +167,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
 
   metrics.backlogDepth.collect(() => store.eventBacklog().depth);
   metrics.backlogOldestSeconds.collect(() => store.eventBacklog().oldestAgeSeconds);
-  metrics.outboundDepth.set(store.outboundDepth());
+  metrics.outboundDepth.collect(() => store.outboundDepth());
   metrics.deadLetters.collect(() => store.deadLetters(0).count);
 
   let port: number;
@@ -192,6 +209,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     store,
     broker,
     metrics,
+    eventWriter: writer,
     forwarder,
     sync,
     mqttPort: port,
@@ -206,6 +224,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     close: () =>
       (closing ??= (async () => {
         await broker.close();
+        await delivery?.settled();
         presence.flush();
         await forwarder?.stop();
         await sync?.stop();

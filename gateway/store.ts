@@ -147,6 +147,26 @@ export interface OutboundRow {
 }
 
 /** Which forwarded events the cloud answered for: a whole seq range, or single ids. */
+/**
+ * Devices PUBACKed outbound messages: forget them, and for commands remember to tell the cloud,
+ * in one transaction (a crash cannot lose the report); each id's channel, or null if unknown.
+ */
+export function deliveryMarker(db: Database.Database): (ids: readonly string[], at: number) => (OutboundChannel | null)[] {
+  const byId = db.prepare('SELECT channel FROM outbound WHERE id = ?');
+  const remove = db.prepare('DELETE FROM outbound WHERE id = ?');
+  const report = db.prepare('INSERT OR IGNORE INTO delivered (command_id, at) VALUES (?, ?)');
+  const mark = db.transaction((ids: readonly string[], at: number) =>
+    ids.map((id) => {
+      const row = byId.get(id) as { channel: OutboundChannel } | undefined;
+      if (!row) return null;
+      remove.run(id);
+      if (row.channel === 'cmd') report.run(id, at);
+      return row.channel;
+    }),
+  );
+  return (ids, at) => mark.immediate(ids, at);
+}
+
 export type Answered = { range: [number, number] } | { ids: string[] };
 
 /**
@@ -175,6 +195,7 @@ export class GatewayStore {
   readonly path: string;
   private readonly stmts;
   private readonly insertEvents: (events: readonly EventRow[], now: number) => void;
+  private markDelivery: ((ids: readonly string[], at: number) => (OutboundChannel | null)[]) | null = null;
 
   constructor(opts: StoreOptions) {
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -193,11 +214,8 @@ export class GatewayStore {
       outboundFor: db.prepare(
         'SELECT seq, id, device, channel, envelope, expires_at AS expiresAt FROM outbound WHERE device = ? AND channel = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq',
       ),
-      outboundById: db.prepare('SELECT channel FROM outbound WHERE id = ?'),
-      deleteOutbound: db.prepare('DELETE FROM outbound WHERE id = ?'),
       expireOutbound: db.prepare('DELETE FROM outbound WHERE expires_at IS NOT NULL AND expires_at <= ?'),
       outboundDepth: db.prepare('SELECT COUNT(*) AS n FROM outbound'),
-      insertDelivered: db.prepare('INSERT OR IGNORE INTO delivered (command_id, at) VALUES (?, ?)'),
       nextDelivered: db.prepare('SELECT command_id AS commandId, at FROM delivered ORDER BY at LIMIT ?'),
       deleteDelivered: db.prepare('DELETE FROM delivered WHERE command_id = ?'),
       insertPresence: db.prepare('INSERT INTO presence (device, state, at) VALUES (?, ?, ?)'),
@@ -269,13 +287,12 @@ export class GatewayStore {
    * to tell the cloud (in the same transaction, so a crash cannot lose the report).
    */
   markDelivered(id: string, at = Date.now()): OutboundChannel | null {
-    return this.db.transaction(() => {
-      const row = this.stmts.outboundById.get(id) as { channel: OutboundChannel } | undefined;
-      if (!row) return null;
-      this.stmts.deleteOutbound.run(id);
-      if (row.channel === 'cmd') this.stmts.insertDelivered.run(id, at);
-      return row.channel;
-    }).immediate();
+    return this.markDeliveredMany([id], at)[0]!;
+  }
+
+  /** markDelivered for several messages in one transaction (what the event writer runs). */
+  markDeliveredMany(ids: readonly string[], at = Date.now()): (OutboundChannel | null)[] {
+    return (this.markDelivery ??= deliveryMarker(this.db))(ids, at);
   }
 
   expireOutbound(now = Date.now()): number {
