@@ -65,7 +65,7 @@ export class OutboundDelivery {
   /** Stores an envelope for a device and sends it at once if the device is listening. */
   enqueue(device: string, channel: OutboundChannel, envelope: Buffer, expiresAt: number | null): void {
     const id = readEnvelopeHeader(envelope).id;
-    if (this.store.addOutbound({ id, device, channel, envelope, expiresAt })) this.flush(device, channel);
+    if (this.store.addOutbound({ id, device, channel, envelope, expiresAt })) this.stored([{ id, device, channel, envelope }]);
   }
 
   /** Stores a set of envelopes in one transaction, then sends them to listening devices. */
@@ -73,11 +73,19 @@ export class OutboundDelivery {
     this.stored(this.store.addOutboundMany(messages.map((m) => ({ ...m, id: readEnvelopeHeader(m.envelope).id }))));
   }
 
-  /** Envelopes newly stored for devices (by this class or the event writer): send to listeners. */
-  stored(added: readonly { device: string; channel: OutboundChannel }[]): void {
-    for (const key of new Set(added.map((m) => `${m.device}\u0000${m.channel}`))) {
-      const [device, channel] = key.split('\u0000') as [string, OutboundChannel];
-      this.flush(device, channel);
+  /**
+   * Envelopes newly stored for devices (by this class or the event writer): sent at once to the
+   * devices listening. No need to read the store again: a subscribed device was sent everything
+   * older when it subscribed (flush) or when it was stored, so the new ones are all it lacks.
+   */
+  stored(added: readonly { id: string; device: string; channel: OutboundChannel; envelope: Buffer }[]): void {
+    for (const m of added) {
+      if (!this.subscribed.get(m.device)?.has(m.channel)) continue;
+      let sent = this.inFlight.get(m.device);
+      if (!sent) this.inFlight.set(m.device, (sent = new Set()));
+      if (sent.has(m.id)) continue;
+      sent.add(m.id);
+      this.publisher.publishToDevice(m.device, m.channel, m.envelope);
     }
   }
 
