@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
 import { generateKeyPair, newMessageId, sealAndSign, topics } from '../protocol/index.js';
 import { createSitePki, type SitePki } from '../gateway/testing/site-pki.js';
@@ -29,6 +30,10 @@ import { percentile, round } from './measure.js';
  * p50/p99; peak RSS; broker CPU seconds per 1,000 events (utime+stime from /proc, so it stays
  * meaningful on a shared machine where wall-clock rates are noisy); and the same-run ratio
  * gateway/Mosquitto.
+ *
+ * The terminals subscribe to their ack topic and PUBACK the gateway's receipts, as real ones
+ * do; the gateway's figures include relaying the receipts. The outbound depth left when the
+ * load stops is reported.
  *
  * Events are generated while the load runs, so there are enough for any duration: one sealed,
  * signed envelope per terminal is the template, and each event is a copy with a fresh UUID
@@ -175,6 +180,10 @@ async function benchGateway(dir: string, pki: SitePki, terminals: { certPem: str
     const atCloud = new Set(await cloud.ids());
     const lost = load.ackedIds.filter((id) => !atCloud.has(id)).length;
     const { duplicates, ingestCalls } = await cloud.stats();
+    // Receipts (and commands) still waiting for a terminal: near 0 when terminals PUBACK them.
+    const queue = new Database(join(runDir, 'data', 'gateway.sqlite'), { readonly: true, fileMustExist: true });
+    const outboundLeft = (queue.prepare('SELECT COUNT(*) AS n FROM outbound').get() as { n: number }).n;
+    queue.close();
     return {
       ...load.summary,
       forwardPerSecond: Math.round(load.forwardedInWindow / load.summary.measuredSeconds),
@@ -184,6 +193,7 @@ async function benchGateway(dir: string, pki: SitePki, terminals: { certPem: str
       lostAfterDrain: lost,
       duplicatesAtIngest: duplicates,
       ingestCalls,
+      outboundLeftAfterDrain: outboundLeft,
     };
   } finally {
     child.kill('SIGTERM');
@@ -280,8 +290,11 @@ async function publishLoad(
       (t, i) =>
         new Promise<MqttClient>((resolve, reject) => {
           const c = mqtt.connect({ protocol: 'mqtts', host: '127.0.0.1', port, ca, cert: t.certPem, key: t.keyPem, protocolVersion: 4, reconnectPeriod: 0, clientId: `term-${i}`, clean: true });
-          c.once('connect', () => resolve(c));
           c.once('error', reject);
+          // Like a real terminal, each subscribes to its ack topic and PUBACKs the receipts
+          // (mqtt.js does that for QoS 1), so the gateway's outbound table stays small instead
+          // of piling up every receipt of the run; Mosquitto's terminals subscribe the same way.
+          c.once('connect', () => c.subscribe(topics.ack(TENANT, `term-${i}`), { qos: 1 }, (err) => (err ? reject(err) : resolve(c))));
         }),
     ),
   );

@@ -19,8 +19,8 @@ import { AdmissionQueue, PublishThrottle } from './throttle.js';
  *  - identity: the certificate's SAN (tenant, role, id); the MQTT client id is replaced by a
  *    session name derived from it, so nobody can claim to be someone else;
  *  - rights: gateway/authz.ts, checked on every publish and subscribe;
- *  - durability: an event is committed to SQLite (group commit) inside authorizePublish,
- *    which aedes runs before it writes the PUBACK;
+ *  - durability: an event is committed to SQLite (group commit, on the event writer's
+ *    thread) before authorizePublish calls back, and aedes writes the PUBACK only after that;
  *  - limits: packet size (from the fixed header), publish rate, QoS 1 inflight window.
  * aedes speaks MQTT 3.1 and 3.1.1; a refused publish therefore ends the connection (3.1.1
  * has no way to refuse a single publish), a refused subscription gets SUBACK 0x80.
@@ -51,6 +51,11 @@ export interface SiteBrokerOptions {
   wsPort?: number | null;
   limits: BrokerLimits;
   store: GatewayStore;
+  /**
+   * Commits a group of events durably (resolving only once they are on disk); the gateway
+   * passes gateway/event-writer.ts (a worker thread). Default: the store's own connection.
+   */
+  appendEvents?: (events: QueuedEvent[]) => void | Promise<void>;
   log: Logger;
   metrics: GatewayMetrics;
   isRevoked: (serial: string) => boolean;
@@ -94,7 +99,7 @@ export class SiteBroker {
   constructor(private readonly opts: SiteBrokerOptions) {
     this.log = opts.log;
     this.writer = new GroupCommit<QueuedEvent>(
-      (items) => opts.store.appendEvents(items),
+      opts.appendEvents ?? ((items) => opts.store.appendEvents(items)),
       (size) => {
         if (size === 0) return;
         opts.metrics.commitBatch.observe(size);

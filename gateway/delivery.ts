@@ -1,5 +1,6 @@
 import type { Logger } from '../common/log.js';
-import { peekHeader } from '../protocol/index.js';
+import { readEnvelopeHeader } from './event-header.js';
+import { GroupCommit } from './group-commit.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { GatewayStore, OutboundChannel } from './store.js';
 
@@ -8,6 +9,12 @@ import type { GatewayStore, OutboundChannel } from './store.js';
  * PUBACKs it (or it expires), so a device that is offline, or a gateway that restarts, loses
  * nothing: on every (re)subscription the device is sent what is still waiting, in order.
  * Delivery is at least once; devices drop repeats by envelope id and sequence.
+ *
+ * A device's PUBACKs are batched: the ids acknowledged meanwhile are forgotten in one
+ * transaction (on the event writer's thread, when the gateway passes `markDelivered`), not one
+ * fsync per PUBACK on the broker's thread. A crash before that commit only means the message
+ * is sent again, which at-least-once delivery allows; a command's delivery report is written
+ * in the same transaction that forgets it.
  */
 export interface DevicePublisher {
   publishToDevice(device: string, channel: OutboundChannel, envelope: Buffer): void;
@@ -17,6 +24,7 @@ export class OutboundDelivery {
   private readonly subscribed = new Map<string, Set<OutboundChannel>>();
   /** Ids sent on the current connection and not yet PUBACKed: not sent twice per connection. */
   private readonly inFlight = new Map<string, Set<string>>();
+  private readonly acks: GroupCommit<{ device: string; id: string }>;
 
   constructor(
     private readonly store: GatewayStore,
@@ -24,7 +32,23 @@ export class OutboundDelivery {
     private readonly metrics: GatewayMetrics,
     private readonly log: Logger,
     private readonly onCommandDelivered: () => void = () => {},
-  ) {}
+    markDelivered: (ids: string[]) => (OutboundChannel | null)[] | Promise<(OutboundChannel | null)[]> = (ids) => store.markDeliveredMany(ids),
+  ) {
+    this.acks = new GroupCommit(async (acked) => {
+      const channels = await markDelivered(acked.map((a) => a.id));
+      let commands = 0;
+      acked.forEach(({ device, id }, i) => {
+        const was = channels[i];
+        if (!was) return;
+        this.metrics.outboundDelivered.inc({ channel: was });
+        if (was === 'cmd') {
+          this.log.info({ device, commandId: id }, 'command delivered');
+          commands++;
+        }
+      });
+      if (commands) this.onCommandDelivered();
+    });
+  }
 
   deviceSubscribed(device: string, channel: OutboundChannel): void {
     let set = this.subscribed.get(device);
@@ -40,16 +64,28 @@ export class OutboundDelivery {
 
   /** Stores an envelope for a device and sends it at once if the device is listening. */
   enqueue(device: string, channel: OutboundChannel, envelope: Buffer, expiresAt: number | null): void {
-    const id = peekHeader(envelope).id;
-    if (this.store.addOutbound({ id, device, channel, envelope, expiresAt })) this.flush(device, channel);
+    const id = readEnvelopeHeader(envelope).id;
+    if (this.store.addOutbound({ id, device, channel, envelope, expiresAt })) this.stored([{ id, device, channel, envelope }]);
   }
 
   /** Stores a set of envelopes in one transaction, then sends them to listening devices. */
   enqueueMany(messages: readonly { device: string; channel: OutboundChannel; envelope: Buffer; expiresAt: number | null }[]): void {
-    const added = this.store.addOutboundMany(messages.map((m) => ({ ...m, id: peekHeader(m.envelope).id })));
-    for (const key of new Set(added.map((m) => `${m.device}\u0000${m.channel}`))) {
-      const [device, channel] = key.split('\u0000') as [string, OutboundChannel];
-      this.flush(device, channel);
+    this.stored(this.store.addOutboundMany(messages.map((m) => ({ ...m, id: readEnvelopeHeader(m.envelope).id }))));
+  }
+
+  /**
+   * Envelopes newly stored for devices (by this class or the event writer): sent at once to the
+   * devices listening. No need to read the store again: a subscribed device was sent everything
+   * older when it subscribed (flush) or when it was stored, so the new ones are all it lacks.
+   */
+  stored(added: readonly { id: string; device: string; channel: OutboundChannel; envelope: Buffer }[]): void {
+    for (const m of added) {
+      if (!this.subscribed.get(m.device)?.has(m.channel)) continue;
+      let sent = this.inFlight.get(m.device);
+      if (!sent) this.inFlight.set(m.device, (sent = new Set()));
+      if (sent.has(m.id)) continue;
+      sent.add(m.id);
+      this.publisher.publishToDevice(m.device, m.channel, m.envelope);
     }
   }
 
@@ -63,7 +99,6 @@ export class OutboundDelivery {
       sent.add(m.id);
       this.publisher.publishToDevice(device, channel, m.envelope);
     }
-    this.refreshDepth();
   }
 
   /** The device PUBACKed something we sent it. */
@@ -71,29 +106,24 @@ export class OutboundDelivery {
     if (channel !== 'ack' && channel !== 'cmd') return;
     let id: string;
     try {
-      id = peekHeader(payload).id;
+      id = readEnvelopeHeader(payload).id;
     } catch {
       return;
     }
-    this.inFlight.get(device)?.delete(id);
-    const was = this.store.markDelivered(id);
-    if (was) {
-      this.metrics.outboundDelivered.inc({ channel: was });
-      if (was === 'cmd') {
-        this.log.info({ device, commandId: id }, 'command delivered');
-        this.onCommandDelivered();
-      }
-    }
-    this.refreshDepth();
+    // Stays "in flight" (not sent again on this connection) until it is forgotten on disk.
+    this.acks.add({ device, id }, (err) => {
+      if (err) this.log.warn({ err: { message: err.message }, device }, 'could not record a delivery; the message will be sent again');
+      else this.inFlight.get(device)?.delete(id);
+    });
+  }
+
+  /** Resolves once every PUBACK received so far is recorded. */
+  settled(): Promise<void> {
+    return this.acks.drained();
   }
 
   expire(): void {
     const n = this.store.expireOutbound();
     if (n) this.log.info({ expired: n }, 'outbound messages expired before their device came back');
-    this.refreshDepth();
-  }
-
-  private refreshDepth(): void {
-    this.metrics.outboundDepth.set(this.store.outboundDepth());
   }
 }

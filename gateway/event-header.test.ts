@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { generateKeyPair, peekHeader } from '../protocol/index.js';
+import { generateKeyPair, newMessageId, peekHeader, sealAndSign } from '../protocol/index.js';
 import { seededRandom } from '../tests/fuzz/seeds.js';
-import { readEventHeader } from './event-header.js';
-import { DeviceSim } from './testing/fixture.js';
+import { readEnvelopeHeader, readEventHeader } from './event-header.js';
+import { DeviceSim, commandEnvelope } from './testing/fixture.js';
 
 /*
  * The broker's fast header reader must accept exactly what protocol's peekHeader accepts and
@@ -81,5 +81,35 @@ describe('readEventHeader', () => {
     }
     // Some corruptions keep a valid header (a hex digit in the id for another): both accept those.
     expect(accepted).toBeGreaterThan(0);
+  });
+});
+
+describe('readEnvelopeHeader', () => {
+  const admin = generateKeyPair('ed25519');
+  const same = (bytes: Buffer) => {
+    const fast = outcome(readEnvelopeHeader, bytes) as { ok?: unknown; error?: string };
+    const full = outcome(peekHeader, bytes) as { ok?: unknown; error?: string };
+    expect(fast).toEqual(full);
+    return fast.ok !== undefined;
+  };
+  /** The envelope with its body replaced by `bytes` zero bytes (length fields fixed up). */
+  const withBodyOf = (envelope: Buffer, bytes: number) => {
+    const bodyAt = 6 + envelope.readUInt16BE(4);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(bytes);
+    return Buffer.concat([envelope.subarray(0, bodyAt), length, Buffer.alloc(bytes), envelope.subarray(envelope.length - 64)]);
+  };
+
+  it('reads receipts and commands as peekHeader does, with the size limit of their kind', () => {
+    const receipt = sealAndSign({ kind: 'receipt', id: newMessageId(), tenant: 'acme', device: 'door-1', seq: 1, body: { type: 'ack', eventIds: [] }, signer: admin });
+    const command = commandEnvelope(admin, 'acme', 'door-1').envelope;
+    expect(same(receipt)).toBe(true);
+    expect(same(command)).toBe(true);
+    expect(same(device.event().envelope)).toBe(true);
+    // Over the receipt limit (64 KiB) but well under the command one: both refuse the receipt.
+    expect(same(withBodyOf(receipt, 70 * 1024))).toBe(false);
+    // A command over the event limit (512 KiB) is still a valid command.
+    expect(same(withBodyOf(command, 600 * 1024))).toBe(true);
+    expect(same(withBodyOf(command, 5 * 1024 * 1024))).toBe(false);
   });
 });

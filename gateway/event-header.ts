@@ -1,4 +1,4 @@
-import { ID_REGEX, LIMITS, ProtocolError, UUID_REGEX, type EnvelopeHeader } from '../protocol/index.js';
+import { ID_REGEX, LIMITS, MAX_ENVELOPE_BYTES, ProtocolError, UUID_REGEX, type EnvelopeHeader } from '../protocol/index.js';
 
 /**
  * The broker's hot-path reader of an event envelope's header: what it needs to route and
@@ -19,6 +19,14 @@ const KEY_ID = /^[0-9a-f]{16}$/;
 
 export function readEventHeader(buf: Buffer): EnvelopeHeader {
   if (buf.length > LIMITS.eventEnvelopeBytes) throw new ProtocolError('envelope.too-large', `envelope of ${buf.length} bytes is over the event limit`);
+  return readEnvelopeHeader(buf);
+}
+
+/**
+ * The same reader for any kind (receipts from the cloud, the commands and receipts devices
+ * PUBACK): exactly what peekHeader accepts, size limit of the envelope's kind included.
+ */
+export function readEnvelopeHeader(buf: Buffer): EnvelopeHeader {
   if (buf.length < MAGIC.length + 2 + 4 + SIGNATURE_BYTES || buf[0] !== MAGIC[0] || buf[1] !== MAGIC[1] || buf[2] !== MAGIC[2] || buf[3] !== MAGIC[3]) {
     throw new ProtocolError('envelope.malformed', 'not a Clockface v1 envelope');
   }
@@ -50,6 +58,8 @@ export function readEventHeader(buf: Buffer): EnvelopeHeader {
   if (typeof h.signer !== 'string' || !KEY_ID.test(h.signer)) throw invalid('signer');
   if (h.recipient !== null && (typeof h.recipient !== 'string' || !KEY_ID.test(h.recipient))) throw invalid('recipient');
   if (JSON.stringify(h) !== text) throw new ProtocolError('envelope.header-invalid', 'header is not in canonical form');
+  const max = MAX_ENVELOPE_BYTES[h.kind];
+  if (buf.length > max) throw new ProtocolError('envelope.too-large', `${h.kind} envelope of ${buf.length} bytes exceeds ${max}`);
   return h as unknown as EnvelopeHeader;
 }
 

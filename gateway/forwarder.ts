@@ -3,7 +3,7 @@ import { CloudError, type CloudClient, type IngestResponse } from './cloud-clien
 import type { GatewayMetrics } from './metrics.js';
 import { Backoff, CircuitBreaker, Sleeper } from './resilience.js';
 import { refusalReason, sendIsolatingPoison } from './poison.js';
-import type { GatewayStore, QueuedEvent } from './store.js';
+import type { Answered, GatewayStore, QueuedEvent } from './store.js';
 
 /**
  * Store and forward: sends queued events to the cloud's ingest API in arrival order, in
@@ -22,7 +22,11 @@ export interface ForwarderOptions {
   breakerCooldownMs: number;
   metrics: GatewayMetrics;
   log: Logger;
-  onReceipts: (receipts: IngestResponse['receipts']) => void;
+  /**
+   * Drops the events the cloud answered for and keeps its receipts for the devices, in one
+   * transaction; resolves once committed (the gateway runs it on the event writer's thread).
+   */
+  settle: (answered: Answered, receipts: IngestResponse['receipts']) => Promise<void>;
 }
 
 export type ForwarderState = 'idle' | 'forwarding' | 'backing-off' | 'circuit-open' | 'auth-failed' | 'stopped';
@@ -119,24 +123,19 @@ export class Forwarder {
   }
   /** Sends part of the queue; removes what the cloud answered for; returns how many it did not answer for. */
   private async forward(part: readonly QueuedEvent[]): Promise<number> {
-    const { store, metrics, log } = this.opts;
+    const { metrics, log } = this.opts;
     const answer = await this.opts.cloud.ingest(part.map((e) => ({ id: e.id, tenant: this.opts.tenant, device: e.device, envelope: e.envelope })));
     const sent = new Set(part.map((e) => e.id));
     const done = answer.results.filter((r) => sent.has(r.id));
-    // Dropping the answered events and keeping their receipts is one transaction: one
-    // fsync per batch instead of two, and no crash window between the two.
-    store.db.transaction(() => {
-      // A part is a seq range of the queue (new events only ever get higher seqs), so a
-      // fully answered part goes in one range delete.
-      if (new Set(done.map((r) => r.id)).size === part.length) store.removeEventRange(part[0]!.seq, part[part.length - 1]!.seq);
-      else store.removeEvents(done.map((r) => r.id));
-      if (answer.receipts.length) this.opts.onReceipts(answer.receipts);
-    })();
+    // A part is a seq range of the queue (new events only ever get higher seqs), so a fully
+    // answered part is dropped as one range.
+    const answeredIds = [...new Set(done.map((r) => r.id))];
+    if (answeredIds.length || answer.receipts.length) await this.opts.settle(answeredIds.length === part.length ? { range: [part[0]!.seq, part[part.length - 1]!.seq] } : { ids: answeredIds }, answer.receipts);
     for (const r of done) {
       metrics.eventsForwarded.inc({ status: r.status });
       if (r.status === 'rejected') log.warn({ eventId: r.id, reason: r.reason }, 'cloud rejected an event; dropped from the queue');
     }
-    return part.length - new Set(done.map((r) => r.id)).size;
+    return part.length - answeredIds.length;
   }
 
   /** The cloud refuses this event on its own: park it so the queue behind it moves on. */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createLogger, type Logger } from '../common/log.js';
 import { startOpsServer, type OpsServer } from '../common/ops-server.js';
-import { isValidId, peekHeader } from '../protocol/index.js';
+import { isValidId } from '../protocol/index.js';
 import { SiteBroker } from './broker.js';
 import { CloudClient } from './cloud-client.js';
 import { CloudSync, storedRevocations } from './cloud-sync.js';
@@ -10,7 +10,9 @@ import { OutboundDelivery } from './delivery.js';
 import { PresenceDebounce } from './presence.js';
 import { Forwarder } from './forwarder.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
-import { GatewayStore } from './store.js';
+import { readEnvelopeHeader } from './event-header.js';
+import { EventWriter } from './event-writer.js';
+import { GatewayStore, type OutboundRow } from './store.js';
 
 /**
  * One site gateway: the broker, the durable store, the forwarder and the downlink, wired
@@ -24,6 +26,8 @@ export interface Gateway {
   readonly store: GatewayStore;
   readonly broker: SiteBroker;
   readonly metrics: GatewayMetrics;
+  /** The durable event writer (its thread: `eventWriter.thread`). */
+  readonly eventWriter: EventWriter;
   readonly forwarder: Forwarder | null;
   readonly sync: CloudSync | null;
   /** Actual listening ports (useful when the config asks for port 0). */
@@ -43,6 +47,13 @@ export interface StartOptions {
   log?: Logger;
   /** Start the localhost ops server (default true). */
   ops?: boolean;
+  /**
+   * The event writer's thread keeps dying (gateway/event-writer.ts): no event can be made
+   * durable any more. Default: exit with status 1, so systemd (Restart=on-failure) starts the
+   * gateway again with its queue on disk; nothing acknowledged is lost, nothing unacknowledged
+   * was PUBACKed.
+   */
+  onFatal?: (err: Error) => void;
 }
 
 export async function startGateway(config: GatewayConfig, opts: StartOptions = {}): Promise<Gateway> {
@@ -61,6 +72,18 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   const token = config.cloud ? readPem(config.cloud.tokenFile, 'cloud token file').trim() : null;
   const cloudCa = config.cloud?.ca ? readPem(config.cloud.ca, 'cloud CA certificate') : undefined;
   const store = new GatewayStore({ dataDir: config.dataDir, durability: config.durability, maxBytes: config.maxQueueBytes });
+  let writer: EventWriter;
+  try {
+    writer = new EventWriter(store, {
+      durability: config.durability,
+      ...(config.maxQueueBytes !== undefined ? { maxBytes: config.maxQueueBytes } : {}),
+      log,
+      onFatal: opts.onFatal ?? (() => process.exit(1)),
+    });
+  } catch (err) {
+    store.close();
+    throw err;
+  }
   let revoked = storedRevocations(store);
 
   let forwarder: Forwarder | null = null;
@@ -81,6 +104,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     wsPort: config.mqtt.wsPort,
     limits: config.limits,
     store,
+    appendEvents: (events) => writer.append(events),
     log,
     metrics,
     isRevoked: (serial) => revoked.has(serial),
@@ -92,7 +116,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       onEventsQueued: () => forwarder?.nudge(),
     },
   });
-  delivery = new OutboundDelivery(store, broker, metrics, log, () => sync?.nudge());
+  delivery = new OutboundDelivery(store, broker, metrics, log, () => sync?.nudge(), (ids) => writer.delivered(ids));
 
   const applyRevocations = (serials: Set<string>) => {
     if (serials.size !== revoked.size) log.info({ revoked: serials.size }, 'revocation list applied');
@@ -116,21 +140,24 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       ...config.forwarder,
       metrics,
       log,
-      onReceipts: (receipts) => {
-        const valid = [];
+      settle: async (answered, receipts) => {
+        const valid: OutboundRow[] = [];
         for (const r of receipts) {
           if (r.tenant !== config.tenant || !isValidId(r.device)) continue;
           const envelope = Buffer.from(r.envelope, 'base64');
+          let id: string;
           try {
-            peekHeader(envelope);
+            const header = readEnvelopeHeader(envelope);
+            if (header.kind !== 'receipt') throw new Error(`a ${header.kind}, not a receipt`);
+            id = header.id;
           } catch (err) {
             log.warn({ device: r.device, err: { message: (err as Error).message } }, 'receipt from the cloud is not an envelope; skipped');
             continue;
           }
           // Receipts older than the protocol's receipt window would be refused by the device anyway.
-          valid.push({ device: r.device, channel: 'ack' as const, envelope, expiresAt: Date.now() + RECEIPT_KEEP_MS });
+          valid.push({ id, device: r.device, channel: 'ack', envelope, expiresAt: Date.now() + RECEIPT_KEEP_MS });
         }
-        d.enqueueMany(valid);
+        d.stored(await writer.settle(answered, valid));
       },
     });
     sync = new CloudSync({ tenant: config.tenant, store, cloud, delivery, ...config.forwarder, metrics, log, onRevocations: applyRevocations });
@@ -140,7 +167,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
 
   metrics.backlogDepth.collect(() => store.eventBacklog().depth);
   metrics.backlogOldestSeconds.collect(() => store.eventBacklog().oldestAgeSeconds);
-  metrics.outboundDepth.set(store.outboundDepth());
+  metrics.outboundDepth.collect(() => store.outboundDepth());
   metrics.deadLetters.collect(() => store.deadLetters(0).count);
 
   let port: number;
@@ -151,6 +178,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     // Port taken, address not available: leave nothing open behind the error.
     await broker.close().catch(() => {});
     cloud?.close();
+    await writer.close();
     store.close();
     throw new Error(`cannot listen for MQTT on ${config.mqtt.host}:${config.mqtt.port}: ${(err as Error).message}`);
   }
@@ -181,6 +209,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     store,
     broker,
     metrics,
+    eventWriter: writer,
     forwarder,
     sync,
     mqttPort: port,
@@ -195,11 +224,13 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     close: () =>
       (closing ??= (async () => {
         await broker.close();
+        await delivery?.settled();
         presence.flush();
         await forwarder?.stop();
         await sync?.stop();
         cloud?.close();
         await ops?.close();
+        await writer.close();
         store.close();
         log.info('gateway stopped');
       })()),

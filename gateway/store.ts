@@ -50,6 +50,51 @@ export interface StoreOptions {
 
 const INSERT_CHUNK = 64;
 
+export interface EventRow {
+  id: string;
+  device: string;
+  envelope: Buffer;
+}
+
+/**
+ * Opens a connection to the store file with the gateway's settings. Every connection to the
+ * file (the store's and the event writer's on its worker thread) goes through here, because
+ * synchronous, busy_timeout and the quota (max_page_count) are per connection in SQLite.
+ */
+export function openStoreConnection(path: string, opts: Pick<StoreOptions, 'durability' | 'maxBytes'>): Database.Database {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${opts.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
+  // Two connections write to the file (this one and the event writer's): a writer waits for
+  // the other instead of failing with SQLITE_BUSY.
+  db.pragma('busy_timeout = 5000');
+  if (opts.maxBytes !== undefined) {
+    const pageSize = db.pragma('page_size', { simple: true }) as number;
+    db.pragma(`max_page_count = ${Math.max(1, Math.floor(opts.maxBytes / pageSize))}`);
+  }
+  return db;
+}
+
+/**
+ * The group-commit insert: events in one IMMEDIATE transaction (the write lock taken up
+ * front, so the busy timeout applies rather than a SQLITE_BUSY on upgrade), as multi-row
+ * inserts of INSERT_CHUNK rows (one statement step per chunk instead of per event).
+ */
+export function eventInserter(db: Database.Database): (events: readonly EventRow[], now: number) => void {
+  const one = db.prepare('INSERT OR IGNORE INTO events (id, device, envelope, received_at) VALUES (?, ?, ?, ?)');
+  const chunk = db.prepare(`INSERT OR IGNORE INTO events (id, device, envelope, received_at) VALUES ${Array(INSERT_CHUNK).fill('(?, ?, ?, ?)').join(', ')}`);
+  const insert = db.transaction((events: readonly EventRow[], now: number) => {
+    let i = 0;
+    for (; i + INSERT_CHUNK <= events.length; i += INSERT_CHUNK) {
+      const args: unknown[] = [];
+      for (let j = i; j < i + INSERT_CHUNK; j++) args.push(events[j]!.id, events[j]!.device, events[j]!.envelope, now);
+      chunk.run(args);
+    }
+    for (; i < events.length; i++) one.run(events[i]!.id, events[i]!.device, events[i]!.envelope, now);
+  });
+  return (events, now) => insert.immediate(events, now);
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS events (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -93,30 +138,75 @@ export interface DeadLetter {
   parkedAt: number;
 }
 
+export interface OutboundRow {
+  id: string;
+  device: string;
+  channel: OutboundChannel;
+  envelope: Buffer;
+  expiresAt: number | null;
+}
+
+/** Which forwarded events the cloud answered for: a whole seq range, or single ids. */
+/**
+ * Devices PUBACKed outbound messages: forget them, and for commands remember to tell the cloud,
+ * in one transaction (a crash cannot lose the report); each id's channel, or null if unknown.
+ */
+export function deliveryMarker(db: Database.Database): (ids: readonly string[], at: number) => (OutboundChannel | null)[] {
+  const byId = db.prepare('SELECT channel FROM outbound WHERE id = ?');
+  const remove = db.prepare('DELETE FROM outbound WHERE id = ?');
+  const report = db.prepare('INSERT OR IGNORE INTO delivered (command_id, at) VALUES (?, ?)');
+  const mark = db.transaction((ids: readonly string[], at: number) =>
+    ids.map((id) => {
+      const row = byId.get(id) as { channel: OutboundChannel } | undefined;
+      if (!row) return null;
+      remove.run(id);
+      if (row.channel === 'cmd') report.run(id, at);
+      return row.channel;
+    }),
+  );
+  return (ids, at) => mark.immediate(ids, at);
+}
+
+export type Answered = { range: [number, number] } | { ids: string[] };
+
+/**
+ * After a forwarded batch: drop the events the cloud answered for and keep the receipts it
+ * sent back, in one IMMEDIATE transaction (one fsync per batch, and no crash window between
+ * the two). Returns the indices of the outbound rows that were new.
+ */
+export function forwardSettler(db: Database.Database): (answered: Answered, outbound: readonly OutboundRow[], now: number) => number[] {
+  const deleteRange = db.prepare('DELETE FROM events WHERE seq BETWEEN ? AND ?');
+  const deleteOne = db.prepare('DELETE FROM events WHERE id = ?');
+  const insertOutbound = db.prepare('INSERT OR IGNORE INTO outbound (id, device, channel, envelope, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)');
+  const settle = db.transaction((answered: Answered, outbound: readonly OutboundRow[], now: number) => {
+    if ('range' in answered) deleteRange.run(answered.range[0], answered.range[1]);
+    else for (const id of answered.ids) deleteOne.run(id);
+    const added: number[] = [];
+    outbound.forEach((m, i) => {
+      if (insertOutbound.run(m.id, m.device, m.channel, m.envelope, m.expiresAt, now).changes > 0) added.push(i);
+    });
+    return added;
+  });
+  return (answered, outbound, now) => settle.immediate(answered, outbound, now);
+}
+
 export class GatewayStore {
   readonly db: Database.Database;
   readonly path: string;
   private readonly stmts;
+  private readonly insertEvents: (events: readonly EventRow[], now: number) => void;
+  private markDelivery: ((ids: readonly string[], at: number) => (OutboundChannel | null)[]) | null = null;
 
   constructor(opts: StoreOptions) {
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     this.path = join(opts.dataDir, 'gateway.sqlite');
-    this.db = new Database(this.path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${opts.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
-    this.db.pragma('busy_timeout = 5000');
+    this.db = openStoreConnection(this.path, opts);
     this.db.exec(SCHEMA);
-    if (opts.maxBytes !== undefined) {
-      const pageSize = this.db.pragma('page_size', { simple: true }) as number;
-      this.db.pragma(`max_page_count = ${Math.max(1, Math.floor(opts.maxBytes / pageSize))}`);
-    }
+    this.insertEvents = eventInserter(this.db);
     const db = this.db;
     this.stmts = {
-      insertEvent: db.prepare('INSERT OR IGNORE INTO events (id, device, envelope, received_at) VALUES (?, ?, ?, ?)'),
       nextEvents: db.prepare('SELECT seq, id, device, envelope, received_at AS receivedAt FROM events ORDER BY seq LIMIT ?'),
-      insertEventChunk: db.prepare(`INSERT OR IGNORE INTO events (id, device, envelope, received_at) VALUES ${Array(INSERT_CHUNK).fill('(?, ?, ?, ?)').join(', ')}`),
       deleteEvent: db.prepare('DELETE FROM events WHERE id = ?'),
-      deleteEventRange: db.prepare('DELETE FROM events WHERE seq BETWEEN ? AND ?'),
       eventStats: db.prepare('SELECT COUNT(*) AS depth, MIN(received_at) AS oldest FROM events'),
       insertOutbound: db.prepare(
         'INSERT OR IGNORE INTO outbound (id, device, channel, envelope, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)',
@@ -124,11 +214,8 @@ export class GatewayStore {
       outboundFor: db.prepare(
         'SELECT seq, id, device, channel, envelope, expires_at AS expiresAt FROM outbound WHERE device = ? AND channel = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq',
       ),
-      outboundById: db.prepare('SELECT channel FROM outbound WHERE id = ?'),
-      deleteOutbound: db.prepare('DELETE FROM outbound WHERE id = ?'),
       expireOutbound: db.prepare('DELETE FROM outbound WHERE expires_at IS NOT NULL AND expires_at <= ?'),
       outboundDepth: db.prepare('SELECT COUNT(*) AS n FROM outbound'),
-      insertDelivered: db.prepare('INSERT OR IGNORE INTO delivered (command_id, at) VALUES (?, ?)'),
       nextDelivered: db.prepare('SELECT command_id AS commandId, at FROM delivered ORDER BY at LIMIT ?'),
       deleteDelivered: db.prepare('DELETE FROM delivered WHERE command_id = ?'),
       insertPresence: db.prepare('INSERT INTO presence (device, state, at) VALUES (?, ?, ?)'),
@@ -144,34 +231,24 @@ export class GatewayStore {
     };
   }
 
-  /** Appends events in one transaction (one fsync for the whole group). Duplicate ids are ignored. */
-  appendEvents(events: readonly { id: string; device: string; envelope: Buffer }[], now = Date.now()): void {
-    this.db.transaction(() => {
-      // Multi-row inserts of INSERT_CHUNK rows: one statement step per chunk instead of per event.
-      let i = 0;
-      for (; i + INSERT_CHUNK <= events.length; i += INSERT_CHUNK) {
-        const args: unknown[] = [];
-        for (let j = i; j < i + INSERT_CHUNK; j++) args.push(events[j]!.id, events[j]!.device, events[j]!.envelope, now);
-        this.stmts.insertEventChunk.run(args);
-      }
-      for (; i < events.length; i++) this.stmts.insertEvent.run(events[i]!.id, events[i]!.device, events[i]!.envelope, now);
-    })();
+  /**
+   * Appends events in one transaction (one fsync for the whole group) on this connection.
+   * Duplicate ids are ignored. The running gateway appends through gateway/event-writer.ts
+   * instead (the same insert, on a worker thread), so the fsync does not stall the broker.
+   */
+  appendEvents(events: readonly EventRow[], now = Date.now()): void {
+    this.insertEvents(events, now);
   }
 
   nextEvents(limit: number): QueuedEvent[] {
     return this.stmts.nextEvents.all(limit) as QueuedEvent[];
   }
 
-  /** Removes the events with seq in [first, last]: a whole forwarded batch in one statement. */
-  removeEventRange(firstSeq: number, lastSeq: number): void {
-    this.stmts.deleteEventRange.run(firstSeq, lastSeq);
-  }
-
   /** Removes events the cloud is done with (stored, duplicate or rejected). */
   removeEvents(ids: readonly string[]): void {
     this.db.transaction(() => {
       for (const id of ids) this.stmts.deleteEvent.run(id);
-    })();
+    }).immediate();
   }
 
   /** Moves a queued event to dead_letters with the cloud's reason (one transaction). */
@@ -179,7 +256,7 @@ export class GatewayStore {
     this.db.transaction(() => {
       this.stmts.parkEvent.run(reason, now, id);
       this.stmts.deleteEvent.run(id);
-    })();
+    }).immediate();
   }
 
   deadLetters(limit = 10): { count: number; latest: DeadLetter[] } {
@@ -198,7 +275,7 @@ export class GatewayStore {
 
   /** Several outbound messages in one transaction (one fsync); returns those that were new. */
   addOutboundMany(messages: readonly { id: string; device: string; channel: OutboundChannel; envelope: Buffer; expiresAt: number | null }[], now = Date.now()): typeof messages {
-    return this.db.transaction(() => messages.filter((m) => this.addOutbound(m, now)))();
+    return this.db.transaction(() => messages.filter((m) => this.addOutbound(m, now))).immediate();
   }
 
   pendingOutbound(device: string, channel: OutboundChannel, now = Date.now()): OutboundMessage[] {
@@ -210,13 +287,12 @@ export class GatewayStore {
    * to tell the cloud (in the same transaction, so a crash cannot lose the report).
    */
   markDelivered(id: string, at = Date.now()): OutboundChannel | null {
-    return this.db.transaction(() => {
-      const row = this.stmts.outboundById.get(id) as { channel: OutboundChannel } | undefined;
-      if (!row) return null;
-      this.stmts.deleteOutbound.run(id);
-      if (row.channel === 'cmd') this.stmts.insertDelivered.run(id, at);
-      return row.channel;
-    })();
+    return this.markDeliveredMany([id], at)[0]!;
+  }
+
+  /** markDelivered for several messages in one transaction (what the event writer runs). */
+  markDeliveredMany(ids: readonly string[], at = Date.now()): (OutboundChannel | null)[] {
+    return (this.markDelivery ??= deliveryMarker(this.db))(ids, at);
   }
 
   expireOutbound(now = Date.now()): number {
@@ -234,7 +310,7 @@ export class GatewayStore {
   clearDeliveryReports(ids: readonly string[]): void {
     this.db.transaction(() => {
       for (const id of ids) this.stmts.deleteDelivered.run(id);
-    })();
+    }).immediate();
   }
 
   addPresence(device: string, state: 'online' | 'offline', at: number): void {
@@ -262,7 +338,7 @@ export class GatewayStore {
       }
       if (cursor !== null) this.setValue('commandCursor', cursor);
       return added;
-    })();
+    }).immediate();
   }
 
   getValue(key: string): string | null {

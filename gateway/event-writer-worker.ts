@@ -1,0 +1,47 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { unpack, type WriteReply, type WriteRequest, type WriterData } from './event-writer.js';
+import { deliveryMarker, eventInserter, forwardSettler, openStoreConnection } from './store.js';
+
+/**
+ * The event writer's thread (gateway/event-writer.ts): its own connection to the store file,
+ * with the store's settings (WAL, synchronous FULL or NORMAL, busy timeout, quota). It runs the
+ * group-commit inserts, the forwarded-batch settlements and the batched
+ * deliveries (outbound messages the devices PUBACKed) one request at a time, in arrival
+ * order, and answers each only after its transaction has committed (and, with FULL, been
+ * fsynced); the broker sends the PUBACKs on that answer. It is also the connection that
+ * checkpoints the WAL (the store's connection has automatic checkpoints off while a writer is
+ * attached), so no checkpoint stalls the broker's thread either.
+ */
+const port = parentPort;
+if (!port) throw new Error('event-writer-worker runs as a worker thread only');
+const { path, durability, maxBytes } = workerData as WriterData;
+const db = openStoreConnection(path, { durability, ...(maxBytes !== undefined ? { maxBytes } : {}) });
+const insert = eventInserter(db);
+const settle = forwardSettler(db);
+const markDelivered = deliveryMarker(db);
+
+function run(req: WriteRequest): WriteReply {
+  if (req.op === 'delivered') return { ok: true, channels: markDelivered(req.ids, req.now) };
+  const envelopes = unpack(req.envelopes);
+  if (req.op === 'append') {
+    insert(req.ids.map((id, i) => ({ id, device: req.devices[i]!, envelope: envelopes[i]! })), req.now);
+    return { ok: true };
+  }
+  return { ok: true, added: settle(req.answered, req.outbound.map((m, i) => ({ ...m, envelope: envelopes[i]! })), req.now) };
+}
+
+port.on('message', (req: WriteRequest | 'close') => {
+  if (req === 'close') {
+    db.close();
+    port.close();
+    return;
+  }
+  let reply: WriteReply;
+  try {
+    reply = run(req);
+  } catch (err) {
+    const e = err as Error & { code?: unknown };
+    reply = { ok: false, message: e.message, ...(typeof e.code === 'string' ? { code: e.code } : {}) };
+  }
+  port.postMessage(reply);
+});
