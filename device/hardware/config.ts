@@ -103,6 +103,8 @@ export const WiegandConfig = z
     /** Data-line low pulse width and bit-to-bit period, as the panel's manual states them. */
     pulseUs: z.number().int().min(20).max(500).default(50),
     intervalUs: z.number().int().min(200).max(20_000).default(2000),
+    /** Silence kept between two frames: a panel ends a frame after ~20-25 ms without a bit, so two grants in a row must not run together. */
+    frameGapMs: z.number().int().min(10).max(1000).default(50),
   })
   .strict();
 

@@ -43,6 +43,21 @@ describe('Wiegand output on the GPIO simulator', () => {
     expect([sim.level(20), sim.level(21)]).toEqual([1, 1]); // both lines idle high afterwards
   });
 
+  it('keeps the frame gap between two grants in a row, so the panel sees two frames', async () => {
+    const sim = new SimulatedGpio();
+    const out = new WiegandOutput(sim, { d0: 20, d1: 21 }, WiegandConfig.parse({ enabled: true, format: 26, facilityCode: 1, intervalUs: 200, frameGapMs: 40 }));
+    out.sendCard(1);
+    out.sendCard(2);
+    await out.drained();
+    const lows = sim.records.filter((r) => r.edge && r.level === 0);
+    expect(lows).toHaveLength(52);
+    // The second frame starts only after the gap: a panel's 20-25 ms end-of-frame timeout has run.
+    expect(lows[26]!.t - lows[25]!.t).toBeGreaterThanOrEqual(40);
+    expect(decode(sim.records.filter((r) => r.t < lows[26]!.t)).bits).toBe(bitsToString(wiegand26(1, 1)));
+    expect(decode(sim.records.filter((r) => r.t >= lows[26]!.t)).bits).toBe(bitsToString(wiegand26(1, 2)));
+    out.close();
+  });
+
   it('sends 34-bit frames', () => {
     const sim = new SimulatedGpio();
     const out = new WiegandOutput(sim, { d0: 20, d1: 21 }, WiegandConfig.parse({ enabled: true, format: 34, intervalUs: 200 }));

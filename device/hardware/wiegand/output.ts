@@ -13,6 +13,11 @@ import { wiegandForCard, type WiegandBits } from './encoder.js';
 export class WiegandOutput {
   private readonly d0: OutputLine;
   private readonly d1: OutputLine;
+  /** Frames waiting for the gap after the previous one, in order. */
+  private readonly waiting: WiegandBits[] = [];
+  private quietUntil = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private drainedWaiters: Array<() => void> = [];
 
   constructor(
     backend: GpioBackend,
@@ -23,11 +28,39 @@ export class WiegandOutput {
     this.d1 = backend.output(pins.d1, 'wiegand-d1', 1);
   }
 
-  /** Sends a card number in the configured format; returns the bits sent. */
+  /**
+   * Sends a card number in the configured format; returns the bits. The frame goes out now, or
+   * (a grant right after another) once the previous frame's gap has passed, so the panel sees
+   * two frames and never one run-together frame.
+   */
   sendCard(cardNumber: bigint | number): WiegandBits {
     const bits = wiegandForCard(cardNumber, this.cfg.format, this.cfg.facilityCode);
-    this.sendBits(bits);
+    this.waiting.push(bits);
+    this.pump();
     return bits;
+  }
+
+  /** Resolves when every frame handed over has been sent. */
+  drained(): Promise<void> {
+    if (!this.waiting.length) return Promise.resolve();
+    return new Promise((resolve) => this.drainedWaiters.push(resolve));
+  }
+
+  private pump(): void {
+    if (this.timer) return;
+    while (this.waiting.length) {
+      const wait = this.quietUntil - performance.now();
+      if (wait > 0) {
+        this.timer = setTimeout(() => {
+          this.timer = null;
+          this.pump();
+        }, Math.ceil(wait));
+        return;
+      }
+      this.sendBits(this.waiting.shift()!);
+      this.quietUntil = performance.now() + this.cfg.frameGapMs;
+    }
+    for (const resolve of this.drainedWaiters.splice(0)) resolve();
   }
 
   sendBits(bits: WiegandBits): void {
@@ -52,7 +85,12 @@ export class WiegandOutput {
     }
   }
 
+  /** Frames still waiting for their gap are not sent: the lines are released at rest (high). */
   close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.waiting.length = 0;
+    for (const resolve of this.drainedWaiters.splice(0)) resolve();
     this.d0.close();
     this.d1.close();
   }
