@@ -21,15 +21,19 @@ import { percentile, round } from './measure.js';
  *  1. the Clockface gateway (a separate `clockface gateway` process): durable SQLite queue
  *     committed before each PUBACK, forwarding to a local ingest endpoint (the stand-in cloud
  *     over loopback HTTP); after the load we wait until every PUBACKed event reached it;
- *  2. Debian's Mosquitto with persistence on and the same TLS setup, for reference (note:
- *     Mosquitto's persistence is a periodic snapshot, not a per-message commit).
+ *  2. Debian's Mosquitto with persistence on and the same TLS setup, bare, for reference (note:
+ *     Mosquitto's persistence is a periodic snapshot, not a per-message commit, and it
+ *     forwards nothing);
+ *  3. the same Mosquitto doing the gateway's job: plus a store-and-forward client
+ *     (bench/mosquitto-forwarder.ts) that forwards every event in batches to the same kind of
+ *     ingest endpoint and PUBACKs it to Mosquitto only after the ingest answered.
  * Each broker gets a warm-up (TLS sessions, JIT, SQLite page cache; not measured), then the
  * measured window. Output per broker: sustained PUBACK rate; for the gateway also the forward
- * rate to the ingest endpoint over the same window, the backlog left when the load stops and
+ * rate to the ingest endpoint over the same window (also for 3.), the backlog left when the load stops and
  * how long it takes to drain, and whether anything was lost or duplicated; publish→PUBACK
  * p50/p99; peak RSS; broker CPU seconds per 1,000 events (utime+stime from /proc, so it stays
- * meaningful on a shared machine where wall-clock rates are noisy); and the same-run ratio
- * gateway/Mosquitto.
+ * meaningful on a shared machine where wall-clock rates are noisy; for 3. Mosquitto's and the
+ * forwarder's together); and the same-run ratios of the gateway to 2. and to 3.
  *
  * The terminals subscribe to their ack topic and PUBACK the gateway's receipts, as real ones
  * do; the gateway's figures include relaying the receipts. The outbound depth left when the
@@ -49,6 +53,7 @@ const WARMUP_SECONDS = Number(process.env.BENCH_GATEWAY_WARMUP_SECONDS ?? 3);
 /** Which gateway durability modes to run ("full,normal" by default). */
 const MODES = (process.env.BENCH_GATEWAY_MODES ?? 'full,normal').split(',').filter((m): m is 'full' | 'normal' => m === 'full' || m === 'normal');
 const DRAIN_LIMIT_MS = 120_000;
+const DRAIN_STALL_MS = 10_000;
 const TENANT = 'acme';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -65,16 +70,28 @@ export async function run(): Promise<Record<string, unknown>> {
       process.stderr.write(`bench gateway: clockface gateway (synchronous=${durability}), ${WARMUP_SECONDS} s warm-up + ${SECONDS} s ...\n`);
       results[`clockface_${durability}`] = await benchGateway(dir, pki, terminals, templates, durability);
     }
-    process.stderr.write(`bench gateway: mosquitto, ${WARMUP_SECONDS} s warm-up + ${SECONDS} s ...\n`);
+    process.stderr.write(`bench gateway: mosquitto (bare), ${WARMUP_SECONDS} s warm-up + ${SECONDS} s ...\n`);
     results.mosquitto = await benchMosquitto(dir, pki, terminals, templates);
+    process.stderr.write(`bench gateway: mosquitto + forwarder, ${WARMUP_SECONDS} s warm-up + ${SECONDS} s ...\n`);
+    results.mosquittoForwarding = await benchMosquittoForwarding(dir, pki, terminals, templates);
     const gw = results[`clockface_${MODES[0] ?? 'full'}`] as { pubackPerSecond?: number; lostAfterDrain?: number } | undefined;
-    const mq = results.mosquitto as { pubackPerSecond?: number };
+    const ratio = (other: unknown) => {
+      const rate = (other as { pubackPerSecond?: number }).pubackPerSecond;
+      return gw?.pubackPerSecond && rate ? round(gw.pubackPerSecond / rate, 2) : null;
+    };
+    const ratioToBareMosquitto = ratio(results.mosquitto);
+    const ratioToMosquittoForwarding = ratio(results.mosquittoForwarding);
     results.targets = {
       gatewayMode: MODES[0] ?? null,
       eventsPerSecond: 3000,
       metEventsPerSecond: gw?.pubackPerSecond !== undefined ? gw.pubackPerSecond >= 3000 : null,
-      ratioToMosquitto: gw?.pubackPerSecond && mq.pubackPerSecond ? round(gw.pubackPerSecond / mq.pubackPerSecond, 2) : null,
-      metHalfOfMosquitto: gw?.pubackPerSecond && mq.pubackPerSecond ? gw.pubackPerSecond >= mq.pubackPerSecond / 2 : null,
+      // Both references, PUBACK rate against PUBACK rate in the same run. "Bare" Mosquitto only
+      // PUBACKs (nothing forwarded, persistence a periodic snapshot); "forwarding" is Mosquitto
+      // plus a store-and-forward client doing the gateway's job (bench/mosquitto-forwarder.ts).
+      ratioToBareMosquitto,
+      metHalfOfBareMosquitto: ratioToBareMosquitto === null ? null : ratioToBareMosquitto >= 0.5,
+      ratioToMosquittoForwarding,
+      metHalfOfMosquittoForwarding: ratioToMosquittoForwarding === null ? null : ratioToMosquittoForwarding >= 0.5,
       nothingLost: gw ? gw.lostAfterDrain === 0 : null,
     };
     return results;
@@ -168,18 +185,8 @@ async function benchGateway(dir: string, pki: SitePki, terminals: { certPem: str
   const child = spawn(process.execPath, [...nodeFlags(), join(here, '..', 'cli', 'main.js'), 'gateway', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
     const port = await readyPort(child);
-    let forwardedAtStart = 0;
-    const load = await publishLoad(port, pki, terminals, templates, child.pid, {
-      started: async () => void (forwardedAtStart = (await cloud.stats()).stored),
-      ended: async () => (await cloud.stats()).stored - forwardedAtStart,
-    });
-    const backlogAtEnd = load.ackedIds.length - (await cloud.stats()).stored;
-    const drainStart = performance.now();
-    while ((await cloud.stats()).stored < load.ackedIds.length && performance.now() - drainStart < DRAIN_LIMIT_MS) await sleep(50);
-    const drainMs = performance.now() - drainStart;
-    const atCloud = new Set(await cloud.ids());
-    const lost = load.ackedIds.filter((id) => !atCloud.has(id)).length;
-    const { duplicates, ingestCalls } = await cloud.stats();
+    const load = await publishLoad(port, pki, terminals, templates, [child.pid], forwardWindow(cloud));
+    const delivery = await drainAndCount(cloud, load.ackedIds);
     // Receipts (and commands) still waiting for a terminal: near 0 when terminals PUBACK them.
     const queue = new Database(join(runDir, 'data', 'gateway.sqlite'), { readonly: true, fileMustExist: true });
     const outboundLeft = (queue.prepare('SELECT COUNT(*) AS n FROM outbound').get() as { n: number }).n;
@@ -187,22 +194,69 @@ async function benchGateway(dir: string, pki: SitePki, terminals: { certPem: str
     return {
       ...load.summary,
       forwardPerSecond: Math.round(load.forwardedInWindow / load.summary.measuredSeconds),
-      backlogAtLoadEnd: Math.max(0, backlogAtEnd),
-      drainAfterLoadMs: Math.round(drainMs),
-      forwardedToIngest: atCloud.size,
-      lostAfterDrain: lost,
-      duplicatesAtIngest: duplicates,
-      ingestCalls,
+      ...delivery,
       outboundLeftAfterDrain: outboundLeft,
     };
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    await stopChild(child);
     await cloud.stop();
   }
 }
 
 async function benchMosquitto(dir: string, pki: SitePki, terminals: { certPem: string; keyPem: string }[], templates: EventTemplate[]) {
+  const mosquitto = await startMosquitto(dir, pki);
+  if ('error' in mosquitto) return mosquitto;
+  try {
+    const load = await publishLoad(mosquitto.port, pki, terminals, templates, [mosquitto.child.pid]);
+    return { ...load.summary, persistence: PERSISTENCE };
+  } finally {
+    await stopChild(mosquitto.child);
+  }
+}
+
+/**
+ * The same job as the gateway's on Mosquitto: the same broker and configuration as the bare
+ * run, plus a store-and-forward client (bench/mosquitto-forwarder.ts, its own process) that
+ * takes every event from a persistent QoS 1 session, forwards it in batches of the gateway's
+ * size to the same kind of ingest endpoint and PUBACKs it to Mosquitto only once the ingest
+ * answered. CPU and RSS are Mosquitto's and the forwarder's together; lost and duplicated
+ * events are counted at the ingest as for the gateway.
+ */
+async function benchMosquittoForwarding(dir: string, pki: SitePki, terminals: { certPem: string; keyPem: string }[], templates: EventTemplate[]) {
+  const token = 'bench-' + newMessageId();
+  const cloud = await IngestEndpoint.start(TENANT, token);
+  const mosquitto = await startMosquitto(dir, pki);
+  if ('error' in mosquitto) {
+    await cloud.stop();
+    return mosquitto;
+  }
+  const creds = await pki.issue('integration', 'bench-forwarder');
+  const options = { port: mosquitto.port, caFile: pki.caFile, certFile: creds.certFile, keyFile: creds.keyFile, tenant: TENANT, ingestUrl: cloud.url, token, batchSize: FORWARDER_BATCH };
+  const forwarder = spawn(process.execPath, [join(here, 'mosquitto-forwarder.js'), JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    await forwarderReady(forwarder);
+    const load = await publishLoad(mosquitto.port, pki, terminals, templates, [mosquitto.child.pid, forwarder.pid], forwardWindow(cloud));
+    const delivery = await drainAndCount(cloud, load.ackedIds);
+    return {
+      ...load.summary,
+      forwardPerSecond: Math.round(load.forwardedInWindow / load.summary.measuredSeconds),
+      ...delivery,
+      forwarderBatchSize: FORWARDER_BATCH,
+      persistence: PERSISTENCE,
+    };
+  } finally {
+    await stopChild(forwarder);
+    await stopChild(mosquitto.child);
+    await cloud.stop();
+  }
+}
+
+/** The gateway forwarder's default batch size (gateway/config.ts), which the bench's gateway runs with. */
+const FORWARDER_BATCH = 500;
+const PERSISTENCE = 'on (periodic snapshot, autosave on shutdown)';
+
+/** Debian's Mosquitto 2 with persistence on, the same TLS and client-certificate setup as the gateway's. */
+async function startMosquitto(dir: string, pki: SitePki): Promise<{ child: ChildProcess; port: number } | { error: string }> {
   const runDir = mkdtempSync(join(dir, 'mosquitto-'));
   // Mosquitto cannot listen on port 0: ask the OS for a free port and hand it over.
   const port = await freePort();
@@ -236,13 +290,63 @@ async function benchMosquitto(dir: string, pki: SitePki, terminals: { certPem: s
     setTimeout(() => resolve(true), 700);
   });
   if (!started) return { error: `mosquitto did not start: ${err.slice(0, 300) || 'not installed?'}` };
-  try {
-    const load = await publishLoad(port, pki, terminals, templates, child.pid);
-    return { ...load.summary, persistence: 'on (periodic snapshot, autosave on shutdown)' };
-  } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+  return { child, port };
+}
+
+function forwarderReady(child: ChildProcess): Promise<void> {
+  let err = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (c: string) => (err = (err + c).slice(-5000)));
+  return new Promise((resolve, reject) => {
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (c: string) => c.includes('ready') && resolve());
+    child.once('exit', (code) => reject(new Error(`mosquitto forwarder exited (${code}): ${err.slice(-1000)}`)));
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+}
+
+/** Counts what reached the ingest endpoint during the measured window. */
+function forwardWindow(cloud: IngestEndpoint) {
+  let atStart = 0;
+  return {
+    started: async () => void (atStart = (await cloud.stats()).stored),
+    ended: async () => (await cloud.stats()).stored - atStart,
+  };
+}
+
+/**
+ * After the load: waits until every PUBACKed event is at the ingest endpoint (or nothing more
+ * arrives for DRAIN_STALL_MS: an event Mosquitto dropped will never come), then counts the
+ * PUBACKed events missing there and the duplicates it saw.
+ */
+async function drainAndCount(cloud: IngestEndpoint, ackedIds: string[]) {
+  const backlogAtEnd = ackedIds.length - (await cloud.stats()).stored;
+  const drainStart = performance.now();
+  let last = -1;
+  let lastChange = drainStart;
+  for (;;) {
+    const { stored } = await cloud.stats();
+    const now = performance.now();
+    if (stored >= ackedIds.length || now - drainStart > DRAIN_LIMIT_MS || now - lastChange > DRAIN_STALL_MS) break;
+    if (stored !== last) [last, lastChange] = [stored, now];
+    await sleep(50);
   }
+  const drainMs = performance.now() - drainStart;
+  const atCloud = new Set(await cloud.ids());
+  const { duplicates, ingestCalls } = await cloud.stats();
+  return {
+    backlogAtLoadEnd: Math.max(0, backlogAtEnd),
+    drainAfterLoadMs: Math.round(drainMs),
+    forwardedToIngest: atCloud.size,
+    lostAfterDrain: ackedIds.filter((id) => !atCloud.has(id)).length,
+    duplicatesAtIngest: duplicates,
+    ingestCalls,
+  };
 }
 
 /** Extra Node flags for the gateway process, e.g. BENCH_GATEWAY_NODE_FLAGS="--cpu-prof" to profile it. */
@@ -281,7 +385,8 @@ async function publishLoad(
   pki: SitePki,
   terminals: { certPem: string; keyPem: string }[],
   templates: EventTemplate[],
-  pid: number | undefined,
+  /** The processes doing the broker's job (CPU and RSS are their sums). */
+  pids: (number | undefined)[],
   window: { started(): Promise<void>; ended(): Promise<number> } = { started: async () => {}, ended: async () => 0 },
 ) {
   const ca = readFileSync(pki.caFile);
@@ -337,18 +442,20 @@ async function publishLoad(
   });
   await sleep(WARMUP_SECONDS * 1000);
   let rssMB = 0;
-  const sampler = setInterval(() => (rssMB = Math.max(rssMB, rssOf(pid))), 500);
-  const cpu0 = cpuSecondsOf(pid);
+  const rssNow = () => pids.reduce<number>((sum, pid) => sum + rssOf(pid), 0);
+  const sampler = setInterval(() => (rssMB = Math.max(rssMB, rssNow())), 500);
+  const cpu0 = pids.map((pid) => cpuSecondsOf(pid));
   await window.started();
   measuring = true;
   const t0 = performance.now();
   await sleep(SECONDS * 1000);
   measuring = false;
   const elapsed = (performance.now() - t0) / 1000;
-  const cpuSeconds = cpuSecondsOf(pid) - cpu0;
+  const cpuByProcess = pids.map((pid, i) => cpuSecondsOf(pid) - cpu0[i]!);
+  const cpuSeconds = cpuByProcess.reduce<number>((a, b) => a + b, 0);
   const forwardedInWindow = await window.ended();
   clearInterval(sampler);
-  rssMB = Math.max(rssMB, rssOf(pid));
+  rssMB = Math.max(rssMB, rssNow());
   running = false;
   await Promise.all(pumps);
   for (const c of clients) c.end(true);
@@ -363,6 +470,8 @@ async function publishLoad(
       // Broker CPU (user + system, from /proc): what the broker costs, apart from the load generator.
       brokerCpuSecondsPer1kEvents: measured ? round((cpuSeconds * 1000) / measured, 4) : null,
       brokerCpuCores: round(cpuSeconds / elapsed, 2),
+      // With several processes (Mosquitto, then the forwarder): each one's share, same unit.
+      ...(pids.length > 1 ? { cpuSecondsPer1kEventsByProcess: cpuByProcess.map((c) => (measured ? round((c * 1000) / measured, 4) : null)) } : {}),
       rssMB: round(rssMB, 1),
       ackedTotal: ackedIds.length,
       publishErrors: errors,

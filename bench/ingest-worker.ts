@@ -4,9 +4,10 @@ import { StandInCloud } from '../gateway/testing/stand-in-cloud.js';
 
 /**
  * The bench's local ingest endpoint (the stand-in cloud over loopback HTTP) on its own thread,
- * so its JSON, base64 and receipt signing do not slow the load generator's event loop — with
- * Mosquitto there is no ingest endpoint, and the comparison should not charge it to the
- * terminals. It still shares the machine's cores with everything else.
+ * so its JSON, base64 and receipt signing do not slow the load generator's event loop — bare
+ * Mosquitto has no ingest endpoint, and the comparison should not charge it to the terminals.
+ * The gateway and Mosquitto + forwarder runs each get one. It still shares the machine's cores
+ * with everything else.
  */
 const { tenant, token } = workerData as { tenant: string; token: string };
 const cloud = new StandInCloud({ tenant, token, adminKey: generateKeyPair('ed25519') });
