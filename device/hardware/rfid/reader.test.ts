@@ -163,7 +163,7 @@ describe('serial card reader permissions', () => {
     const child = await bundleFixture('reader-permission-child');
     try {
       const stdout = await new Promise<string>((resolve, reject) =>
-        execFile(process.execPath, [child.file, portPath()], { timeout: 20_000, ...(asRoot ? { uid: 65534, gid: 65534 } : {}) }, (err, out) =>
+        execFile(process.execPath, [child.file, portPath(), ...(asRoot ? ['65534'] : [])], { timeout: 20_000 }, (err, out) =>
           err ? reject(err) : resolve(out),
         ),
       );
