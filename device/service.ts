@@ -238,7 +238,6 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
       keys.close();
       // 2. The decision in flight finishes: its punch is in the outbox, or it never started.
       await terminal.close();
-      terminal.index.close();
       // 3. Relay to rest, then outputs, link, ops and store closed.
       clearInterval(linkWatch);
       indicators.close();

@@ -73,6 +73,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     this.pinWaiter = undefined;
     w?.(null);
     await this.inFlight.catch(() => undefined);
+    this.index.close(); // the index is the terminal's: it stops following the store with it
   }
 
   get state(): 'idle' | 'busy' {

@@ -62,19 +62,8 @@ export class OutboundDelivery {
     this.inFlight.delete(device);
   }
 
-  /** Stores an envelope for a device and sends it at once if the device is listening. */
-  enqueue(device: string, channel: OutboundChannel, envelope: Buffer, expiresAt: number | null): void {
-    const id = readEnvelopeHeader(envelope).id;
-    if (this.store.addOutbound({ id, device, channel, envelope, expiresAt })) this.stored([{ id, device, channel, envelope }]);
-  }
-
-  /** Stores a set of envelopes in one transaction, then sends them to listening devices. */
-  enqueueMany(messages: readonly { device: string; channel: OutboundChannel; envelope: Buffer; expiresAt: number | null }[]): void {
-    this.stored(this.store.addOutboundMany(messages.map((m) => ({ ...m, id: readEnvelopeHeader(m.envelope).id }))));
-  }
-
   /**
-   * Envelopes newly stored for devices (by this class or the event writer): sent at once to the
+   * Envelopes newly stored for devices (commands, or receipts from the event writer): sent at once to the
    * devices listening. No need to read the store again: a subscribed device was sent everything
    * older when it subscribed (flush) or when it was stored, so the new ones are all it lacks.
    */
@@ -92,13 +81,7 @@ export class OutboundDelivery {
   /** Sends whatever is waiting for a device on a channel, if it is subscribed. */
   flush(device: string, channel: OutboundChannel): void {
     if (!this.subscribed.get(device)?.has(channel)) return;
-    let sent = this.inFlight.get(device);
-    if (!sent) this.inFlight.set(device, (sent = new Set()));
-    for (const m of this.store.pendingOutbound(device, channel)) {
-      if (sent.has(m.id)) continue;
-      sent.add(m.id);
-      this.publisher.publishToDevice(device, channel, m.envelope);
-    }
+    this.stored(this.store.pendingOutbound(device, channel).map((m) => ({ ...m, device, channel })));
   }
 
   /** The device PUBACKed something we sent it. */

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { GatewayStore } from './store.js';
+import { forwardSettler, GatewayStore } from './store.js';
 
 const dirs: string[] = [];
 function tempDir() {
@@ -29,7 +29,7 @@ describe('GatewayStore (SQLite file)', () => {
       ['e1', 'one'],
       ['e2', 'two'],
     ]);
-    b.removeEvents(['e1']);
+    forwardSettler(b.db)({ ids: ['e1'] }, [], Date.now());
     expect(b.eventBacklog().depth).toBe(1);
     expect(b.db.pragma('journal_mode', { simple: true })).toBe('wal');
     b.close();

@@ -244,13 +244,6 @@ export class GatewayStore {
     return this.stmts.nextEvents.all(limit) as QueuedEvent[];
   }
 
-  /** Removes events the cloud is done with (stored, duplicate or rejected). */
-  removeEvents(ids: readonly string[]): void {
-    this.db.transaction(() => {
-      for (const id of ids) this.stmts.deleteEvent.run(id);
-    }).immediate();
-  }
-
   /** Moves a queued event to dead_letters with the cloud's reason (one transaction). */
   parkEvent(id: string, reason: string, now = Date.now()): void {
     this.db.transaction(() => {
@@ -271,11 +264,6 @@ export class GatewayStore {
   /** Keeps an envelope for a device until it is PUBACKed or expires; false if the id is known. */
   addOutbound(m: { id: string; device: string; channel: OutboundChannel; envelope: Buffer; expiresAt: number | null }, now = Date.now()): boolean {
     return this.stmts.insertOutbound.run(m.id, m.device, m.channel, m.envelope, m.expiresAt, now).changes > 0;
-  }
-
-  /** Several outbound messages in one transaction (one fsync); returns those that were new. */
-  addOutboundMany(messages: readonly { id: string; device: string; channel: OutboundChannel; envelope: Buffer; expiresAt: number | null }[], now = Date.now()): typeof messages {
-    return this.db.transaction(() => messages.filter((m) => this.addOutbound(m, now))).immediate();
   }
 
   pendingOutbound(device: string, channel: OutboundChannel, now = Date.now()): OutboundMessage[] {
