@@ -1,9 +1,9 @@
-import { createCipheriv, createDecipheriv, diffieHellman, generateKeyPairSync, hkdfSync, sign, verify } from 'node:crypto';
+import { createCipheriv, createDecipheriv, diffieHellman, hkdfSync, sign, verify } from 'node:crypto';
 import { z } from 'zod';
 import { canonicalBytes, parseJson } from './canonical.js';
 import { ProtocolError } from './errors.js';
 import { ID_REGEX, UUID_REGEX } from './ids.js';
-import { publicKeyFromRaw, rawPublicKey, type KeyPair, type PublicKeyRef } from './keys.js';
+import { newPrivateKey, publicKeyFromRaw, rawPublicKey, type KeyPair, type PublicKeyRef } from './keys.js';
 import { LIMITS } from './limits.js';
 import { assertFresh, type SequenceStore } from './replay.js';
 import { parseMessage } from './schemas.js';
@@ -106,9 +106,10 @@ export function sealAndSign(opts: SealOptions): Buffer {
 }
 
 function seal(plaintext: Buffer, aad: Buffer, recipient: PublicKeyRef): Buffer {
-  const eph = generateKeyPairSync('x25519');
-  const ephRaw = rawPublicKey(eph.publicKey);
-  const shared = diffieHellman({ privateKey: eph.privateKey, publicKey: recipient.key });
+  // Not generateKeyPairSync: see newPrivateKey (a generated key can deadlock its export).
+  const eph = newPrivateKey('x25519');
+  const ephRaw = rawPublicKey(eph);
+  const shared = diffieHellman({ privateKey: eph, publicKey: recipient.key });
   const { key, iv } = deriveKey(shared, ephRaw, rawPublicKey(recipient.key));
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(aad);

@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, KeyObject, randomBytes } from 'node:crypto';
 import { ProtocolError } from './errors.js';
 
 /**
@@ -56,9 +56,31 @@ function toPair(algorithm: KeyAlgorithm, privateKey: KeyObject): KeyPair {
   return { algorithm, privateKey, publicKey, publicRaw, keyId: keyIdOf(publicRaw) };
 }
 
+/**
+ * A new private key: 32 random bytes (an Ed25519 seed or an X25519 scalar) imported as a JWK.
+ *
+ * Not generateKeyPairSync: on Node 20 a key straight from key generation can deadlock the
+ * process. Exporting it as JWK holds the key's mutex while allocating strings; a garbage
+ * collection in that window runs the destructor of the finished generation job, which takes the
+ * same mutex. A test sealing 3,000 events hung CI for 90 minutes this way, and 30,000 seals hung
+ * one run in five here (`gdb`: ~KeyGenJob waiting in uv_mutex_lock under ExportJWKEdKey). An
+ * imported key has no generation job. Node's JWK import takes a private OKP key from `d` alone
+ * (`x` must be a string but is not read); the public key is derived from `d` (keys.test.ts
+ * checks the RFC 7748 and RFC 8032 vectors).
+ */
+export function newPrivateKey(algorithm: KeyAlgorithm): KeyObject {
+  return privateKeyFromSeed(algorithm, randomBytes(32));
+}
+
+/** The private key whose 32 raw bytes are `seed` (RFC 8032 secret key, RFC 7748 scalar). */
+export function privateKeyFromSeed(algorithm: KeyAlgorithm, seed: Uint8Array): KeyObject {
+  if (seed.length !== 32) throw new ProtocolError('key.invalid', `${algorithm} private key must be 32 bytes`);
+  const d = Buffer.from(seed).toString('base64url');
+  return createPrivateKey({ key: { kty: 'OKP', crv: JWK_CURVE[algorithm], d, x: '' }, format: 'jwk' });
+}
+
 export function generateKeyPair(algorithm: KeyAlgorithm): KeyPair {
-  const { privateKey } = generateKeyPairSync(algorithm as 'ed25519');
-  return toPair(algorithm, privateKey);
+  return toPair(algorithm, newPrivateKey(algorithm));
 }
 
 /** PKCS#8 PEM for files written 0600 by provisioning. */
