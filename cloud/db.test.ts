@@ -27,4 +27,23 @@ describe('database migration', () => {
     // Opening again is a no-op.
     openDatabase(file).close();
   });
+
+  it('stores certificate serials normalized: older lowercase-only spellings are rewritten, duplicates merged', () => {
+    const file = join(dir, 'serials.db');
+    const first = openDatabase(file);
+    first.prepare("INSERT INTO devices (tenant, device, gateway, signing_public, sealing_public, cert_serial, created_at) VALUES ('acme', 'door-1', 'gw', 's', 'e', '00ab12', 1)").run();
+    const revoke = first.prepare("INSERT INTO revocations (tenant, serial, version) VALUES ('acme', ?, ?)");
+    revoke.run('00ab12', 1);
+    revoke.run('ab12', 2); // the same serial in another spelling
+    revoke.run('0cd', 2);
+    revoke.run('00', 3);
+    first.close();
+    const db = openDatabase(file);
+    try {
+      expect(db.prepare("SELECT cert_serial FROM devices WHERE device = 'door-1'").pluck().get()).toBe('ab12');
+      expect(db.prepare('SELECT serial FROM revocations ORDER BY serial').pluck().all()).toEqual(['0', 'ab12', 'cd']);
+    } finally {
+      db.close();
+    }
+  });
 });

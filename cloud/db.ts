@@ -218,6 +218,15 @@ function migrate(db: Db): void {
   if (!tenantColumns.includes('time_zone')) db.exec("ALTER TABLE tenants ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC'");
   const gatewayColumns = (db.prepare('PRAGMA table_info(gateways)').all() as Array<{ name: string }>).map((c) => c.name);
   if (!gatewayColumns.includes('revoked_at')) db.exec('ALTER TABLE gateways ADD COLUMN revoked_at INTEGER');
+  // Serials are stored as normalizeSerial writes them (lowercase hex, no leading zeros), so a
+  // revocation matches with one equality whatever spelling a certificate or a list used. Files
+  // written before kept only the lowercase; a spelling that would collide is a duplicate.
+  const normalized = (column: string) => `CASE WHEN ltrim(lower(${column}), '0') = '' THEN '0' ELSE ltrim(lower(${column}), '0') END`;
+  db.transaction(() => {
+    db.exec(`UPDATE devices SET cert_serial = ${normalized('cert_serial')} WHERE cert_serial != ${normalized('cert_serial')}`);
+    db.exec(`UPDATE OR IGNORE revocations SET serial = ${normalized('serial')} WHERE serial != ${normalized('serial')}`);
+    db.exec(`DELETE FROM revocations WHERE serial != ${normalized('serial')}`);
+  })();
 }
 
 /**

@@ -13,7 +13,6 @@ import {
   type PublicKeyRef,
   type PunchEvent,
 } from '../protocol/index.js';
-import { normalizeSerial } from '../provisioning/pki.js';
 import type { AuditLog } from './audit.js';
 import type { Clock } from './clock.js';
 import { DAY_MS } from './clock.js';
@@ -81,19 +80,17 @@ export class Ingest {
     this.isDuplicate = db.prepare('SELECT 1 FROM events WHERE tenant = ? AND id = ?').pluck();
     this.deviceKey = db.prepare('SELECT signing_public AS signing FROM devices WHERE tenant = ? AND device = ?').pluck();
     this.deviceSerial = db.prepare('SELECT cert_serial FROM devices WHERE tenant = ? AND device = ?').pluck();
-    this.serialRevoked = db.prepare('SELECT 1 FROM revocations WHERE tenant = ? AND serial IN (?, ?, ?, ?)').pluck();
+    this.serialRevoked = db.prepare('SELECT 1 FROM revocations WHERE tenant = ? AND serial = ?').pluck();
   }
 
   /**
    * Whether the device's registered certificate serial is on the tenant's revocation list.
-   * Serials compare as numbers: lowercase, leading zeros ignored (DER adds a 00 byte to a
-   * serial whose top bit is set, and lists may or may not carry it).
+   * Both sides are stored normalized (registry.ts, db.ts): serials compare as numbers, so the
+   * 00 byte DER adds to a serial whose top bit is set does not hide a revocation.
    */
   private isRevoked(tenant: string, device: string): boolean {
     const serial = this.deviceSerial.get(tenant, device) as string | undefined;
-    if (serial === undefined) return false;
-    const n = normalizeSerial(serial);
-    return this.serialRevoked.get(tenant, serial.toLowerCase(), n, `0${n}`, `00${n}`) !== undefined;
+    return serial !== undefined && this.serialRevoked.get(tenant, serial) !== undefined;
   }
 
   async ingest(gateway: { tenant: string; gateway: string }, items: IngestItem[]): Promise<{ results: IngestResult[]; receipts: Receipt[] }> {

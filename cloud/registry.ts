@@ -1,4 +1,5 @@
 import { publicKeyFromRaw } from '../protocol/index.js';
+import { normalizeSerial } from '../provisioning/pki.js';
 import type { AuditLog } from './audit.js';
 import { createGatewayToken } from './auth.js';
 import type { Clock } from './clock.js';
@@ -71,7 +72,7 @@ export class Registry {
         `INSERT OR IGNORE INTO devices (tenant, device, gateway, signing_public, sealing_public, cert_serial, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(tenant, d.device, d.gateway, d.signingPublicKey, d.sealingPublicKey, d.certSerial.toLowerCase(), now);
+      .run(tenant, d.device, d.gateway, d.signingPublicKey, d.sealingPublicKey, normalizeSerial(d.certSerial), now);
     if (!r.changes) throw new RegistryError(409, `device ${d.device} is already registered (replace its keys: PUT .../devices/${d.device})`);
     this.audit.record(now, { tenant, actor, action: 'device.registered', objectKind: 'device', objectId: d.device });
   }
@@ -93,7 +94,7 @@ export class Registry {
     if (!before) throw new RegistryError(404, `device ${d.device} is not registered in this tenant`);
     this.db
       .prepare('UPDATE devices SET gateway = ?, signing_public = ?, sealing_public = ?, cert_serial = ? WHERE tenant = ? AND device = ?')
-      .run(d.gateway, d.signingPublicKey, d.sealingPublicKey, d.certSerial.toLowerCase(), tenant, d.device);
+      .run(d.gateway, d.signingPublicKey, d.sealingPublicKey, normalizeSerial(d.certSerial), tenant, d.device);
     const keysChanged = before.signing !== d.signingPublicKey || before.sealing !== d.sealingPublicKey;
     this.audit.record(now, {
       tenant,
@@ -101,7 +102,7 @@ export class Registry {
       action: 'device.replaced',
       objectKind: 'device',
       objectId: d.device,
-      detail: { previousSerial: before.certSerial, certSerial: d.certSerial.toLowerCase(), keysChanged },
+      detail: { previousSerial: before.certSerial, certSerial: normalizeSerial(d.certSerial), keysChanged },
     });
     return { replaced: { certSerial: before.certSerial, keysChanged } };
   }
@@ -133,7 +134,7 @@ export class Registry {
     this.db.transaction(() => {
       version = ((this.db.prepare('SELECT MAX(version) FROM revocations WHERE tenant = ?').pluck().get(tenant) as number | null) ?? 0) + 1;
       const ins = this.db.prepare('INSERT OR IGNORE INTO revocations (tenant, serial, version) VALUES (?, ?, ?)');
-      for (const s of serials) ins.run(tenant, s.toLowerCase(), version);
+      for (const s of serials) ins.run(tenant, normalizeSerial(s), version);
       this.audit.record(now, { tenant, actor, action: 'certificates.revoked', objectKind: 'revocation-list', objectId: String(version), detail: { count: serials.length } });
     })();
     const all = this.revocations(tenant);

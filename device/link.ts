@@ -250,7 +250,8 @@ export class DeviceLink {
         throw new Error(`${cmd.type} must be sealed to the device`);
       }
     } catch (err) {
-      const reason = isProtocolError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
+      // A ProtocolError's message already starts with its code ('envelope.replayed: ...').
+      const reason = (err as Error).message;
       this.rejectedCommands++;
       this.opts.log.warn({ commandId, reason }, 'command rejected');
       this.opts.recorder.commandResult(commandId, 'rejected', reason);

@@ -254,7 +254,8 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
 
 /** A metrics label for a rejection: the protocol error code, or the check that failed. */
 function rejectionLabel(reason: string | null): string {
-  const code = /^([a-z][a-z-]*):/.exec(reason ?? '')?.[1];
+  // Protocol refusals start with their code ('envelope.replayed: ...'): a small, fixed label set.
+  const code = /^([a-z][a-z-]*\.[a-z][a-z-]*):/.exec(reason ?? '')?.[1];
   if (code) return code;
   if (/expired/.test(reason ?? '')) return 'expired';
   if (/another tenant/.test(reason ?? '')) return 'other-tenant';
