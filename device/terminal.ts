@@ -137,7 +137,14 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       if (policy.credentials !== 'face-only' && policy.credentials !== 'card-or-face') return null;
       if (!this.o.face) return null;
       this.screen('capturing');
-      const burst = await this.analyzeBurst(policy, (a) => !!a.descriptor && this.index.identify(a.descriptor, policy.thresholds).outcome === 'match');
+      // The first frame's search, when it already decides, is the one the decision uses (not run twice).
+      const searched = new WeakMap<Float32Array, ReturnType<SubjectIndex['identify']>>();
+      const identify = (descriptor: Float32Array) => {
+        let found = searched.get(descriptor);
+        if (!found) searched.set(descriptor, (found = this.index.identify(descriptor, policy.thresholds)));
+        return found;
+      };
+      const burst = await this.analyzeBurst(policy, (a) => !!a.descriptor && identify(a.descriptor).outcome === 'match');
       if ('fault' in burst) {
         // Nobody claimed to be anyone: no punch to record, but the fault shows (silently) and is logged.
         this.o.log.error({ fault: burst.fault }, 'face path fault');
@@ -150,7 +157,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
         return null;
       }
       this.screen('deciding');
-      const found = this.index.identify(analysis.descriptor, policy.thresholds);
+      const found = identify(analysis.descriptor);
       const best = found.best;
       if (found.outcome === 'ambiguous') {
         return this.finish(startedAt, { subject: null, credential: 'face', decision: 'denied', reasons: ['match-ambiguous'], similarity: best?.similarity ?? null }, analysis, null);
