@@ -55,7 +55,8 @@ function freePort(): Promise<number> {
   });
 }
 
-const clockface = (args: string[]) => execFileSync(process.execPath, [CLI_PATH, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: inheritedEnv() });
+// Provisioning steps run as the CLI would; a deadline, so a hung step fails the demo instead of stalling it.
+const clockface = (args: string[]) => execFileSync(process.execPath, [CLI_PATH, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: inheritedEnv(), timeout: 120_000 });
 
 export interface TerminalPlan {
   id: string;

@@ -21,7 +21,8 @@ afterAll(() => {
 });
 
 function clockface(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [cli.file, ...args], { cwd: projectRoot, encoding: 'utf8', env: { PATH: process.env.PATH, ...env } });
+  // A deadline: a hung child would block this test's event loop, which no test timeout ends.
+  const r = spawnSync(process.execPath, [cli.file, ...args], { cwd: projectRoot, encoding: 'utf8', env: { PATH: process.env.PATH, ...env }, timeout: 120_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -27,7 +27,8 @@ let gatewayPort: number;
 const running = new Map<string, RoleProcess>();
 
 function clockface(args: string[]): string {
-  return execFileSync(process.execPath, [CLI_PATH, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  // A deadline: a CLI that hangs blocks this test's event loop, which no test timeout can end.
+  return execFileSync(process.execPath, [CLI_PATH, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
 }
 
 function freePort(): Promise<number> {
