@@ -2,7 +2,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +11,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { generateKeyPair, newMessageId, sealAndSign, topics } from '../protocol/index.js';
 import { createSitePki, type SitePki } from '../gateway/testing/site-pki.js';
 import { percentile, round } from './measure.js';
+import { freePort } from '../common/free-port.js';
 
 /**
  * `npm run bench -- gateway`: 50 simulated terminals (mqtt.js over TLS with client
@@ -364,17 +364,6 @@ function readyPort(child: ChildProcess): Promise<number> {
       if (m) resolve(Number(m[1]));
     });
     child.once('exit', (code) => reject(new Error(`gateway exited (${code}): ${err.slice(-1000)}`)));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
   });
 }
 

@@ -1,22 +1,13 @@
-import { createServer } from 'node:net';
 import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { run } from './main.js';
 import { tempDir, writeTenantKeys } from './testing/fixtures.js';
+import { freePort } from '../common/free-port.js';
 
 /** The role entry point: bootstrap an owner key from the CLI, serve, answer, stop on SIGTERM. */
 const dir = tempDir();
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('clockface cloud', () => {
   it('creates an owner key, serves the API with it and stops cleanly on SIGTERM', async () => {

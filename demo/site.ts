@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { pulses, readRecordFile } from '../device/hardware/gpio/sim.js';
 import { CLI_PATH, inheritedEnv, startRole, type RoleProcess, type StartOptions } from './processes.js';
+import { freePort } from '../common/free-port.js';
 
 /**
  * A whole site on loopback, built the way facilities staff build one: `clockface provision`
@@ -44,15 +45,6 @@ export interface Site {
   key(terminal: string, line: string): Promise<void>;
   relayPulses(terminal: string): number;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => done(port));
-    });
-  });
 }
 
 // Provisioning steps run as the CLI would; a deadline, so a hung step fails the demo instead of stalling it.

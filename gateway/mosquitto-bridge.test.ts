@@ -1,12 +1,12 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../common/log.js';
 import { topics } from '../protocol/index.js';
 import { startGateway, type Gateway } from './gateway.js';
 import { DeviceSim, createSite, until, type Site } from './testing/fixture.js';
+import { freePort } from '../common/free-port.js';
 
 /*
  * A real Mosquitto (Debian's `mosquitto`) bridged in front of the gateway with the bridge
@@ -32,17 +32,6 @@ let gw: Gateway;
 let mosquitto: ChildProcess;
 let localPort: number;
 let mosquittoLog = '';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function run(cmd: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {

@@ -1,13 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as connectUnix, createServer } from 'node:net';
+import { connect as connectUnix } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import mqtt from 'mqtt';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_PATH, startRole, type RoleProcess } from '../demo/processes.js';
+import { freePort } from '../common/free-port.js';
 
 /*
  * A site as facilities staff set it up, with nothing but the `clockface` command and the
@@ -29,15 +30,6 @@ const running = new Map<string, RoleProcess>();
 function clockface(args: string[]): string {
   // A deadline: a CLI that hangs blocks this test's event loop, which no test timeout can end.
   return execFileSync(process.execPath, [CLI_PATH, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => done(port));
-    });
-  });
 }
 
 /** systemd's environment for a unit: watchdog on, plus the overrides the installer would set. */
