@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { normalizeSerial } from '../provisioning/pki.js';
 
 /**
  * The cloud's SQLite database. WAL for concurrent readers, secure_delete so erased rows do
@@ -221,11 +222,11 @@ function migrate(db: Db): void {
   // Serials are stored as normalizeSerial writes them (lowercase hex, no leading zeros), so a
   // revocation matches with one equality whatever spelling a certificate or a list used. Files
   // written before kept only the lowercase; a spelling that would collide is a duplicate.
-  const normalized = (column: string) => `CASE WHEN ltrim(lower(${column}), '0') = '' THEN '0' ELSE ltrim(lower(${column}), '0') END`;
+  db.function('normalize_serial', { deterministic: true }, (serial) => normalizeSerial(String(serial)));
   db.transaction(() => {
-    db.exec(`UPDATE devices SET cert_serial = ${normalized('cert_serial')} WHERE cert_serial != ${normalized('cert_serial')}`);
-    db.exec(`UPDATE OR IGNORE revocations SET serial = ${normalized('serial')} WHERE serial != ${normalized('serial')}`);
-    db.exec(`DELETE FROM revocations WHERE serial != ${normalized('serial')}`);
+    db.exec('UPDATE devices SET cert_serial = normalize_serial(cert_serial) WHERE cert_serial != normalize_serial(cert_serial)');
+    db.exec('UPDATE OR IGNORE revocations SET serial = normalize_serial(serial) WHERE serial != normalize_serial(serial)');
+    db.exec('DELETE FROM revocations WHERE serial != normalize_serial(serial)');
   })();
 }
 

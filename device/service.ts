@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, join, resolve } from 'node:path';
-import { keyPairFromPem, newMessageId, publicKeyRef, topics } from '../protocol/index.js';
+import { keyPairFromPem, newMessageId, PROTOCOL_ERROR_CODES, publicKeyRef, topics } from '../protocol/index.js';
 import type { Logger } from 'pino';
 import { Registry } from '../common/metrics.js';
 import { startOpsServer, type OpsServer } from '../common/ops-server.js';
@@ -254,8 +254,8 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
 
 /** A metrics label for a rejection: the protocol error code, or the check that failed. */
 function rejectionLabel(reason: string | null): string {
-  // Protocol refusals start with their code ('envelope.replayed: ...'): a small, fixed label set.
-  const code = /^([a-z][a-z-]*\.[a-z][a-z-]*):/.exec(reason ?? '')?.[1];
+  // Protocol refusals start with their code ('envelope.replayed: ...'); the label set stays the code list.
+  const code = PROTOCOL_ERROR_CODES.find((c) => reason?.startsWith(`${c}:`));
   if (code) return code;
   if (/expired/.test(reason ?? '')) return 'expired';
   if (/another tenant/.test(reason ?? '')) return 'other-tenant';
