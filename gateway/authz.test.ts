@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { mayPublish, maySubscribe, sessionId, type ClientIdentity } from './authz.js';
+import { maySubscribe, publishRights, sessionId, type ClientIdentity } from './authz.js';
+
+const mayPublish = (who: ClientIdentity, topic: string) => publishRights(who).has(topic);
 
 const device: ClientIdentity = { tenant: 'acme', role: 'device', id: 'door-1', serial: '1' };
 const integration: ClientIdentity = { tenant: 'acme', role: 'integration', id: 'door-system', serial: '2' };
@@ -14,6 +16,7 @@ describe('rights from the certificate', () => {
     expect(mayPublish(device, 'cf/v1/acme/door-1/events/extra')).toBe(false);
     expect(mayPublish(device, 'cf/v1/acme/+/events')).toBe(false);
     expect(mayPublish(device, '$SYS/broker')).toBe(false);
+    expect([...publishRights(device).values()]).toEqual(['events', 'status', 'door']);
   });
 
   it('a device subscribes only to its own ack and cmd, without wildcards', () => {

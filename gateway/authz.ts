@@ -1,4 +1,4 @@
-import { CHANNELS, TOPIC_ROOT, isValidId, parseTopic, type Channel } from '../protocol/index.js';
+import { CHANNELS, TOPIC_ROOT, isValidId, parseTopic, topicFor, type Channel } from '../protocol/index.js';
 import type { CertRole } from '../provisioning/pki.js';
 
 /**
@@ -25,10 +25,14 @@ const READ_CHANNELS: Partial<Record<CertRole, readonly Channel[]>> = {
   operator: ['status', 'door'],
 };
 
-export function mayPublish(who: ClientIdentity, topic: string): boolean {
-  if (who.role !== 'device') return false;
-  const address = tryParseTopic(topic);
-  return !!address && address.tenant === who.tenant && address.device === who.id && DEVICE_PUBLISH.includes(address.channel);
+/**
+ * The topics a client may publish to, each with its channel: a device's own events, status and
+ * door topics, nothing for anyone else. The broker builds this once per connection and looks
+ * each publish's topic up in it (no topic parsing on the hot path).
+ */
+export function publishRights(who: ClientIdentity): ReadonlyMap<string, Channel> {
+  if (who.role !== 'device' || !isValidId(who.tenant) || !isValidId(who.id)) return new Map();
+  return new Map(DEVICE_PUBLISH.map((channel) => [topicFor(who.tenant, who.id, channel), channel]));
 }
 
 export function maySubscribe(who: ClientIdentity, filter: string): boolean {

@@ -6,7 +6,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from '../common/log.js';
 import { DoorDecision, LIMITS, Status, parseTopic, topicFor, type Channel } from '../protocol/index.js';
 import { certificateIdentity } from '../provisioning/pki.js';
-import { mayPublish, maySubscribe, sessionId, type ClientIdentity } from './authz.js';
+import { maySubscribe, publishRights, sessionId, type ClientIdentity } from './authz.js';
 import { readEventHeader } from './event-header.js';
 import { GroupCommit } from './group-commit.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -64,6 +64,8 @@ export interface SiteBrokerOptions {
 
 interface ClientState {
   who: ClientIdentity;
+  /** The topics this client may publish to (gateway/authz.ts), with their channels. */
+  publishes: ReadonlyMap<string, Channel>;
   throttle: PublishThrottle;
   admissions: AdmissionQueue;
   inflight: number;
@@ -93,6 +95,8 @@ export class SiteBroker {
   private readonly states = new WeakMap<Client, ClientState>();
   private readonly refusals = new WeakMap<Client, Refusal>();
   private readonly connected = new Set<Client>();
+  /** Events committed to the queue and PUBACKed: aedes's publish() of them only completes (see constructor). */
+  private readonly queued = new WeakSet<PublishPacket>();
   private readonly writer: GroupCommit<QueuedEvent>;
   private readonly log: Logger;
 
@@ -122,7 +126,28 @@ export class SiteBroker {
         done(null, null);
       },
     });
+    this.skipRoutingOfQueuedEvents();
     this.wireEvents();
+  }
+
+  /**
+   * After the PUBACK of a client's QoS 1 publish, aedes hands the packet to its own publish()
+   * (retained store, offline queues, topic matching, the emitter) and only then reads that
+   * client's next packets. An event is the cloud's, on its way through the durable queue, and
+   * nobody may subscribe to an events topic (gateway/authz.ts), so for a queued event that
+   * routing finds no one and costs a good part of the broker's time per event: it is skipped,
+   * and aedes goes straight on to the client's next packets. Every other publish (status,
+   * door, wills, what the gateway sends devices) is routed as before.
+   */
+  private skipRoutingOfQueuedEvents(): void {
+    const route = this.aedes.publish;
+    const queued = this.queued;
+    (this.aedes as { publish: (packet: PublishPacket, ...rest: unknown[]) => void }).publish = function (this: Aedes, packet, ...rest) {
+      if (!queued.has(packet)) return route.call(this, packet, ...(rest as [never]));
+      queued.delete(packet);
+      const done = rest[rest.length - 1];
+      if (typeof done === 'function') done(null);
+    };
   }
 
   async start(): Promise<{ port: number; wsPort: number | null }> {
@@ -248,7 +273,7 @@ export class SiteBroker {
     if (who instanceof Refusal) {
       this.refusals.set(client, who);
     } else {
-      this.states.set(client, { who, throttle: new PublishThrottle(this.opts.limits.publishRate, this.opts.limits.publishBurst), admissions: new AdmissionQueue(), inflight: 0 });
+      this.states.set(client, { who, publishes: publishRights(who), throttle: new PublishThrottle(this.opts.limits.publishRate, this.opts.limits.publishBurst), admissions: new AdmissionQueue(), inflight: 0 });
       packet.clientId = sessionId(who, packet.clientId);
       // aedes reports a device's PUBACK with the message it acknowledges (the 'ack' event) only
       // for persistent sessions, and that PUBACK is what releases a command from the store. So
@@ -274,31 +299,30 @@ export class SiteBroker {
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
     const state = client ? this.states.get(client) : undefined;
     if (!client || !state) return done(new Error('publish from an unidentified client'));
-    const { who } = state;
     const refuse = (reason: string, message: string) => {
       this.opts.metrics.publishesRefused.inc({ reason });
       this.log.warn({ session: client.id, reason, topic: packet.topic.slice(0, 120) }, `publish refused: ${message}`);
       done(new Error(message));
     };
-    if (!mayPublish(who, packet.topic)) return refuse('topic-not-allowed', 'topic outside the certificate\'s rights');
+    const channel = state.publishes.get(packet.topic);
+    if (!channel) return refuse('topic-not-allowed', 'topic outside the certificate\'s rights');
     // Over the rate: admitted late (gateway/throttle.ts), which also pauses reading this client.
     const wait = state.throttle.take();
     if (wait === null) {
       this.opts.metrics.violations.inc({ limit: 'rate' });
       return refuse('rate', `flood: more than ${this.opts.limits.publishBurst} publishes over ${this.opts.limits.publishRate}/s waiting at once`);
     }
-    if (wait === 0 && state.admissions.idle) return this.admitPublish(client, state, packet, refuse, done);
+    if (wait === 0 && state.admissions.idle) return this.admitPublish(state, channel, packet, refuse, done);
     this.opts.metrics.publishesThrottled.inc();
     state.admissions.schedule(wait, () => {
       // A client that left while it waited gets nothing processed (no late "online" status).
       if (!this.connected.has(client)) return done(new Error('client disconnected while throttled'));
-      this.admitPublish(client, state, packet, refuse, done);
+      this.admitPublish(state, channel, packet, refuse, done);
     });
   }
 
-  private admitPublish(client: Client, state: ClientState, packet: PublishPacket, refuse: (reason: string, message: string) => void, done: (err?: Error | null) => void): void {
+  private admitPublish(state: ClientState, channel: Channel, packet: PublishPacket, refuse: (reason: string, message: string) => void, done: (err?: Error | null) => void): void {
     const { who } = state;
-    const channel = parseTopic(packet.topic).channel;
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     if (channel === 'events') {
       if (payload.length > LIMITS.eventEnvelopeBytes) return refuse('too-large', `event of ${payload.length} bytes`);
@@ -321,6 +345,7 @@ export class SiteBroker {
       this.writer.add({ id: header.id, device: who.id, envelope: payload }, (err) => {
         state.inflight--;
         if (err) this.log.error({ reason: queueRefusalReason(err), err }, 'durable queue write failed: no PUBACK, the device will retry');
+        else this.queued.add(packet);
         done(err);
       });
       return;

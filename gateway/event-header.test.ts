@@ -63,10 +63,22 @@ describe('readEventHeader', () => {
       withHeader(envelope, header.replace('"door-1"', '"door\\u002d1"')),
       withHeader(envelope, '[]'),
       withHeader(envelope, 'null'),
+      // Numbers and strings a canonical encoder would not write, or out of range.
+      withHeader(envelope, header.replace(/"seq":(\d+)/, '"seq":0$1')),
+      withHeader(envelope, header.replace(/"seq":(\d+)/, '"seq":$1.0')),
+      withHeader(envelope, header.replace(/"seq":(\d+)/, '"seq":1e1')),
+      withHeader(envelope, header.replace(/"sentAt":(\d+)/, '"sentAt":-$1')),
+      withHeader(envelope, header.replace(/"sentAt":(\d+)/, '"sentAt":12345678901234567')),
+      withHeader(envelope, header.replace(/"seq":(\d+)/, '"seq":9007199254740993')),
+      withHeader(envelope, header.replace(/"signer":"([0-9a-f]+)"/, (_, k: string) => `"signer":"${k.toUpperCase()}"`)),
+      withHeader(envelope, header.replace('"v":1', '"v":1.0')),
+      withHeader(envelope, header.replace('"kind":"event"', '"kind":"ev\\u0065nt"')),
+      withHeader(envelope, `${header} `),
     ];
     for (const bytes of cases) expect(expectSame(bytes)).toBe(false);
     // A command with an expiry is a valid header (the broker refuses it for its kind, not its form).
     expect(expectSame(withHeader(envelope, JSON.stringify({ ...parsed, kind: 'command', expiresAt: 5 })))).toBe(true);
+    expect(expectSame(withHeader(envelope, JSON.stringify({ ...parsed, seq: Number.MAX_SAFE_INTEGER, sentAt: 0 })))).toBe(true);
   });
 
   it('agrees with peekHeader on seeded random corruptions of the header', () => {
