@@ -74,6 +74,26 @@ describe('gateway over TLS', () => {
     await until(() => gw.store.outboundDepth() === 0);
   });
 
+  it('queues events without routing them through the broker; status is routed as before', async () => {
+    const { client, sim } = await device('door-route');
+    const routed: string[] = [];
+    const onPublish = (packet: { topic: string }) => routed.push(packet.topic);
+    gw.broker.aedes.on('publish', onPublish);
+    try {
+      const events = [sim.event(), sim.event(), sim.event()];
+      for (const ev of events) await client.publishAsync(topics.events('acme', 'door-route'), ev.envelope, { qos: 1 });
+      const status = { type: 'status', tenant: 'acme', device: 'door-route', state: 'online', at: Date.now(), versions: {}, health: {} };
+      await client.publishAsync(topics.status('acme', 'door-route'), JSON.stringify(status), { qos: 1 });
+      // The client goes on publishing after each PUBACK: aedes read its next packets although
+      // the events' own routing was skipped.
+      await until(() => events.every((ev) => site.cloud.events.some((e) => e.id === ev.id)));
+      expect(routed).toContain(topics.status('acme', 'door-route'));
+      expect(routed).not.toContain(topics.events('acme', 'door-route'));
+    } finally {
+      gw.broker.aedes.off('publish', onPublish);
+    }
+  });
+
   it('serves MQTT over WebSocket with the same certificate rules', async () => {
     const creds = await site.pki.issue('operator', 'kiosk');
     const ws = await mqtt.connectAsync({ protocol: 'wss', host: '127.0.0.1', port: gw.wsPort!, path: '/', ca: readFileSync(site.pki.caFile), cert: creds.certPem, key: creds.keyPem, protocolVersion: 4, reconnectPeriod: 0 });
