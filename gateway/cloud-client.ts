@@ -67,6 +67,37 @@ export interface IngestEvent {
   envelope: Buffer;
 }
 
+/**
+ * The ingest request body, `{"events":[{"id","tenant","device","envelope"}...]}` with the
+ * envelopes in base64, written straight into one buffer. The usual way (JSON.stringify of the
+ * whole batch, then Buffer.from) builds a string of some 300 KB per batch, scans it for escapes
+ * and encodes it again, which was ~4% of the broker's thread under load; here only the short
+ * fields go through JSON.stringify and the base64 text is copied in as it is.
+ */
+export function ingestBody(events: readonly IngestEvent[]): Buffer {
+  const heads: string[] = [];
+  const envelopes: string[] = [];
+  let size = '{"events":[]}'.length + Math.max(0, events.length - 1);
+  for (const e of events) {
+    const head = `{"id":${JSON.stringify(e.id)},"tenant":${JSON.stringify(e.tenant)},"device":${JSON.stringify(e.device)},"envelope":"`;
+    const envelope = e.envelope.toString('base64');
+    heads.push(head);
+    envelopes.push(envelope);
+    size += Buffer.byteLength(head) + envelope.length + '"}'.length;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let at = out.write('{"events":[', 0, 'latin1');
+  for (let i = 0; i < heads.length; i++) {
+    if (i > 0) at += out.write(',', at, 'latin1');
+    at += out.write(heads[i]!, at, 'utf8');
+    at += out.write(envelopes[i]!, at, 'latin1');
+    at += out.write('"}', at, 'latin1');
+  }
+  at += out.write(']}', at, 'latin1');
+  if (at !== size) throw new Error(`ingest body: wrote ${at} of ${size} bytes`);
+  return out;
+}
+
 export class CloudClient {
   private readonly base: URL;
   private readonly agent: HttpAgent | HttpsAgent;
@@ -81,8 +112,7 @@ export class CloudClient {
   }
 
   async ingest(events: readonly IngestEvent[]): Promise<IngestResponse> {
-    const body = { events: events.map((e) => ({ id: e.id, tenant: e.tenant, device: e.device, envelope: e.envelope.toString('base64') })) };
-    return IngestResponse.parse(await this.call('POST', '/v1/gateway/ingest', body));
+    return IngestResponse.parse(await this.call('POST', '/v1/gateway/ingest', ingestBody(events)));
   }
 
   async commands(cursor: string | null, waitSeconds: number, signal?: AbortSignal): Promise<CommandsResponse> {
@@ -108,9 +138,10 @@ export class CloudClient {
     this.agent.destroy();
   }
 
+  /** `body`: a value to send as JSON, or a body already encoded (ingestBody). */
   private call(method: string, path: string, body?: unknown, timeoutMs = this.opts.timeoutMs ?? 15_000, signal?: AbortSignal): Promise<unknown> {
     const url = new URL(path, this.base);
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = request(
