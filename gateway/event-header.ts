@@ -1,4 +1,4 @@
-import { ID_REGEX, LIMITS, MAX_ENVELOPE_BYTES, ProtocolError, UUID_REGEX, type EnvelopeHeader } from '../protocol/index.js';
+import { ID_REGEX, KEY_ID_REGEX, LIMITS, MAX_ENVELOPE_BYTES, ProtocolError, UUID_REGEX, type EnvelopeHeader } from '../protocol/index.js';
 
 /**
  * The broker's hot-path reader of an event envelope's header: what it needs to route and
@@ -16,7 +16,7 @@ const MAGIC = [0x43, 0x46, 0x45, 0x01] as const;
 const SIGNATURE_BYTES = 64;
 const source = (pattern: RegExp) => pattern.source.replace(/^\^/, '').replace(/\$$/, '');
 const ID = source(ID_REGEX);
-const KEY_ID = '[0-9a-f]{16}';
+const KEY_ID = source(KEY_ID_REGEX);
 /** A non-negative integer as JSON.stringify writes it (the safe-integer range is checked after). */
 const INT = '0|[1-9][0-9]{0,15}';
 const CANONICAL_HEADER = new RegExp(
@@ -48,7 +48,7 @@ export function readEnvelopeHeader(buf: Buffer): EnvelopeHeader {
   if (!m) throw new ProtocolError('envelope.header-invalid', 'header is not a canonical Clockface header');
   const [, device, expires, id, kind, recipient, sentAt, seq, signer, tenant] = m as unknown as [string, string, string, string, EnvelopeHeader['kind'], string | undefined, string, string, string, string];
   const header: EnvelopeHeader = {
-    device: device,
+    device,
     expiresAt: expires === 'null' ? null : Number(expires),
     id,
     kind,

@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, diffieHellman, hkdfSync, sign, verify
 import { z } from 'zod';
 import { canonicalBytes, parseJson } from './canonical.js';
 import { ProtocolError } from './errors.js';
-import { ID_REGEX, UUID_REGEX } from './ids.js';
+import { ID_REGEX, KEY_ID_REGEX, UUID_REGEX } from './ids.js';
 import { newPrivateKey, publicKeyFromRaw, rawPublicKey, type KeyPair, type PublicKeyRef } from './keys.js';
 import { LIMITS } from './limits.js';
 import { assertFresh, type SequenceStore } from './replay.js';
@@ -36,7 +36,7 @@ export const MAX_ENVELOPE_BYTES: Record<EnvelopeKind, number> = {
   receipt: LIMITS.receiptEnvelopeBytes,
 };
 
-const KeyId = z.string().regex(/^[0-9a-f]{16}$/);
+const KeyId = z.string().regex(KEY_ID_REGEX);
 const EnvelopeHeader = z
   .object({
     v: z.literal(1),

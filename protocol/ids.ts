@@ -31,6 +31,9 @@ export const ID_REGEX = ID_PATTERN;
 /** Event and command ids are random UUIDv4: unique, unguessable, and free of personal data. */
 export const UUID_REGEX = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
+/** A key id (protocol/keys.ts keyIdOf): 16 lowercase hex digits of the public key's hash. */
+export const KEY_ID_REGEX = /^[0-9a-f]{16}$/;
+
 export function newMessageId(): string {
   return randomUUID();
 }
