@@ -26,14 +26,16 @@ import { freePort } from '../common/free-port.js';
  *     forwards nothing);
  *  3. the same Mosquitto doing the gateway's job: plus a store-and-forward client
  *     (bench/mosquitto-forwarder.ts) that forwards every event in batches to the same kind of
- *     ingest endpoint and PUBACKs it to Mosquitto only after the ingest answered.
+ *     ingest endpoint and PUBACKs it to Mosquitto only after the ingest answered;
+ *  4. aedes alone (bench/bare-aedes.ts), the gateway's MQTT library with none of its job, to
+ *     tell the gateway's own cost from the library's and the load generator's.
  * Each broker gets a warm-up (TLS sessions, JIT, SQLite page cache; not measured), then the
  * measured window. Output per broker: sustained PUBACK rate; for the gateway also the forward
  * rate to the ingest endpoint over the same window (also for 3.), the backlog left when the load stops and
  * how long it takes to drain, and whether anything was lost or duplicated; publish→PUBACK
  * p50/p99; peak RSS; broker CPU seconds per 1,000 events (utime+stime from /proc, so it stays
  * meaningful on a shared machine where wall-clock rates are noisy; for 3. Mosquitto's and the
- * forwarder's together); and the same-run ratios of the gateway to 2. and to 3.
+ * forwarder's together); and the same-run ratios of the gateway to 2., 3. and 4.
  *
  * The terminals subscribe to their ack topic and PUBACK the gateway's receipts, as real ones
  * do; the gateway's figures include relaying the receipts. The outbound depth left when the
@@ -74,13 +76,13 @@ export async function run(): Promise<Record<string, unknown>> {
     results.mosquitto = await benchMosquitto(dir, pki, terminals, templates);
     process.stderr.write(`bench gateway: mosquitto + forwarder, ${WARMUP_SECONDS} s warm-up + ${SECONDS} s ...\n`);
     results.mosquittoForwarding = await benchMosquittoForwarding(dir, pki, terminals, templates);
+    process.stderr.write(`bench gateway: aedes (bare), ${WARMUP_SECONDS} s warm-up + ${SECONDS} s ...\n`);
+    results.aedesBare = await benchBareAedes(pki, terminals, templates);
     const gw = results[`clockface_${MODES[0] ?? 'full'}`] as { pubackPerSecond?: number; lostAfterDrain?: number } | undefined;
-    const ratio = (other: unknown) => {
-      const rate = (other as { pubackPerSecond?: number }).pubackPerSecond;
-      return gw?.pubackPerSecond && rate ? round(gw.pubackPerSecond / rate, 2) : null;
-    };
+    const ratio = (other: unknown) => ratioOf(gw, other);
     const ratioToBareMosquitto = ratio(results.mosquitto);
     const ratioToMosquittoForwarding = ratio(results.mosquittoForwarding);
+    const ratioToBareAedes = ratio(results.aedesBare);
     results.targets = {
       gatewayMode: MODES[0] ?? null,
       eventsPerSecond: 3000,
@@ -92,12 +94,24 @@ export async function run(): Promise<Record<string, unknown>> {
       metHalfOfBareMosquitto: ratioToBareMosquitto === null ? null : ratioToBareMosquitto >= 0.5,
       ratioToMosquittoForwarding,
       metHalfOfMosquittoForwarding: ratioToMosquittoForwarding === null ? null : ratioToMosquittoForwarding >= 0.5,
+      // Not a target: the gateway against its own MQTT library doing nothing else, and that
+      // library against bare Mosquitto through the same load generator (near 1 or above: the
+      // load generator, not the broker, sets both figures).
+      ratioToBareAedes,
+      bareAedesToBareMosquitto: ratioOf(results.aedesBare, results.mosquitto),
       nothingLost: gw ? gw.lostAfterDrain === 0 : null,
     };
     return results;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** PUBACK rate of a over b, both bench results (null when either has none). */
+function ratioOf(a: unknown, b: unknown): number | null {
+  const rateOf = (r: unknown) => (r as { pubackPerSecond?: number } | undefined)?.pubackPerSecond;
+  const [x, y] = [rateOf(a), rateOf(b)];
+  return x && y ? round(x / y, 2) : null;
 }
 
 interface EventTemplate {
@@ -234,7 +248,7 @@ async function benchMosquittoForwarding(dir: string, pki: SitePki, terminals: { 
   const options = { port: mosquitto.port, caFile: pki.caFile, certFile: creds.certFile, keyFile: creds.keyFile, tenant: TENANT, ingestUrl: cloud.url, token, batchSize: FORWARDER_BATCH };
   const forwarder = spawn(process.execPath, [join(here, 'mosquitto-forwarder.js'), JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
-    await forwarderReady(forwarder);
+    await childReady(forwarder, 'mosquitto forwarder');
     const load = await publishLoad(mosquitto.port, pki, terminals, templates, [mosquitto.child.pid, forwarder.pid], forwardWindow(cloud));
     const delivery = await drainAndCount(cloud, load.ackedIds);
     return {
@@ -248,6 +262,19 @@ async function benchMosquittoForwarding(dir: string, pki: SitePki, terminals: { 
     await stopChild(forwarder);
     await stopChild(mosquitto.child);
     await cloud.stop();
+  }
+}
+
+/** aedes alone over the same TLS (bench/bare-aedes.ts, its own process): the library's own ceiling here. */
+async function benchBareAedes(pki: SitePki, terminals: { certPem: string; keyPem: string }[], templates: EventTemplate[]) {
+  const port = await freePort();
+  const options = { port, caFile: pki.caFile, certFile: pki.gatewayCertFile, keyFile: pki.gatewayKeyFile };
+  const child = spawn(process.execPath, [join(here, 'bare-aedes.js'), JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    await childReady(child, 'bare aedes');
+    return (await publishLoad(port, pki, terminals, templates, [child.pid])).summary;
+  } finally {
+    await stopChild(child);
   }
 }
 
@@ -293,14 +320,15 @@ async function startMosquitto(dir: string, pki: SitePki): Promise<{ child: Child
   return { child, port };
 }
 
-function forwarderReady(child: ChildProcess): Promise<void> {
+/** Waits for a helper process of the bench (forwarder, bare aedes) to print "ready". */
+function childReady(child: ChildProcess, name: string): Promise<void> {
   let err = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (c: string) => (err = (err + c).slice(-5000)));
   return new Promise((resolve, reject) => {
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (c: string) => c.includes('ready') && resolve());
-    child.once('exit', (code) => reject(new Error(`mosquitto forwarder exited (${code}): ${err.slice(-1000)}`)));
+    child.once('exit', (code) => reject(new Error(`${name} exited (${code}): ${err.slice(-1000)}`)));
   });
 }
 
