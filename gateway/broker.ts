@@ -362,13 +362,23 @@ export class SiteBroker {
         return refuse('malformed', 'status does not match the Status schema or the certificate');
       }
       this.opts.hooks?.onPresence?.(who.id, status.data.state, status.data.at);
-      return done(null);
+      return this.acknowledgeInOrder(state, done);
     }
     const door = DoorDecision.safeParse(body);
     if (!door.success || door.data.tenant !== who.tenant || door.data.device !== who.id) {
       return refuse('malformed', 'door decision does not match the DoorDecision schema or the certificate');
     }
-    done(null);
+    this.acknowledgeInOrder(state, done);
+  }
+
+  /**
+   * Lets aedes PUBACK a status or door message only after the client's events received before
+   * it: MQTT 3.1.1 (4.6) has a receiver PUBACK QoS 1 messages in the order they arrived, and an
+   * event's PUBACK waits for its commit. Without events in flight, at once.
+   */
+  private acknowledgeInOrder(state: ClientState, done: (err?: Error | null) => void): void {
+    if (state.inflight === 0) return done(null);
+    this.writer.afterQueued(() => done(null));
   }
 
   private wireEvents(): void {

@@ -94,6 +94,33 @@ describe('gateway over TLS', () => {
     }
   });
 
+  it('PUBACKs a client\'s publishes in the order they arrived, a status sent between events included (MQTT 3.1.1, 4.6)', async () => {
+    const { client, sim } = await device('door-order');
+    const sent: number[] = [];
+    const acked: number[] = [];
+    const onSend = (p: { cmd: string; messageId?: number }) => p.cmd === 'publish' && sent.push(p.messageId!);
+    const onReceive = (p: { cmd: string; messageId?: number }) => p.cmd === 'puback' && acked.push(p.messageId!);
+    client.on('packetsend', onSend);
+    client.on('packetreceive', onReceive);
+    try {
+      const status = JSON.stringify({ type: 'status', tenant: 'acme', device: 'door-order', state: 'online', at: Date.now(), versions: {}, health: {} });
+      // One tick, so one write and one read at the broker: the status's PUBACK could go out at
+      // once, the events' only after their commit.
+      const all = [
+        client.publishAsync(topics.events('acme', 'door-order'), sim.event().envelope, { qos: 1 }),
+        client.publishAsync(topics.events('acme', 'door-order'), sim.event().envelope, { qos: 1 }),
+        client.publishAsync(topics.status('acme', 'door-order'), status, { qos: 1 }),
+        client.publishAsync(topics.events('acme', 'door-order'), sim.event().envelope, { qos: 1 }),
+      ];
+      await Promise.all(all);
+      expect(sent).toHaveLength(4);
+      expect(acked).toEqual(sent);
+    } finally {
+      client.off('packetsend', onSend);
+      client.off('packetreceive', onReceive);
+    }
+  });
+
   it('serves MQTT over WebSocket with the same certificate rules', async () => {
     const creds = await site.pki.issue('operator', 'kiosk');
     const ws = await mqtt.connectAsync({ protocol: 'wss', host: '127.0.0.1', port: gw.wsPort!, path: '/', ca: readFileSync(site.pki.caFile), cert: creds.certPem, key: creds.keyPem, protocolVersion: 4, reconnectPeriod: 0 });

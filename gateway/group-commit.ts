@@ -9,7 +9,8 @@
  * longer a commit takes, the larger the next group gets.
  */
 export interface PendingWrite<T> {
-  item: T;
+  /** Absent for a barrier (afterQueued): nothing to write, only a place in the order. */
+  item?: T;
   done: (err: Error | null) => void;
 }
 
@@ -27,6 +28,16 @@ export class GroupCommit<T> {
   add(item: T, done: (err: Error | null) => void): void {
     this.pending.push({ item, done });
     this.schedule();
+  }
+
+  /**
+   * Calls done once everything added so far has been written (or failed), in order with their
+   * callbacks — at once if nothing is waiting. The broker uses it to keep a client's PUBACKs in
+   * the order of its PUBLISHes when a status or door message follows events still being committed.
+   */
+  afterQueued(done: () => void): void {
+    if (!this.scheduled && !this.writing && this.pending.length === 0) return done();
+    this.pending.push({ done: () => done() });
   }
 
   get size(): number {
@@ -51,14 +62,16 @@ export class GroupCommit<T> {
     this.pending = [];
     this.writing = true;
     const started = performance.now();
+    const items: T[] = [];
+    for (const p of batch) if ('item' in p) items.push(p.item as T);
     let error: Error | null = null;
     try {
-      if (batch.length) await this.write(batch.map((p) => p.item));
+      if (items.length) await this.write(items);
     } catch (err) {
       error = err instanceof Error ? err : new Error(String(err));
     }
     this.writing = false;
-    this.onBatch?.(batch.length, performance.now() - started);
+    this.onBatch?.(items.length, performance.now() - started);
     for (const p of batch) p.done(error);
     if (this.pending.length) return this.schedule();
     const waiters = this.idleWaiters;
