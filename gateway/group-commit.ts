@@ -37,7 +37,7 @@ export class GroupCommit<T> {
    */
   afterQueued(done: () => void): void {
     if (!this.scheduled && !this.writing && this.pending.length === 0) return done();
-    this.pending.push({ done: () => done() });
+    this.pending.push({ done });
   }
 
   get size(): number {
