@@ -14,4 +14,17 @@ describe('ingest request size', () => {
     const small = Array.from({ length: 500 }, () => ({ envelope: Buffer.alloc(400) }));
     expect(withinRequestLimit(small)).toHaveLength(500);
   });
+
+  it('reads the queue only as far as one request carries', () => {
+    let read = 0;
+    function* queue() {
+      for (let i = 0; i < 500; i++) {
+        read++;
+        yield { envelope: Buffer.alloc(80_000) };
+      }
+    }
+    const batch = withinRequestLimit(queue());
+    expect(batch.length).toBeGreaterThan(150);
+    expect(read).toBe(batch.length + 1);
+  });
 });

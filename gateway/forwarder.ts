@@ -75,7 +75,7 @@ export class Forwarder {
         await this.sleeper.sleep(wait);
         continue;
       }
-      const batch = withinRequestLimit(store.nextEvents(this.opts.batchSize));
+      const batch = withinRequestLimit(store.queuedEvents(this.opts.batchSize));
       if (batch.length === 0) {
         this.state = 'idle';
         await this.sleeper.sleep(1000);
@@ -150,12 +150,18 @@ export class Forwarder {
 /** The ingest contract caps a request at 16 MiB; envelopes travel as base64 (4/3) plus JSON framing. */
 export const INGEST_REQUEST_BYTES = 16 * 1024 * 1024;
 
-/** The longest prefix of a batch (at least one event) whose request stays under the cap. */
-export function withinRequestLimit<T extends { envelope: Buffer }>(batch: T[], maxBytes = INGEST_REQUEST_BYTES): T[] {
+/**
+ * The longest prefix of the queue (at least one event) whose request stays under the cap. It
+ * takes rows one at a time and stops at the first that does not fit, so a queue of punch
+ * photos is read only as far as one request carries (≈ 200 of 80 KB), not 500 rows deep.
+ */
+export function withinRequestLimit<T extends { envelope: Buffer }>(queue: Iterable<T>, maxBytes = INGEST_REQUEST_BYTES): T[] {
+  const batch: T[] = [];
   let bytes = 1024;
-  for (let i = 0; i < batch.length; i++) {
-    bytes += Math.ceil(batch[i]!.envelope.length / 3) * 4 + 256;
-    if (bytes > maxBytes) return batch.slice(0, Math.max(1, i));
+  for (const event of queue) {
+    bytes += Math.ceil(event.envelope.length / 3) * 4 + 256;
+    if (bytes > maxBytes && batch.length > 0) break;
+    batch.push(event);
   }
   return batch;
 }

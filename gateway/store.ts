@@ -244,6 +244,11 @@ export class GatewayStore {
     return this.stmts.nextEvents.all(limit) as QueuedEvent[];
   }
 
+  /** The same rows read one at a time (stop early and the rest is never read). */
+  queuedEvents(limit: number): IterableIterator<QueuedEvent> {
+    return this.stmts.nextEvents.iterate(limit) as IterableIterator<QueuedEvent>;
+  }
+
   /** Moves a queued event to dead_letters with the cloud's reason (one transaction). */
   parkEvent(id: string, reason: string, now = Date.now()): void {
     this.db.transaction(() => {
