@@ -73,8 +73,19 @@ export interface IngestEvent {
  * whole batch, then Buffer.from) builds a string of some 300 KB per batch, scans it for escapes
  * and encodes it again, which was ~4% of the broker's thread under load; here only the short
  * fields go through JSON.stringify and the base64 text is copied in as it is.
+ *
+ * With the body come each event's item bounds in it (`starts`, `ends`), so a part of the batch
+ * (gateway/poison.ts splits a refused batch in halves) is sent by slicing, not encoding again.
+ * The body has an ArrayBuffer of its own, so it can be moved from the reading thread
+ * (gateway/forward-reader.ts) to the broker's without a copy.
  */
-export function ingestBody(events: readonly IngestEvent[]): Buffer {
+export interface IngestRequest {
+  body: Buffer;
+  starts: number[];
+  ends: number[];
+}
+
+export function ingestRequest(events: readonly IngestEvent[]): IngestRequest {
   const heads: string[] = [];
   const envelopes: string[] = [];
   let size = '{"events":[]}'.length + Math.max(0, events.length - 1);
@@ -85,17 +96,32 @@ export function ingestBody(events: readonly IngestEvent[]): Buffer {
     envelopes.push(envelope);
     size += Buffer.byteLength(head) + envelope.length + '"}'.length;
   }
-  const out = Buffer.allocUnsafe(size);
-  let at = out.write('{"events":[', 0, 'latin1');
+  const body = Buffer.from(new ArrayBuffer(size));
+  const starts: number[] = [];
+  const ends: number[] = [];
+  let at = body.write('{"events":[', 0, 'latin1');
   for (let i = 0; i < heads.length; i++) {
-    if (i > 0) at += out.write(',', at, 'latin1');
-    at += out.write(heads[i]!, at, 'utf8');
-    at += out.write(envelopes[i]!, at, 'latin1');
-    at += out.write('"}', at, 'latin1');
+    if (i > 0) at += body.write(',', at, 'latin1');
+    starts.push(at);
+    at += body.write(heads[i]!, at, 'utf8');
+    at += body.write(envelopes[i]!, at, 'latin1');
+    at += body.write('"}', at, 'latin1');
+    ends.push(at);
   }
-  at += out.write(']}', at, 'latin1');
+  at += body.write(']}', at, 'latin1');
   if (at !== size) throw new Error(`ingest body: wrote ${at} of ${size} bytes`);
-  return out;
+  return { body, starts, ends };
+}
+
+export function ingestBody(events: readonly IngestEvent[]): Buffer {
+  return ingestRequest(events).body;
+}
+
+/** The body of a request for its events from..to-1 (a contiguous part of the batch). */
+export function ingestPart(request: IngestRequest, from: number, to: number): Buffer {
+  if (from === 0 && to === request.starts.length) return request.body;
+  const items = from < to ? request.body.subarray(request.starts[from], request.ends[to - 1]) : Buffer.alloc(0);
+  return Buffer.concat([Buffer.from('{"events":['), items, Buffer.from(']}')]);
 }
 
 export class CloudClient {
@@ -112,7 +138,12 @@ export class CloudClient {
   }
 
   async ingest(events: readonly IngestEvent[]): Promise<IngestResponse> {
-    return IngestResponse.parse(await this.call('POST', '/v1/gateway/ingest', ingestBody(events)));
+    return this.ingestEncoded(ingestBody(events));
+  }
+
+  /** Sends a body made by ingestBody / ingestPart. */
+  async ingestEncoded(body: Buffer): Promise<IngestResponse> {
+    return IngestResponse.parse(await this.call('POST', '/v1/gateway/ingest', body));
   }
 
   async commands(cursor: string | null, waitSeconds: number, signal?: AbortSignal): Promise<CommandsResponse> {

@@ -1,5 +1,6 @@
-import { parentPort, workerData } from 'node:worker_threads';
-import { unpack, type WriteReply, type WriteRequest, type WriterData } from './event-writer.js';
+import { workerData } from 'node:worker_threads';
+import { unpack, type WriteAnswer, type WriteRequest, type WriterData } from './event-writer.js';
+import { serveStoreRequests } from './store-thread.js';
 import { deliveryMarker, eventInserter, forwardSettler, openStoreConnection } from './store.js';
 
 /**
@@ -12,36 +13,20 @@ import { deliveryMarker, eventInserter, forwardSettler, openStoreConnection } fr
  * checkpoints the WAL (the store's connection has automatic checkpoints off while a writer is
  * attached), so no checkpoint stalls the broker's thread either.
  */
-const port = parentPort;
-if (!port) throw new Error('event-writer-worker runs as a worker thread only');
 const { path, durability, maxBytes } = workerData as WriterData;
 const db = openStoreConnection(path, { durability, ...(maxBytes !== undefined ? { maxBytes } : {}) });
 const insert = eventInserter(db);
 const settle = forwardSettler(db);
 const markDelivered = deliveryMarker(db);
 
-function run(req: WriteRequest): WriteReply {
-  if (req.op === 'delivered') return { ok: true, channels: markDelivered(req.ids, req.now) };
+function run(req: WriteRequest): WriteAnswer {
+  if (req.op === 'delivered') return { channels: markDelivered(req.ids, req.now) };
   const envelopes = unpack(req.envelopes);
   if (req.op === 'append') {
     insert(req.ids.map((id, i) => ({ id, device: req.devices[i]!, envelope: envelopes[i]! })), req.now);
-    return { ok: true };
+    return {};
   }
-  return { ok: true, added: settle(req.answered, req.outbound.map((m, i) => ({ ...m, envelope: envelopes[i]! })), req.now) };
+  return { added: settle(req.answered, req.outbound.map((m, i) => ({ ...m, envelope: envelopes[i]! })), req.now) };
 }
 
-port.on('message', (req: WriteRequest | 'close') => {
-  if (req === 'close') {
-    db.close();
-    port.close();
-    return;
-  }
-  let reply: WriteReply;
-  try {
-    reply = run(req);
-  } catch (err) {
-    const e = err as Error & { code?: unknown };
-    reply = { ok: false, message: e.message, ...(typeof e.code === 'string' ? { code: e.code } : {}) };
-  }
-  port.postMessage(reply);
-});
+serveStoreRequests(db, run);

@@ -1,5 +1,5 @@
 import type { Logger } from '../common/log.js';
-import { CloudError, type CloudClient, type IngestResponse } from './cloud-client.js';
+import { CloudError, ingestPart, ingestRequest, type CloudClient, type IngestRequest, type IngestResponse } from './cloud-client.js';
 import type { GatewayMetrics } from './metrics.js';
 import { Backoff, CircuitBreaker, Sleeper } from './resilience.js';
 import { refusalReason, sendIsolatingPoison } from './poison.js';
@@ -13,7 +13,13 @@ import type { Answered, GatewayStore, QueuedEvent } from './store.js';
  */
 export interface ForwarderOptions {
   tenant: string;
+  /** For parking an event the cloud refuses on its own. */
   store: GatewayStore;
+  /**
+   * The next batch, oldest first (at most `limit` events, within the request cap), already
+   * encoded: the gateway reads it on a thread of its own (gateway/forward-reader.ts).
+   */
+  nextBatch: (limit: number) => Promise<ForwardBatch>;
   cloud: CloudClient;
   batchSize: number;
   backoffBaseMs: number;
@@ -66,7 +72,7 @@ export class Forwarder {
   }
 
   private async run(): Promise<void> {
-    const { store, metrics, log } = this.opts;
+    const { metrics, log } = this.opts;
     while (!this.sleeper.isStopped) {
       const wait = this.breaker.waitMs;
       if (wait > 0) {
@@ -75,8 +81,17 @@ export class Forwarder {
         await this.sleeper.sleep(wait);
         continue;
       }
-      const batch = withinRequestLimit(store.queuedEvents(this.opts.batchSize));
-      if (batch.length === 0) {
+      let batch: ForwardBatch;
+      try {
+        batch = await this.opts.nextBatch(this.opts.batchSize);
+      } catch (err) {
+        // The reading thread died (it is restarted): nothing was sent, read again shortly.
+        this.lastError = err instanceof Error ? err.message : String(err);
+        log.error({ err: { message: this.lastError } }, 'reading the queue for forwarding failed; will retry');
+        await this.sleeper.sleep(this.backoff.next());
+        continue;
+      }
+      if (batch.events.length === 0) {
         this.state = 'idle';
         await this.sleeper.sleep(1000);
         continue;
@@ -85,9 +100,9 @@ export class Forwarder {
       try {
         let unanswered = 0;
         await sendIsolatingPoison(
-          batch,
+          batch.events,
           async (part) => {
-            unanswered += await this.forward(part);
+            unanswered += await this.forward(batch, part);
           },
           (event, err) => this.park(event, err),
         );
@@ -122,9 +137,10 @@ export class Forwarder {
     }
   }
   /** Sends part of the queue; removes what the cloud answered for; returns how many it did not answer for. */
-  private async forward(part: readonly QueuedEvent[]): Promise<number> {
+  private async forward(batch: ForwardBatch, part: readonly BatchEvent[]): Promise<number> {
     const { metrics, log } = this.opts;
-    const answer = await this.opts.cloud.ingest(part.map((e) => ({ id: e.id, tenant: this.opts.tenant, device: e.device, envelope: e.envelope })));
+    const from = batch.events.indexOf(part[0]!);
+    const answer = await this.opts.cloud.ingestEncoded(ingestPart(batch.request, from, from + part.length));
     const sent = new Set(part.map((e) => e.id));
     const done = answer.results.filter((r) => sent.has(r.id));
     // A part is a seq range of the queue (new events only ever get higher seqs), so a fully
@@ -139,12 +155,29 @@ export class Forwarder {
   }
 
   /** The cloud refuses this event on its own: park it so the queue behind it moves on. */
-  private park(event: QueuedEvent, err: CloudError): void {
+  private park(event: BatchEvent, err: CloudError): void {
     const reason = refusalReason(err);
     this.opts.store.parkEvent(event.id, reason);
     this.opts.metrics.deadLettered.inc();
     this.opts.log.error({ eventId: event.id, device: event.device, reason }, 'cloud refuses this event on its own; parked in dead_letters, forwarding the rest');
   }
+}
+
+/** A queued event as the forwarder keeps it: its envelope is only in the encoded request. */
+export type BatchEvent = Pick<QueuedEvent, 'seq' | 'id' | 'device'>;
+
+export interface ForwardBatch {
+  events: BatchEvent[];
+  request: IngestRequest;
+}
+
+/** Takes the next batch off the queue (within the request cap) and encodes its request. */
+export function readForwardBatch(queue: Iterable<QueuedEvent>, tenant: string): ForwardBatch {
+  const batch = withinRequestLimit(queue);
+  return {
+    events: batch.map(({ seq, id, device }) => ({ seq, id, device })),
+    request: ingestRequest(batch.map((e) => ({ id: e.id, tenant, device: e.device, envelope: e.envelope }))),
+  };
 }
 
 /** The ingest contract caps a request at 16 MiB; envelopes travel as base64 (4/3) plus JSON framing. */

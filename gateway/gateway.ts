@@ -8,6 +8,7 @@ import { CloudSync, storedRevocations } from './cloud-sync.js';
 import type { GatewayConfig } from './config.js';
 import { OutboundDelivery } from './delivery.js';
 import { PresenceDebounce } from './presence.js';
+import { ForwardReader } from './forward-reader.js';
 import { Forwarder } from './forwarder.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { readEnvelopeHeader } from './event-header.js';
@@ -29,6 +30,8 @@ export interface Gateway {
   /** The durable event writer (its thread: `eventWriter.thread`). */
   readonly eventWriter: EventWriter;
   readonly forwarder: Forwarder | null;
+  /** The forwarder's batch reader (its thread: `forwardReader.thread`). */
+  readonly forwardReader: ForwardReader | null;
   readonly sync: CloudSync | null;
   /** Actual listening ports (useful when the config asks for port 0). */
   readonly mqttPort: number;
@@ -48,8 +51,8 @@ export interface StartOptions {
   /** Start the localhost ops server (default true). */
   ops?: boolean;
   /**
-   * The event writer's thread keeps dying (gateway/event-writer.ts): no event can be made
-   * durable any more. Default: exit with status 1, so systemd (Restart=on-failure) starts the
+   * A store thread keeps dying (gateway/store-thread.ts): the event writer's, so no event can
+   * be made durable any more, or the forward reader's, so none can be forwarded. Default: exit with status 1, so systemd (Restart=on-failure) starts the
    * gateway again with its queue on disk; nothing acknowledged is lost, nothing unacknowledged
    * was PUBACKed.
    */
@@ -72,13 +75,14 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   const token = config.cloud ? readPem(config.cloud.tokenFile, 'cloud token file').trim() : null;
   const cloudCa = config.cloud?.ca ? readPem(config.cloud.ca, 'cloud CA certificate') : undefined;
   const store = new GatewayStore({ dataDir: config.dataDir, durability: config.durability, maxBytes: config.maxQueueBytes });
+  const onFatal = opts.onFatal ?? (() => process.exit(1));
   let writer: EventWriter;
   try {
     writer = new EventWriter(store, {
       durability: config.durability,
       ...(config.maxQueueBytes !== undefined ? { maxBytes: config.maxQueueBytes } : {}),
       log,
-      onFatal: opts.onFatal ?? (() => process.exit(1)),
+      onFatal,
     });
   } catch (err) {
     store.close();
@@ -87,6 +91,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   let revoked = storedRevocations(store);
 
   let forwarder: Forwarder | null = null;
+  let reader: ForwardReader | null = null;
   const presence = new PresenceDebounce(config.presence.offlineGraceMs, (device, state, at) => {
     // Last Wills fired by our own shutdown may arrive after the store has closed.
     if (!store.db.open) return;
@@ -133,9 +138,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       timeoutMs: config.forwarder.requestTimeoutMs,
     });
     const d = delivery;
+    const batches = (reader = new ForwardReader(store, config.tenant, { log, onFatal }));
     forwarder = new Forwarder({
       tenant: config.tenant,
       store,
+      nextBatch: (limit) => batches.next(limit),
       cloud,
       ...config.forwarder,
       metrics,
@@ -178,6 +185,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     // Port taken, address not available: leave nothing open behind the error.
     await broker.close().catch(() => {});
     cloud?.close();
+    await reader?.close();
     await writer.close();
     store.close();
     throw new Error(`cannot listen for MQTT on ${config.mqtt.host}:${config.mqtt.port}: ${(err as Error).message}`);
@@ -211,6 +219,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     metrics,
     eventWriter: writer,
     forwarder,
+    forwardReader: reader,
     sync,
     mqttPort: port,
     wsPort,
@@ -227,6 +236,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         await delivery?.settled();
         presence.flush();
         await forwarder?.stop();
+        await reader?.close();
         await sync?.stop();
         cloud?.close();
         await ops?.close();

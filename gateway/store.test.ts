@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { withinRequestLimit } from './forwarder.js';
-import { forwardSettler, GatewayStore } from './store.js';
+import { eventQueue, forwardSettler, GatewayStore } from './store.js';
 
 const dirs: string[] = [];
 function tempDir() {
@@ -40,14 +40,15 @@ describe('GatewayStore (SQLite file)', () => {
     const s = new GatewayStore({ dataDir: tempDir(), durability: 'normal' });
     const photo = Buffer.alloc(80_000, 7);
     s.appendEvents(Array.from({ length: 300 }, (_, i) => ({ id: `e${i}`, device: 'd1', envelope: photo })));
-    const batch = withinRequestLimit(s.queuedEvents(500));
+    const queue = eventQueue(s.db);
+    const batch = withinRequestLimit(queue(500));
     expect(batch.length).toBeGreaterThan(150);
     expect(batch.length).toBeLessThan(300);
     expect(batch.map((e) => e.id)).toEqual(Array.from({ length: batch.length }, (_, i) => `e${i}`));
     // Stopping early ended the read: the connection takes writes and a fresh read at once.
     s.appendEvents([{ id: 'late', device: 'd1', envelope: Buffer.from('x') }]);
     expect(s.eventBacklog().depth).toBe(301);
-    expect(withinRequestLimit(s.queuedEvents(2)).map((e) => e.id)).toEqual(['e0', 'e1']);
+    expect(withinRequestLimit(queue(2)).map((e) => e.id)).toEqual(['e0', 'e1']);
     s.close();
   });
 

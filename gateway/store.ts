@@ -95,6 +95,15 @@ export function eventInserter(db: Database.Database): (events: readonly EventRow
   return (events, now) => insert.immediate(events, now);
 }
 
+/**
+ * The queue's oldest events, in arrival order, read one row at a time: a reader that stops
+ * early (gateway/forwarder.ts withinRequestLimit) never reads the rest.
+ */
+export function eventQueue(db: Database.Database): (limit: number) => IterableIterator<QueuedEvent> {
+  const next = db.prepare('SELECT seq, id, device, envelope, received_at AS receivedAt FROM events ORDER BY seq LIMIT ?');
+  return (limit) => next.iterate(limit) as IterableIterator<QueuedEvent>;
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS events (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -195,6 +204,7 @@ export class GatewayStore {
   readonly path: string;
   private readonly stmts;
   private readonly insertEvents: (events: readonly EventRow[], now: number) => void;
+  private readonly queue: (limit: number) => IterableIterator<QueuedEvent>;
   private markDelivery: ((ids: readonly string[], at: number) => (OutboundChannel | null)[]) | null = null;
 
   constructor(opts: StoreOptions) {
@@ -203,9 +213,9 @@ export class GatewayStore {
     this.db = openStoreConnection(this.path, opts);
     this.db.exec(SCHEMA);
     this.insertEvents = eventInserter(this.db);
+    this.queue = eventQueue(this.db);
     const db = this.db;
     this.stmts = {
-      nextEvents: db.prepare('SELECT seq, id, device, envelope, received_at AS receivedAt FROM events ORDER BY seq LIMIT ?'),
       deleteEvent: db.prepare('DELETE FROM events WHERE id = ?'),
       eventStats: db.prepare('SELECT COUNT(*) AS depth, MIN(received_at) AS oldest FROM events'),
       insertOutbound: db.prepare(
@@ -241,12 +251,7 @@ export class GatewayStore {
   }
 
   nextEvents(limit: number): QueuedEvent[] {
-    return this.stmts.nextEvents.all(limit) as QueuedEvent[];
-  }
-
-  /** The same rows read one at a time (stop early and the rest is never read). */
-  queuedEvents(limit: number): IterableIterator<QueuedEvent> {
-    return this.stmts.nextEvents.iterate(limit) as IterableIterator<QueuedEvent>;
+    return [...this.queue(limit)];
   }
 
   /** Moves a queued event to dead_letters with the cloud's reason (one transaction). */

@@ -1,0 +1,121 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import type { MqttClient } from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../common/log.js';
+import { topics } from '../protocol/index.js';
+import { ingestBody } from './cloud-client.js';
+import { ForwardReader } from './forward-reader.js';
+import { INGEST_REQUEST_BYTES } from './forwarder.js';
+import { startGateway, type Gateway } from './gateway.js';
+import { GatewayStore } from './store.js';
+import { DeviceSim, connectClient, createSite, until, type Site } from './testing/fixture.js';
+
+/*
+ * The forwarder's batches are read and encoded on a thread of their own (a real worker with its
+ * own connection to a real SQLite file). What it hands back must be exactly what encoding the
+ * queue on the broker's thread would have sent, and a reader thread that dies must cost a
+ * retry, not an event.
+ */
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+function tempStore(): GatewayStore {
+  const dir = mkdtempSync(join(tmpdir(), 'cf-fwd-reader-'));
+  dirs.push(dir);
+  return new GatewayStore({ dataDir: dir, durability: 'normal' });
+}
+
+/** Terminates the thread as soon as the next read request has been handed to it. */
+function dieAfterNextRead(thread: Worker): void {
+  const post = thread.postMessage.bind(thread);
+  thread.postMessage = (message: unknown, transfer?: readonly never[]) => {
+    post(message, transfer);
+    if ((message as { op?: string }).op === 'batch') void thread.terminate();
+  };
+}
+
+describe('forward reader thread', () => {
+  it('reads the queue in order and encodes the same request the broker thread would have', async () => {
+    const store = tempStore();
+    const events = Array.from({ length: 30 }, (_, i) => ({ id: `e${i}`, device: `door-${i % 4}`, envelope: Buffer.alloc(100 + i, i) }));
+    store.appendEvents(events);
+    const reader = new ForwardReader(store, 'acme');
+    const batch = await reader.next(20);
+    expect(batch.events.map((e) => e.id)).toEqual(events.slice(0, 20).map((e) => e.id));
+    expect(batch.events.map((e) => e.seq)).toEqual([...Array(20).keys()].map((i) => i + 1));
+    expect(Buffer.isBuffer(batch.request.body)).toBe(true);
+    expect(batch.request.body.equals(ingestBody(events.slice(0, 20).map((e) => ({ ...e, tenant: 'acme' }))))).toBe(true);
+    // A later read sees what was committed since, on the other connection.
+    store.appendEvents([{ id: 'late', device: 'door-1', envelope: Buffer.from('x') }]);
+    expect((await reader.next(100)).events.map((e) => e.id).slice(-2)).toEqual(['e29', 'late']);
+    await reader.close();
+    store.close();
+  });
+
+  it('keeps a queue of punch photos within one request', async () => {
+    const store = tempStore();
+    store.appendEvents(Array.from({ length: 300 }, (_, i) => ({ id: `p${i}`, device: 'door-1', envelope: Buffer.alloc(80_000, 1) })));
+    const reader = new ForwardReader(store, 'acme');
+    const batch = await reader.next(500);
+    expect(batch.events.length).toBeGreaterThan(150);
+    expect(batch.events.length).toBeLessThan(300);
+    expect(batch.request.body.length).toBeLessThanOrEqual(INGEST_REQUEST_BYTES);
+    await reader.close();
+    store.close();
+  });
+
+  it('refuses the read in flight when the thread dies and serves the next one from a new thread', async () => {
+    const store = tempStore();
+    store.appendEvents([{ id: 'a', device: 'door-1', envelope: Buffer.from('one') }]);
+    const reader = new ForwardReader(store, 'acme');
+    const dead = reader.thread;
+    dieAfterNextRead(dead);
+    await expect(reader.next(10)).rejects.toThrow(/forward reader thread died/);
+    await until(() => reader.thread !== dead);
+    expect((await reader.next(10)).events.map((e) => e.id)).toEqual(['a']);
+    await reader.close();
+    store.close();
+  });
+});
+
+describe('forward reader thread dies under a running gateway', () => {
+  const lines: string[] = [];
+  const log = createLogger({ name: 'reader-restart', level: 'info', destination: { write: (l: string) => void lines.push(l) } });
+  let site: Site;
+  let gw: Gateway;
+  let client: MqttClient | undefined;
+  const fatal: Error[] = [];
+
+  beforeAll(async () => {
+    site = await createSite('acme');
+    const { config } = site.writeConfig({
+      forwarder: { batchSize: 50, requestTimeoutMs: 5000, backoffBaseMs: 20, backoffMaxMs: 200, breakerThreshold: 3, breakerCooldownMs: 300, longPollSeconds: 1, revocationRefreshMs: 3_600_000 },
+    });
+    gw = await startGateway(config, { log, ops: false, onFatal: (err) => fatal.push(err) });
+  });
+  afterAll(async () => {
+    client?.end(true);
+    await gw?.close();
+    await site?.cleanup();
+  });
+
+  it('forwards every event once after the reader is replaced', async () => {
+    const creds = await site.pki.issue('device', 'door-1');
+    const sim = new DeviceSim('acme', 'door-1', site.cloudKey);
+    client = await connectClient({ port: gw.mqttPort, ca: site.pki.caFile, creds });
+    dieAfterNextRead(gw.forwardReader!.thread);
+    const sent = Array.from({ length: 20 }, () => sim.event());
+    for (const e of sent) await client.publishAsync(topics.events('acme', 'door-1'), e.envelope, { qos: 1 });
+    await until(() => sent.every((e) => site.cloud.events.some((c) => c.id === e.id)));
+    await until(() => gw.store.eventBacklog().depth === 0);
+    expect(lines.some((l) => l.includes('forward reader thread died'))).toBe(true);
+    expect(lines.some((l) => l.includes('reading the queue for forwarding failed'))).toBe(true);
+    expect(site.cloud.events.map((e) => e.id)).toEqual(sent.map((e) => e.id));
+    expect(site.cloud.duplicates).toBe(0);
+    expect(fatal).toEqual([]);
+  }, 60_000);
+});
