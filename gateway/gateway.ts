@@ -52,9 +52,9 @@ export interface StartOptions {
   ops?: boolean;
   /**
    * A store thread keeps dying (gateway/store-thread.ts): the event writer's, so no event can
-   * be made durable any more, or the forward reader's, so none can be forwarded. Default: exit with status 1, so systemd (Restart=on-failure) starts the
-   * gateway again with its queue on disk; nothing acknowledged is lost, nothing unacknowledged
-   * was PUBACKed.
+   * be made durable any more, or the forward reader's, so none can be forwarded. Default: exit
+   * with status 1, so systemd (Restart=on-failure) starts the gateway again with its queue on
+   * disk; nothing acknowledged is lost, nothing unacknowledged was PUBACKed.
    */
   onFatal?: (err: Error) => void;
 }
@@ -138,7 +138,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       timeoutMs: config.forwarder.requestTimeoutMs,
     });
     const d = delivery;
-    const batches = (reader = new ForwardReader(store, config.tenant, { log, onFatal }));
+    const batches = new ForwardReader(store, config.tenant, { log, onFatal });
+    reader = batches;
     forwarder = new Forwarder({
       tenant: config.tenant,
       store,
