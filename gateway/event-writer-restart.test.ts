@@ -77,7 +77,10 @@ describe('event writer thread dies', () => {
     await until(() => site.cloud.events.some((e) => e.id === later.id));
     await until(() => gw.store.eventBacklog().depth === 0);
     expect(site.cloud.events.filter((e) => e.id === event.id)).toHaveLength(1);
-    expect(site.cloud.duplicates).toBe(0);
+    // terminate() may land after the group's commit: then the event was queued though never
+    // PUBACKed, and if the forwarder sent it on before the resend arrived, the resend is queued
+    // anew and the cloud answers it "duplicate" (idempotent ingest). Stored once either way.
+    expect(site.cloud.duplicates).toBeLessThanOrEqual(1);
   }, 60_000);
 });
 
