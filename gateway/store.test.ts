@@ -52,6 +52,18 @@ describe('GatewayStore (SQLite file)', () => {
     s.close();
   });
 
+  it('reports the backlog as the depth and the age of the queue head, punch photos and all', () => {
+    const s = new GatewayStore({ dataDir: tempDir(), durability: 'normal' });
+    expect(s.eventBacklog(5_000)).toEqual({ depth: 0, oldestAgeSeconds: 0 });
+    const photo = Buffer.alloc(80_000, 3);
+    s.appendEvents(Array.from({ length: 40 }, (_, i) => ({ id: `old${i}`, device: 'd1', envelope: photo })), 1_000);
+    s.appendEvents(Array.from({ length: 10 }, (_, i) => ({ id: `new${i}`, device: 'd2', envelope: photo })), 4_000);
+    expect(s.eventBacklog(11_000)).toEqual({ depth: 50, oldestAgeSeconds: 10 });
+    forwardSettler(s.db)({ range: [1, 40] }, [], 11_000);
+    expect(s.eventBacklog(11_000)).toEqual({ depth: 10, oldestAgeSeconds: 7 });
+    s.close();
+  });
+
   it('keeps outbound messages until delivered or expired and records command deliveries', () => {
     const s = new GatewayStore({ dataDir: tempDir(), durability: 'normal' });
     expect(s.addCommands([{ commandId: 'c1', device: 'd1', envelope: Buffer.from('x'), expiresAt: 2000 }, { commandId: 'c2', device: 'd1', envelope: Buffer.from('y'), expiresAt: 500 }], '7', 0)).toBe(2);

@@ -217,7 +217,11 @@ export class GatewayStore {
     const db = this.db;
     this.stmts = {
       deleteEvent: db.prepare('DELETE FROM events WHERE id = ?'),
-      eventStats: db.prepare('SELECT COUNT(*) AS depth, MIN(received_at) AS oldest FROM events'),
+      // Neither reads past a row's envelope: COUNT(*) counts the id index, and the oldest is
+      // the queue's head (one row). MIN(received_at) had to walk every row's envelope to reach
+      // the column after it: 64 ms for 2,000 queued punch photos, per /metrics scrape.
+      eventDepth: db.prepare('SELECT COUNT(*) AS depth FROM events'),
+      queueHead: db.prepare('SELECT received_at AS oldest FROM events ORDER BY seq LIMIT 1'),
       insertOutbound: db.prepare(
         'INSERT OR IGNORE INTO outbound (id, device, channel, envelope, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)',
       ),
@@ -267,8 +271,9 @@ export class GatewayStore {
   }
 
   eventBacklog(now = Date.now()): { depth: number; oldestAgeSeconds: number } {
-    const row = this.stmts.eventStats.get() as { depth: number; oldest: number | null };
-    return { depth: row.depth, oldestAgeSeconds: row.oldest === null ? 0 : Math.max(0, (now - row.oldest) / 1000) };
+    const { depth } = this.stmts.eventDepth.get() as { depth: number };
+    const head = this.stmts.queueHead.get() as { oldest: number } | undefined;
+    return { depth, oldestAgeSeconds: head ? Math.max(0, (now - head.oldest) / 1000) : 0 };
   }
 
   /** Keeps an envelope for a device until it is PUBACKed or expires; false if the id is known. */
