@@ -76,7 +76,7 @@ export interface IngestEvent {
  *
  * With the body come each event's item bounds in it (`starts`, `ends`), so a part of the batch
  * (gateway/poison.ts splits a refused batch in halves) is sent by slicing, not encoding again.
- * The body has an ArrayBuffer of its own, so it can be moved from the reading thread
+ * The body is not a slice of Node's shared buffer pool, so it can be moved from the reading thread
  * (gateway/forward-reader.ts) to the broker's without a copy.
  */
 export interface IngestRequest {
@@ -96,7 +96,7 @@ export function ingestRequest(events: readonly IngestEvent[]): IngestRequest {
     envelopes.push(envelope);
     size += Buffer.byteLength(head) + envelope.length + '"}'.length;
   }
-  const body = Buffer.from(new ArrayBuffer(size));
+  const body = Buffer.allocUnsafeSlow(size);
   const starts: number[] = [];
   const ends: number[] = [];
   let at = body.write('{"events":[', 0, 'latin1');
