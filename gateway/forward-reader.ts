@@ -20,7 +20,7 @@ export interface ForwardReaderData {
   tenant: string;
 }
 
-export type ReadRequest = { op: 'batch'; limit: number };
+export type ReadRequest = { op: 'batch'; limit: number; after: number };
 
 export class ForwardReader {
   private readonly reader: StoreThread<ReadRequest, { batch: ForwardBatch }>;
@@ -35,8 +35,9 @@ export class ForwardReader {
     return this.reader.thread;
   }
 
-  async next(limit: number): Promise<ForwardBatch> {
-    const { batch } = await this.reader.send({ op: 'batch', limit });
+  /** The queued events after seq `after` (0: from the head), at most `limit`, encoded. */
+  async next(limit: number, after = 0): Promise<ForwardBatch> {
+    const { batch } = await this.reader.send({ op: 'batch', limit, after });
     // A Buffer arrives as a plain Uint8Array over the same (moved) memory.
     const { body } = batch.request;
     batch.request.body = Buffer.from(body.buffer, body.byteOffset, body.byteLength);

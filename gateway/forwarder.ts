@@ -16,10 +16,11 @@ export interface ForwarderOptions {
   /** For parking an event the cloud refuses on its own. */
   store: GatewayStore;
   /**
-   * The next batch, oldest first (at most `limit` events, within the request cap), already
-   * encoded: the gateway reads it on a thread of its own (gateway/forward-reader.ts).
+   * The queued events after seq `after` (0: from the head), oldest first, at most `limit` and
+   * within the request cap, already encoded: the gateway reads them on a thread of its own
+   * (gateway/forward-reader.ts).
    */
-  nextBatch: (limit: number) => Promise<ForwardBatch>;
+  nextBatch: (limit: number, after: number) => Promise<ForwardBatch>;
   cloud: CloudClient;
   batchSize: number;
   backoffBaseMs: number;
@@ -42,6 +43,12 @@ export class Forwarder {
   private readonly backoff: Backoff;
   readonly breaker: CircuitBreaker;
   private loop: Promise<void> | null = null;
+  /**
+   * The batch behind the one being sent, read meanwhile so the next request need not wait for
+   * the read. Used only when the one before was answered in full (its events left the queue,
+   * so the queue's head is where this one starts); otherwise dropped and the head read again.
+   */
+  private ahead: Promise<ForwardBatch | null> | null = null;
   state: ForwarderState = 'idle';
   lastError: string | null = null;
   /**
@@ -83,7 +90,7 @@ export class Forwarder {
       }
       let batch: ForwardBatch;
       try {
-        batch = await this.opts.nextBatch(this.opts.batchSize);
+        batch = await this.takeBatch();
       } catch (err) {
         // The reading thread died (it is restarted): nothing was sent, read again shortly.
         this.lastError = err instanceof Error ? err.message : String(err);
@@ -97,6 +104,7 @@ export class Forwarder {
         continue;
       }
       this.state = 'forwarding';
+      this.readAhead(batch);
       try {
         let unanswered = 0;
         await sendIsolatingPoison(
@@ -113,10 +121,12 @@ export class Forwarder {
         this.lastError = null;
         if (unanswered > 0) {
           // The cloud answered for only part of the batch: the rest is retried after a pause.
+          this.ahead = null;
           log.warn({ unanswered }, 'cloud did not answer for every event in the batch');
           await this.sleeper.sleep(this.backoff.next());
         }
       } catch (err) {
+        this.ahead = null;
         this.lastError = err instanceof Error ? err.message : String(err);
         if (err instanceof CloudError && err.isAuthFailure) {
           // Retrying will not fix a refused token: alarm and retry rarely, in case it is fixed.
@@ -136,6 +146,18 @@ export class Forwarder {
       }
     }
   }
+  /** The batch read ahead if there is one with events in it, else the queue's head. */
+  private async takeBatch(): Promise<ForwardBatch> {
+    const ahead = await this.ahead;
+    this.ahead = null;
+    return ahead?.events.length ? ahead : this.opts.nextBatch(this.opts.batchSize, 0);
+  }
+
+  private readAhead(batch: ForwardBatch): void {
+    // A failed read ahead costs nothing: the head is read again in its place.
+    this.ahead = this.opts.nextBatch(this.opts.batchSize, batch.events[batch.events.length - 1]!.seq).catch(() => null);
+  }
+
   /** Sends part of the queue; removes what the cloud answered for; returns how many it did not answer for. */
   private async forward(batch: ForwardBatch, part: readonly BatchEvent[]): Promise<number> {
     const { metrics, log } = this.opts;

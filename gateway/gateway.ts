@@ -143,7 +143,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     forwarder = new Forwarder({
       tenant: config.tenant,
       store,
-      nextBatch: (limit) => batches.next(limit),
+      nextBatch: (limit, after) => batches.next(limit, after),
       cloud,
       ...config.forwarder,
       metrics,

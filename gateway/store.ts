@@ -96,12 +96,13 @@ export function eventInserter(db: Database.Database): (events: readonly EventRow
 }
 
 /**
- * The queue's oldest events, in arrival order, read one row at a time: a reader that stops
- * early (gateway/forwarder.ts withinRequestLimit) never reads the rest.
+ * The queue's oldest events after seq `after` (0: from the head), in arrival order, read one
+ * row at a time: a reader that stops early (gateway/forwarder.ts withinRequestLimit) never
+ * reads the rest.
  */
-export function eventQueue(db: Database.Database): (limit: number) => IterableIterator<QueuedEvent> {
-  const next = db.prepare('SELECT seq, id, device, envelope, received_at AS receivedAt FROM events ORDER BY seq LIMIT ?');
-  return (limit) => next.iterate(limit) as IterableIterator<QueuedEvent>;
+export function eventQueue(db: Database.Database): (limit: number, after?: number) => IterableIterator<QueuedEvent> {
+  const next = db.prepare('SELECT seq, id, device, envelope, received_at AS receivedAt FROM events WHERE seq > ? ORDER BY seq LIMIT ?');
+  return (limit, after = 0) => next.iterate(after, limit) as IterableIterator<QueuedEvent>;
 }
 
 const SCHEMA = `
@@ -204,7 +205,7 @@ export class GatewayStore {
   readonly path: string;
   private readonly stmts;
   private readonly insertEvents: (events: readonly EventRow[], now: number) => void;
-  private readonly queue: (limit: number) => IterableIterator<QueuedEvent>;
+  private readonly queue: (limit: number, after?: number) => IterableIterator<QueuedEvent>;
   private markDelivery: ((ids: readonly string[], at: number) => (OutboundChannel | null)[]) | null = null;
 
   constructor(opts: StoreOptions) {
