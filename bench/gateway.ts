@@ -144,7 +144,7 @@ function nextEvent(t: EventTemplate): { id: string; envelope: Buffer } {
 }
 
 /** The ingest endpoint on a worker thread (bench/ingest-worker.ts), asked for its counts by message. */
-class IngestEndpoint {
+export class IngestEndpoint {
   private constructor(
     private readonly worker: Worker,
     readonly url: string,

@@ -11,6 +11,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   camera: async () => (await import('./camera.js')).run,
   provision: async () => (await import('./provision.js')).run,
   gateway: async () => (await import('./gateway.js')).run,
+  'gateway-drain': async () => (await import('./gateway-drain.js')).run,
   device: async () => (await import('./device.js')).run,
   cloud: async () => (await import('./cloud.js')).run,
   face: async () => (await import('./face.js')).run,

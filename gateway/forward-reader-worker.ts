@@ -14,6 +14,6 @@ const db = openStoreConnection(path, {});
 const queue = eventQueue(db);
 serveStoreRequests(
   db,
-  (req: ReadRequest) => ({ batch: readForwardBatch(queue(req.limit, req.after), tenant) }),
+  (req: ReadRequest) => ({ batch: readForwardBatch(queue(req.limit + 1, req.after), req.limit, tenant) }),
   ({ batch }) => [batch.request.body.buffer as ArrayBuffer],
 );

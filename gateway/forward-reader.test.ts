@@ -49,6 +49,9 @@ describe('forward reader thread', () => {
     expect(batch.events.map((e) => e.seq)).toEqual([...Array(20).keys()].map((i) => i + 1));
     expect(Buffer.isBuffer(batch.request.body)).toBe(true);
     expect(batch.request.body.equals(ingestBody(events.slice(0, 20).map((e) => ({ ...e, tenant: 'acme' }))))).toBe(true);
+    expect(batch.more).toBe(true);
+    expect((await reader.next(10, 20)).more).toBe(false);
+    expect((await reader.next(10, 25)).events.map((e) => e.id)).toEqual(['e25', 'e26', 'e27', 'e28', 'e29']);
     // A later read sees what was committed since, on the other connection.
     store.appendEvents([{ id: 'late', device: 'door-1', envelope: Buffer.from('x') }]);
     expect((await reader.next(100)).events.map((e) => e.id).slice(-2)).toEqual(['e29', 'late']);
@@ -64,6 +67,7 @@ describe('forward reader thread', () => {
     expect(batch.events.length).toBeGreaterThan(150);
     expect(batch.events.length).toBeLessThan(300);
     expect(batch.request.body.length).toBeLessThanOrEqual(INGEST_REQUEST_BYTES);
+    expect(batch.more).toBe(true);
     await reader.close();
     store.close();
   });

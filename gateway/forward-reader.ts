@@ -13,7 +13,8 @@ import { StoreThread, type StoreThreadOptions } from './store-thread.js';
  * these reads go on side by side (WAL).
  *
  * If the thread dies the read is refused and a new thread started (gateway/store-thread.ts);
- * nothing was sent, so the forwarder reads again after a pause.
+ * nothing was sent, so the forwarder reads again: at once for a batch it was reading ahead,
+ * after a pause for the queue's head.
  */
 export interface ForwardReaderData {
   path: string;

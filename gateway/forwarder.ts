@@ -104,7 +104,9 @@ export class Forwarder {
         continue;
       }
       this.state = 'forwarding';
-      this.readAhead(batch);
+      // Only with a backlog: under a steady flow the next batch, read later, holds more events
+      // (fewer requests, fewer receipts) and reading it early would gain nothing.
+      if (batch.more) this.readAhead(batch);
       try {
         let unanswered = 0;
         await sendIsolatingPoison(
@@ -191,14 +193,27 @@ export type BatchEvent = Pick<QueuedEvent, 'seq' | 'id' | 'device'>;
 export interface ForwardBatch {
   events: BatchEvent[];
   request: IngestRequest;
+  /** The queue held more than this batch when it was read (a backlog: worth reading ahead). */
+  more: boolean;
 }
 
-/** Takes the next batch off the queue (within the request cap) and encodes its request. */
-export function readForwardBatch(queue: Iterable<QueuedEvent>, tenant: string): ForwardBatch {
-  const batch = withinRequestLimit(queue);
+/**
+ * Takes the next batch off the queue (at most `limit` events, within the request cap) and
+ * encodes its request. `rows` must offer one row more than `limit` (so `more` can be told).
+ */
+export function readForwardBatch(rows: Iterable<QueuedEvent>, limit: number, tenant: string): ForwardBatch {
+  let pulled = 0;
+  function* upToLimit() {
+    for (const row of rows) {
+      if (++pulled > limit) return;
+      yield row;
+    }
+  }
+  const batch = withinRequestLimit(upToLimit());
   return {
     events: batch.map(({ seq, id, device }) => ({ seq, id, device })),
     request: ingestRequest(batch.map((e) => ({ id: e.id, tenant, device: e.device, envelope: e.envelope }))),
+    more: pulled > batch.length,
   };
 }
 
