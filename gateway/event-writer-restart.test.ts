@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../common/log.js';
@@ -9,7 +8,7 @@ import { topics } from '../protocol/index.js';
 import { EventWriter } from './event-writer.js';
 import { startGateway, type Gateway } from './gateway.js';
 import { GatewayStore } from './store.js';
-import { DeviceSim, closed, connectClient, createSite, until, type Site } from './testing/fixture.js';
+import { closed, connectClient, createSite, DeviceSim, dieAfterNext, QUICK_FORWARDER, type Site, until } from './testing/fixture.js';
 
 /*
  * The event writer's thread dies with a group in flight (terminated from the test through the
@@ -24,19 +23,10 @@ let gw: Gateway;
 const clients: MqttClient[] = [];
 const fatal: Error[] = [];
 
-/** Terminates the thread as soon as the next append request has been handed to it. */
-function dieAfterNextAppend(thread: Worker): void {
-  const post = thread.postMessage.bind(thread);
-  thread.postMessage = (message: unknown, transfer?: readonly never[]) => {
-    post(message, transfer);
-    if ((message as { op?: string }).op === 'append') void thread.terminate();
-  };
-}
-
 beforeAll(async () => {
   site = await createSite('acme');
   const { config } = site.writeConfig({
-    forwarder: { batchSize: 50, requestTimeoutMs: 5000, backoffBaseMs: 20, backoffMaxMs: 200, breakerThreshold: 3, breakerCooldownMs: 300, longPollSeconds: 1, revocationRefreshMs: 3_600_000 },
+    forwarder: QUICK_FORWARDER,
   });
   gw = await startGateway(config, { log, ops: false, onFatal: (err) => fatal.push(err) });
 });
@@ -55,7 +45,7 @@ describe('event writer thread dies', () => {
     clients.push(first);
     const event = sim.event();
     const dead = gw.eventWriter.thread;
-    dieAfterNextAppend(dead);
+    dieAfterNext(dead, 'append');
     let acked = false;
     first.publish(topics.events('acme', 'door-1'), event.envelope, { qos: 1 }, (err) => {
       if (!err) acked = true;
@@ -98,7 +88,7 @@ describe('event writer thread keeps dying', () => {
     const sim = new DeviceSim('acme', 'door-1', site.cloudKey);
     const kill = async () => {
       const thread = writer.thread;
-      dieAfterNextAppend(thread);
+      dieAfterNext(thread, 'append');
       const { id, envelope } = sim.event();
       await expect(writer.append([{ id, device: 'door-1', envelope }])).rejects.toThrow(/event writer thread died/);
     };

@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../common/log.js';
@@ -11,7 +10,7 @@ import { ForwardReader } from './forward-reader.js';
 import { INGEST_REQUEST_BYTES } from './forwarder.js';
 import { startGateway, type Gateway } from './gateway.js';
 import { GatewayStore } from './store.js';
-import { DeviceSim, connectClient, createSite, until, type Site } from './testing/fixture.js';
+import { connectClient, createSite, DeviceSim, dieAfterNext, QUICK_FORWARDER, type Site, until } from './testing/fixture.js';
 
 /*
  * The forwarder's batches are read and encoded on a thread of their own (a real worker with its
@@ -27,15 +26,6 @@ function tempStore(): GatewayStore {
   const dir = mkdtempSync(join(tmpdir(), 'cf-fwd-reader-'));
   dirs.push(dir);
   return new GatewayStore({ dataDir: dir, durability: 'normal' });
-}
-
-/** Terminates the thread as soon as the next read request has been handed to it. */
-function dieAfterNextRead(thread: Worker): void {
-  const post = thread.postMessage.bind(thread);
-  thread.postMessage = (message: unknown, transfer?: readonly never[]) => {
-    post(message, transfer);
-    if ((message as { op?: string }).op === 'batch') void thread.terminate();
-  };
 }
 
 describe('forward reader thread', () => {
@@ -77,7 +67,7 @@ describe('forward reader thread', () => {
     store.appendEvents([{ id: 'a', device: 'door-1', envelope: Buffer.from('one') }]);
     const reader = new ForwardReader(store, 'acme');
     const dead = reader.thread;
-    dieAfterNextRead(dead);
+    dieAfterNext(dead, 'batch');
     await expect(reader.next(10)).rejects.toThrow(/forward reader thread died/);
     await until(() => reader.thread !== dead);
     expect((await reader.next(10)).events.map((e) => e.id)).toEqual(['a']);
@@ -97,7 +87,7 @@ describe('forward reader thread dies under a running gateway', () => {
   beforeAll(async () => {
     site = await createSite('acme');
     const { config } = site.writeConfig({
-      forwarder: { batchSize: 50, requestTimeoutMs: 5000, backoffBaseMs: 20, backoffMaxMs: 200, breakerThreshold: 3, breakerCooldownMs: 300, longPollSeconds: 1, revocationRefreshMs: 3_600_000 },
+      forwarder: QUICK_FORWARDER,
     });
     gw = await startGateway(config, { log, ops: false, onFatal: (err) => fatal.push(err) });
   });
@@ -111,7 +101,7 @@ describe('forward reader thread dies under a running gateway', () => {
     const creds = await site.pki.issue('device', 'door-1');
     const sim = new DeviceSim('acme', 'door-1', site.cloudKey);
     client = await connectClient({ port: gw.mqttPort, ca: site.pki.caFile, creds });
-    dieAfterNextRead(gw.forwardReader!.thread);
+    dieAfterNext(gw.forwardReader!.thread, 'batch');
     const sent = Array.from({ length: 20 }, () => sim.event());
     for (const e of sent) await client.publishAsync(topics.events('acme', 'door-1'), e.envelope, { qos: 1 });
     await until(() => sent.every((e) => site.cloud.events.some((c) => c.id === e.id)));

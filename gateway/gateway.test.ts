@@ -6,7 +6,7 @@ import { Ack, topics, verifyAndOpen } from '../protocol/index.js';
 import { createCertificateAuthority, issueCertificate } from '../provisioning/pki.js';
 import type { GatewayConfig } from './config.js';
 import { startGateway, type Gateway } from './gateway.js';
-import { DeviceSim, closed, commandEnvelope, connectClient, createSite, until, type Site } from './testing/fixture.js';
+import { closed, commandEnvelope, connectClient, createSite, DeviceSim, QUICK_FORWARDER, type Site, until } from './testing/fixture.js';
 
 /*
  * The gateway over real TLS on loopback, with a stand-in cloud speaking the gateway↔cloud
@@ -40,7 +40,7 @@ beforeAll(async () => {
   ({ config } = site.writeConfig({
     mqtt: { host: '127.0.0.1', port: 0, ca: 'pki/ca.crt', cert: 'pki/gateway.crt', key: 'pki/gateway.key', wsPort: 0 },
     limits: { maxPacketBytes: 600 * 1024, publishRate: 100, publishBurst: 200, maxInflight: 200 },
-    forwarder: { batchSize: 50, requestTimeoutMs: 5000, backoffBaseMs: 20, backoffMaxMs: 200, breakerThreshold: 3, breakerCooldownMs: 300, longPollSeconds: 1, revocationRefreshMs: 3_600_000 },
+    forwarder: QUICK_FORWARDER,
     presence: { offlineGraceMs: 200 },
   }));
   gw = await startGateway(config, { log });

@@ -4,7 +4,7 @@ import { createLogger } from '../common/log.js';
 import { topics } from '../protocol/index.js';
 import type { GatewayConfig } from './config.js';
 import { startGateway, type Gateway } from './gateway.js';
-import { DeviceSim, closed, connectClient, createSite, until, type Site } from './testing/fixture.js';
+import { closed, connectClient, createSite, DeviceSim, QUICK_FORWARDER, type Site, until } from './testing/fixture.js';
 
 /*
  * Per-client limits with the DEFAULT configuration (publishRate 200/s, burst 1,000, inflight
@@ -13,7 +13,7 @@ import { DeviceSim, closed, connectClient, createSite, until, type Site } from '
  * with more events awaiting their PUBACK than `maxInflight` is disconnected and counted.
  */
 const log = createLogger({ name: 'gateway-test', level: 'silent' });
-const FORWARDER = { batchSize: 500, requestTimeoutMs: 5000, backoffBaseMs: 20, backoffMaxMs: 200, breakerThreshold: 3, breakerCooldownMs: 300, longPollSeconds: 1, revocationRefreshMs: 3_600_000 };
+const FORWARDER = { ...QUICK_FORWARDER, batchSize: 500 };
 let site: Site;
 let defaults: Gateway;
 let tight: Gateway;

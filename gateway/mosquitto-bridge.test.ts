@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../common/log.js';
 import { topics } from '../protocol/index.js';
 import { startGateway, type Gateway } from './gateway.js';
-import { DeviceSim, createSite, until, type Site } from './testing/fixture.js';
+import { createSite, DeviceSim, QUICK_FORWARDER, type Site, until } from './testing/fixture.js';
 import { freePort } from '../common/free-port.js';
 
 /*
@@ -42,7 +42,7 @@ function run(cmd: string, args: string[]): Promise<{ code: number; out: string; 
 describe.skipIf(!hasMosquitto)('a Mosquitto bridge in front of the gateway', () => {
   beforeAll(async () => {
     site = await createSite('acme');
-    const { config } = site.writeConfig({ forwarder: { batchSize: 50, requestTimeoutMs: 5000, backoffBaseMs: 20, backoffMaxMs: 200, breakerThreshold: 3, breakerCooldownMs: 300, longPollSeconds: 1, revocationRefreshMs: 3_600_000 } });
+    const { config } = site.writeConfig({ forwarder: QUICK_FORWARDER });
     gw = await startGateway(config, { log: createLogger({ name: 'gateway-test', level: 'silent' }) });
     const door = await site.pki.issue('device', 'door-b');
     localPort = await freePort();

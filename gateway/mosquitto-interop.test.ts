@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../common/log.js';
 import { topics } from '../protocol/index.js';
 import { startGateway, type Gateway } from './gateway.js';
-import { DeviceSim, commandEnvelope, createSite, until, type Site } from './testing/fixture.js';
+import { commandEnvelope, createSite, DeviceSim, QUICK_FORWARDER, type Site, until } from './testing/fixture.js';
 import type { ClientCredentials } from './testing/site-pki.js';
 
 /*
@@ -19,7 +19,7 @@ let creds: ClientCredentials;
 
 beforeAll(async () => {
   site = await createSite('acme');
-  const { config } = site.writeConfig({ forwarder: { batchSize: 50, requestTimeoutMs: 5000, backoffBaseMs: 20, backoffMaxMs: 200, breakerThreshold: 3, breakerCooldownMs: 300, longPollSeconds: 1, revocationRefreshMs: 3_600_000 } });
+  const { config } = site.writeConfig({ forwarder: QUICK_FORWARDER });
   gw = await startGateway(config, { log: createLogger({ name: 'gateway-test', level: 'silent' }) });
   creds = await site.pki.issue('device', 'door-m');
 });

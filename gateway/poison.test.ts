@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../common/log.js';
 import { topics } from '../protocol/index.js';
 import { startGateway, type Gateway } from './gateway.js';
-import { DeviceSim, closed, connectClient, createSite, until, type Site } from './testing/fixture.js';
+import { closed, connectClient, createSite, DeviceSim, QUICK_FORWARDER, type Site, until } from './testing/fixture.js';
 
 /*
  * One bad item must not block a queue: an event (or presence change) the cloud refuses on its
@@ -27,7 +27,7 @@ const status = (device: string) => JSON.stringify({ type: 'status', tenant: 'acm
 beforeAll(async () => {
   site = await createSite('acme');
   const { config } = site.writeConfig({
-    forwarder: { batchSize: 50, requestTimeoutMs: 5000, backoffBaseMs: 20, backoffMaxMs: 200, breakerThreshold: 3, breakerCooldownMs: 300, longPollSeconds: 1, revocationRefreshMs: 200 },
+    forwarder: { ...QUICK_FORWARDER, revocationRefreshMs: 200 },
   });
   gw = await startGateway(config, { log: createLogger({ name: 'gateway-test', level: 'silent' }) });
 });

@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import mqtt, { type MqttClient } from 'mqtt';
 import { generateKeyPair, newMessageId, sealAndSign, type KeyPair } from '../../protocol/index.js';
 import { GatewayConfig, resolvePaths } from '../config.js';
@@ -11,6 +12,18 @@ import { StandInCloud } from './stand-in-cloud.js';
  * Test support: a whole site on loopback — tenant PKI, a stand-in cloud over real TLS, and
  * gateway config files — plus helpers to make device events and MQTT clients.
  */
+/** Forwarder settings that retry within milliseconds, for tests where the cloud or a thread fails. */
+export const QUICK_FORWARDER = { batchSize: 50, requestTimeoutMs: 5000, backoffBaseMs: 20, backoffMaxMs: 200, breakerThreshold: 3, breakerCooldownMs: 300, longPollSeconds: 1, revocationRefreshMs: 3_600_000 };
+
+/** Terminates a store thread as soon as the next request with this op has been handed to it. */
+export function dieAfterNext(thread: Worker, op: string): void {
+  const post = thread.postMessage.bind(thread);
+  thread.postMessage = (message: unknown, transfer?: readonly never[]) => {
+    post(message, transfer);
+    if ((message as { op?: string }).op === op) void thread.terminate();
+  };
+}
+
 export interface Site {
   dir: string;
   tenant: string;
