@@ -7,7 +7,7 @@ import { createLogger } from '../common/log.js';
 import { loadGatewayConfig } from '../gateway/config.js';
 import { startGateway } from '../gateway/gateway.js';
 import { GatewayStore } from '../gateway/store.js';
-import { createSitePki } from '../gateway/testing/site-pki.js';
+import { createSitePki, type SitePki } from '../gateway/testing/site-pki.js';
 import { IngestEndpoint } from './gateway.js';
 import { round } from './measure.js';
 
@@ -37,7 +37,7 @@ export async function run(): Promise<Record<string, unknown>> {
   }
 }
 
-async function drain(dir: string, pki: Awaited<ReturnType<typeof createSitePki>>, c: (typeof CASES)[number]) {
+async function drain(dir: string, pki: SitePki, c: (typeof CASES)[number]) {
   const token = 'bench-' + randomUUID();
   const cloud = await IngestEndpoint.start(TENANT, token);
   const runDir = mkdtempSync(join(dir, `${c.name}-`));
