@@ -3,12 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../common/log.js';
 import { topics } from '../protocol/index.js';
 import { EventWriter } from './event-writer.js';
-import { startGateway, type Gateway } from './gateway.js';
+import type { Gateway } from './gateway.js';
 import { GatewayStore } from './store.js';
-import { closed, connectClient, createSite, DeviceSim, dieAfterNext, QUICK_FORWARDER, type Site, until } from './testing/fixture.js';
+import { closed, connectClient, createSite, DeviceSim, dieAfterNext, type Site, startWatchedGateway, until } from './testing/fixture.js';
 
 /*
  * The event writer's thread dies with a group in flight (terminated from the test through the
@@ -16,19 +15,15 @@ import { closed, connectClient, createSite, DeviceSim, dieAfterNext, QUICK_FORWA
  * the gateway must start a new thread, and the terminal's resend must be acknowledged and
  * reach the cloud exactly once. A thread that keeps dying makes the writer give up loudly.
  */
-const lines: string[] = [];
-const log = createLogger({ name: 'writer-restart', level: 'info', destination: { write: (l: string) => void lines.push(l) } });
 let site: Site;
 let gw: Gateway;
+let lines: string[];
+let fatal: Error[];
 const clients: MqttClient[] = [];
-const fatal: Error[] = [];
 
 beforeAll(async () => {
   site = await createSite('acme');
-  const { config } = site.writeConfig({
-    forwarder: QUICK_FORWARDER,
-  });
-  gw = await startGateway(config, { log, ops: false, onFatal: (err) => fatal.push(err) });
+  ({ gw, lines, fatal } = await startWatchedGateway(site, 'writer-restart'));
 });
 
 afterAll(async () => {

@@ -3,14 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../common/log.js';
 import { topics } from '../protocol/index.js';
 import { ingestBody } from './cloud-client.js';
 import { ForwardReader } from './forward-reader.js';
 import { INGEST_REQUEST_BYTES } from './forwarder.js';
-import { startGateway, type Gateway } from './gateway.js';
+import type { Gateway } from './gateway.js';
 import { GatewayStore } from './store.js';
-import { connectClient, createSite, DeviceSim, dieAfterNext, QUICK_FORWARDER, type Site, until } from './testing/fixture.js';
+import { connectClient, createSite, DeviceSim, dieAfterNext, type Site, startWatchedGateway, until } from './testing/fixture.js';
 
 /*
  * The forwarder's batches are read and encoded on a thread of their own (a real worker with its
@@ -77,19 +76,15 @@ describe('forward reader thread', () => {
 });
 
 describe('forward reader thread dies under a running gateway', () => {
-  const lines: string[] = [];
-  const log = createLogger({ name: 'reader-restart', level: 'info', destination: { write: (l: string) => void lines.push(l) } });
   let site: Site;
   let gw: Gateway;
+  let lines: string[];
+  let fatal: Error[];
   let client: MqttClient | undefined;
-  const fatal: Error[] = [];
 
   beforeAll(async () => {
     site = await createSite('acme');
-    const { config } = site.writeConfig({
-      forwarder: QUICK_FORWARDER,
-    });
-    gw = await startGateway(config, { log, ops: false, onFatal: (err) => fatal.push(err) });
+    ({ gw, lines, fatal } = await startWatchedGateway(site, 'reader-restart'));
   });
   afterAll(async () => {
     client?.end(true);

@@ -5,6 +5,8 @@ import type { Worker } from 'node:worker_threads';
 import mqtt, { type MqttClient } from 'mqtt';
 import { generateKeyPair, newMessageId, sealAndSign, type KeyPair } from '../../protocol/index.js';
 import { GatewayConfig, resolvePaths } from '../config.js';
+import { startGateway, type Gateway } from '../gateway.js';
+import { createLogger } from '../../common/log.js';
 import { createSitePki, type ClientCredentials, type SitePki } from './site-pki.js';
 import { StandInCloud } from './stand-in-cloud.js';
 
@@ -22,6 +24,19 @@ export function dieAfterNext(thread: Worker, op: string): void {
     post(message, transfer);
     if ((message as { op?: string }).op === op) void thread.terminate();
   };
+}
+
+/**
+ * A gateway on the site with QUICK_FORWARDER whose log lines and fatal errors the test reads
+ * (tests that make a thread or the cloud fail).
+ */
+export async function startWatchedGateway(site: Site, name: string): Promise<{ gw: Gateway; lines: string[]; fatal: Error[] }> {
+  const lines: string[] = [];
+  const fatal: Error[] = [];
+  const log = createLogger({ name, level: 'info', destination: { write: (l: string) => void lines.push(l) } });
+  const { config } = site.writeConfig({ forwarder: QUICK_FORWARDER });
+  const gw = await startGateway(config, { log, ops: false, onFatal: (err) => fatal.push(err) });
+  return { gw, lines, fatal };
 }
 
 export interface Site {
