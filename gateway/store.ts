@@ -156,7 +156,6 @@ export interface OutboundRow {
   expiresAt: number | null;
 }
 
-/** Which forwarded events the cloud answered for: a whole seq range, or single ids. */
 /**
  * Devices PUBACKed outbound messages: forget them, and for commands remember to tell the cloud,
  * in one transaction (a crash cannot lose the report); each id's channel, or null if unknown.
@@ -177,6 +176,7 @@ export function deliveryMarker(db: Database.Database): (ids: readonly string[], 
   return (ids, at) => mark.immediate(ids, at);
 }
 
+/** Which forwarded events the cloud answered for: a whole seq range, or single ids. */
 export type Answered = { range: [number, number] } | { ids: string[] };
 
 /**
