@@ -35,8 +35,9 @@ import { freePort } from '../common/free-port.js';
  * shared machine a rate moves by a third within minutes with other people's jobs, so a ratio
  * of two figures taken minutes apart says more about the minutes than about the brokers. Each
  * round's ratio is reported; the target is read on their median, and the round nearest to it
- * gives the figures shown for 1. and 2. The other runs go once. Output per broker: sustained PUBACK rate; for the gateway also the forward
- * rate to the ingest endpoint over the same window (also for 3.), the backlog left when the load stops and
+ * gives the figures shown for 1. and 2. The other runs go once.
+ * Output per broker: sustained PUBACK rate; for the gateway also the forward rate to the
+ * ingest endpoint over the same window (also for 3.), the backlog left when the load stops and
  * how long it takes to drain, and whether anything was lost or duplicated; publish→PUBACK
  * p50/p99; peak RSS; broker CPU seconds per 1,000 events (utime+stime from /proc, so it stays
  * meaningful on a shared machine where wall-clock rates are noisy; for 3. Mosquitto's and the
