@@ -1,6 +1,5 @@
 import type { Worker } from 'node:worker_threads';
-import type { Logger } from '../common/log.js';
-import { StoreThread } from './store-thread.js';
+import { StoreThread, type StoreThreadOptions } from './store-thread.js';
 import type { Answered, EventRow, GatewayStore, OutboundChannel, OutboundRow } from './store.js';
 
 /**
@@ -48,14 +47,10 @@ export type WriteRequest =
 
 export type WriteAnswer = { added?: number[]; channels?: (OutboundChannel | null)[] };
 
-export interface EventWriterOptions {
+/** The writer's own settings, and its thread's (log, restarts allowed, what to do on giving up). */
+export interface EventWriterOptions extends Omit<StoreThreadOptions, 'name'> {
   durability?: 'full' | 'normal';
   maxBytes?: number;
-  log?: Logger;
-  /** Restarts allowed within a minute before the writer gives up (default 3). */
-  maxRestarts?: number;
-  /** The thread keeps dying: called once; every later write is refused. */
-  onFatal?: (err: Error) => void;
 }
 
 const EMPTY: Packed = { bytes: new ArrayBuffer(0), lengths: [] };
@@ -90,10 +85,10 @@ export class EventWriter {
 
   constructor(
     private readonly store: GatewayStore,
-    opts: EventWriterOptions = {},
+    { durability = 'full', maxBytes, ...thread }: EventWriterOptions = {},
   ) {
-    const data: WriterData = { path: store.path, durability: opts.durability ?? 'full', ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}) };
-    this.writer = new StoreThread('event-writer-worker.js', data, { name: 'event writer', ...opts });
+    const data: WriterData = { path: store.path, durability, ...(maxBytes !== undefined ? { maxBytes } : {}) };
+    this.writer = new StoreThread('event-writer-worker.js', data, { name: 'event writer', ...thread });
     // Checkpoints happen on the worker's connection, off the broker's thread.
     store.db.pragma('wal_autocheckpoint = 0');
   }
