@@ -1,5 +1,5 @@
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createServer as createTlsServer, TLSSocket, type Server as TlsServer, type TlsOptions } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
@@ -7,6 +7,7 @@ import type { Logger } from '../common/log.js';
 import { DoorDecision, LIMITS, Status, parseTopic, topicFor, type Channel } from '../protocol/index.js';
 import { certificateIdentity } from '../provisioning/pki.js';
 import { maySubscribe, publishRights, sessionId, type ClientIdentity } from './authz.js';
+import { PeerRefusal, checkPeer, peerAddress } from './peer-check.js';
 import { readEventHeader } from './event-header.js';
 import { GroupCommit } from './group-commit.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -16,6 +17,9 @@ import { AdmissionQueue, PublishThrottle } from './throttle.js';
 
 /**
  * The site broker: aedes behind TLS with client certificates from the tenant CA.
+ *  - admission: gateway/peer-check.ts names every refusal (no certificate, another CA, out of
+ *    date, another tenant, revoked, no broker rights) and it is logged with the peer's address
+ *    and the presented serial; an unverified connection is closed before aedes sees it;
  *  - identity: the certificate's SAN (tenant, role, id); the MQTT client id is replaced by a
  *    session name derived from it, so nobody can claim to be someone else;
  *  - rights: gateway/authz.ts, checked on every publish and subscribe;
@@ -71,15 +75,6 @@ interface ClientState {
   inflight: number;
 }
 
-class Refusal extends Error {
-  constructor(
-    readonly reason: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 interface QueuedEvent {
   id: string;
   device: string;
@@ -93,7 +88,11 @@ export class SiteBroker {
   private wss: WebSocketServer | null = null;
   /** Per client, from preConnect on (a WeakMap: wills are published after disconnect). */
   private readonly states = new WeakMap<Client, ClientState>();
-  private readonly refusals = new WeakMap<Client, Refusal>();
+  private readonly refusals = new WeakMap<Client, PeerRefusal>();
+  /** TLS connections whose certificate verified against the tenant CA (admit()). */
+  private readonly admitted = new WeakSet<TLSSocket>();
+  /** Each TCP connection's peer address, noted on arrival (see rememberPeerAddresses). */
+  private readonly tcpPeers = new WeakMap<Socket, string>();
   private readonly connected = new Set<Client>();
   /** Events committed to the queue and PUBACKed: aedes's publish() of them only completes (see constructor). */
   private readonly queued = new WeakSet<PublishPacket>();
@@ -157,22 +156,29 @@ export class SiteBroker {
       cert: this.opts.tls.cert,
       key: this.opts.tls.key,
       requestCert: true,
-      rejectUnauthorized: true,
+      // The certificate is still verified against the tenant CA; gateway/peer-check.ts reads
+      // the result after the handshake so a refusal can be named, and admit() closes every
+      // unverified connection before aedes sees it.
+      rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
     };
-    const server = createTlsServer(tlsOptions, (socket) => this.accept(socket));
-    server.on('tlsClientError', (err) => {
-      this.opts.metrics.connectsRefused.inc({ reason: 'tls' });
-      this.log.warn({ reason: 'tls-handshake', err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'TLS handshake refused');
+    const server = createTlsServer(tlsOptions, (socket) => {
+      if (this.admit(socket)) this.accept(socket);
     });
+    this.rememberPeerAddresses(server);
+    server.on('tlsClientError', (err, socket) => this.handshakeFailed(err, socket));
     this.tlsServer = server;
     const port = await listen(server, this.opts.host, this.opts.port);
     let wsPort: number | null = null;
     if (this.opts.wsPort !== undefined && this.opts.wsPort !== null) {
       const https = createHttpsServer(tlsOptions);
-      https.on('tlsClientError', () => this.opts.metrics.connectsRefused.inc({ reason: 'tls' }));
+      // Ahead of the HTTP layer's own listener: a refused socket is closed before any request is read.
+      https.prependListener('secureConnection', (socket: TLSSocket) => void this.admit(socket));
+      this.rememberPeerAddresses(https);
+      https.on('tlsClientError', (err, socket) => this.handshakeFailed(err, socket));
       const wss = new WebSocketServer({ server: https, maxPayload: this.opts.limits.maxPacketBytes });
       wss.on('connection', (ws, req) => {
+        if (!(req.socket instanceof TLSSocket) || !this.admitted.has(req.socket)) return ws.terminate();
         const stream = createWebSocketStream(ws);
         guardPacketSize(stream, this.opts.limits.maxPacketBytes, (n) => this.oversize(n));
         this.aedes.handle(stream, req);
@@ -241,6 +247,53 @@ export class SiteBroker {
     await Promise.all(closing);
   }
 
+  /**
+   * The TLS stage: a connection whose certificate did not verify is logged with its reason,
+   * the peer's address and the presented serial, and closed; nothing of it reaches aedes.
+   * Verified ones go on to aedes, whose CONNECT runs the identity stage (identify()).
+   */
+  private admit(socket: TLSSocket): boolean {
+    const verdict = checkPeer(socket, { tenant: this.opts.tenant, isRevoked: this.opts.isRevoked });
+    if (verdict instanceof PeerRefusal && verdict.stage === 'tls') {
+      this.opts.metrics.connectsRefused.inc({ reason: 'tls' });
+      this.opts.metrics.tlsRefused.inc({ reason: verdict.reason });
+      this.logRefusal(verdict, socket);
+      socket.destroy();
+      return false;
+    }
+    this.admitted.add(socket);
+    return true;
+  }
+
+  /**
+   * A failed handshake is reported on a TLS socket that is already closed, whose address Node
+   * no longer knows; so each TCP connection's address is noted when it arrives, keyed by the
+   * TCP socket (the TLS socket's `_parent`: Node's own name for the socket it wraps).
+   */
+  private rememberPeerAddresses(server: TlsServer | HttpsServer): void {
+    server.prependListener('connection', (raw: Socket) => {
+      const address = peerAddress(raw);
+      if (address) this.tcpPeers.set(raw, address);
+    });
+  }
+
+  private addressOf(socket: TLSSocket): string | undefined {
+    const raw = (socket as unknown as { _parent?: Socket })._parent;
+    return peerAddress(socket) ?? (raw ? this.tcpPeers.get(raw) : undefined);
+  }
+
+  /** The handshake itself failed (the client refused our certificate, no common protocol, not TLS at all). */
+  private handshakeFailed(err: Error, socket: TLSSocket): void {
+    const code = (err as NodeJS.ErrnoException).code;
+    this.opts.metrics.connectsRefused.inc({ reason: 'tls' });
+    this.opts.metrics.tlsRefused.inc({ reason: 'handshake-failed' });
+    this.log.warn({ reason: 'handshake-failed', stage: 'tls', peer: this.addressOf(socket), code, detail: err.message.slice(0, 200) }, 'connection refused');
+  }
+
+  private logRefusal(refusal: PeerRefusal, socket: TLSSocket | undefined): void {
+    this.log.warn({ reason: refusal.reason, stage: refusal.stage, peer: socket ? this.addressOf(socket) : undefined, serial: refusal.serial, detail: refusal.detail }, 'connection refused');
+  }
+
   private accept(socket: TLSSocket): void {
     guardPacketSize(socket, this.opts.limits.maxPacketBytes, (n) => this.oversize(n, socket));
     socket.on('error', () => {
@@ -256,21 +309,22 @@ export class SiteBroker {
     this.log.warn({ reason: 'packet-too-large', declaredBytes: declared, max: this.opts.limits.maxPacketBytes, client: who ? `${who.role}:${who.id}` : undefined }, 'oversized packet: disconnecting');
   }
 
-  private identify(client: Client): ClientIdentity | Refusal {
+  private socketOf(client: Client): TLSSocket | undefined {
     const socket = client.conn instanceof TLSSocket ? client.conn : client.req?.socket;
-    if (!(socket instanceof TLSSocket) || !socket.authorized) return new Refusal('no-certificate', 'no verified client certificate');
-    const cert = socket.getPeerX509Certificate();
-    const who = cert ? certificateIdentity(cert) : null;
-    if (!who) return new Refusal('no-identity', 'certificate carries no Clockface identity');
-    if (who.tenant !== this.opts.tenant) return new Refusal('other-tenant', `certificate is for tenant ${who.tenant}`);
-    if (this.opts.isRevoked(who.serial)) return new Refusal('revoked', `certificate ${who.serial} is revoked`);
-    if (who.role === 'gateway' || who.role === 'cloud') return new Refusal('no-broker-rights', `role ${who.role} has no broker rights`);
-    return who;
+    return socket instanceof TLSSocket ? socket : undefined;
+  }
+
+  private identify(client: Client): ClientIdentity | PeerRefusal {
+    const socket = this.socketOf(client);
+    // admit() let only verified sockets through; anything else here is refused all the same.
+    if (!socket || !socket.authorized || !this.admitted.has(socket)) return new PeerRefusal('no-certificate', 'tls', 'no verified client certificate');
+    // Checked again at CONNECT, not reused from the handshake: a revocation list may have arrived in between.
+    return checkPeer(socket, { tenant: this.opts.tenant, isRevoked: this.opts.isRevoked });
   }
 
   private preConnect(client: Client, packet: { clientId: string; clean?: boolean }, done: (err: Error | null, ok: boolean) => void): void {
     const who = this.identify(client);
-    if (who instanceof Refusal) {
+    if (who instanceof PeerRefusal) {
       this.refusals.set(client, who);
     } else {
       this.states.set(client, { who, publishes: publishRights(who), throttle: new PublishThrottle(this.opts.limits.publishRate, this.opts.limits.publishBurst), admissions: new AdmissionQueue(), inflight: 0 });
@@ -285,12 +339,11 @@ export class SiteBroker {
   }
 
   private authenticate(client: Client, done: (err: AuthenticateError | null, ok: boolean | null) => void): void {
-    const refusal = this.refusals.get(client);
-    if (refusal || !this.states.has(client)) {
-      const reason = refusal?.reason ?? 'no-identity';
-      this.opts.metrics.connectsRefused.inc({ reason });
-      this.log.warn({ reason, detail: refusal?.message }, 'connection refused');
-      const err = Object.assign(new Error(refusal?.message ?? 'not authorized'), { returnCode: 5 }) as AuthenticateError;
+    const refusal = this.refusals.get(client) ?? (this.states.has(client) ? undefined : new PeerRefusal('no-identity', 'identity', 'not authorized'));
+    if (refusal) {
+      this.opts.metrics.connectsRefused.inc({ reason: refusal.reason });
+      this.logRefusal(refusal, this.socketOf(client));
+      const err = Object.assign(new Error(refusal.detail), { returnCode: 5 }) as AuthenticateError;
       return done(err, false);
     }
     done(null, true);

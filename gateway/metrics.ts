@@ -5,6 +5,7 @@ export interface GatewayMetrics {
   registry: Registry;
   connections: Gauge;
   connectsRefused: Counter;
+  tlsRefused: Counter;
   violations: Counter;
   eventsQueued: Counter;
   publishesRefused: Counter;
@@ -28,7 +29,8 @@ export function createGatewayMetrics(): GatewayMetrics {
   return {
     registry: r,
     connections: r.gauge('cf_gateway_connections', 'MQTT clients connected, by certificate role'),
-    connectsRefused: r.counter('cf_gateway_connects_refused_total', 'Connections refused after TLS, by reason'),
+    connectsRefused: r.counter('cf_gateway_connects_refused_total', 'Connections refused, by reason (reason="tls": the certificate did not verify or the handshake failed)'),
+    tlsRefused: r.counter('cf_gateway_tls_refused_total', 'Connections refused at the TLS stage, by reason (no-certificate, unknown-ca, expired, not-yet-valid, other-tenant, unverified, handshake-failed)'),
     violations: r.counter('cf_gateway_limit_violations_total', 'Clients disconnected for breaking a limit, by limit'),
     eventsQueued: r.counter('cf_gateway_events_queued_total', 'Events committed to the durable queue (then PUBACKed)'),
     publishesRefused: r.counter('cf_gateway_publishes_refused_total', 'Publishes refused, by reason'),
