@@ -29,18 +29,23 @@ describe('rights from the certificate', () => {
     expect(maySubscribe(device, '#')).toBe(false);
   });
 
-  it('an integration reads door decisions of its tenant only; an operator status and door', () => {
+  it('an integration reads door decisions and status of its tenant only; an operator status and door', () => {
     expect(maySubscribe(integration, 'cf/v1/acme/+/door')).toBe(true);
     expect(maySubscribe(integration, 'cf/v1/acme/door-1/door')).toBe(true);
-    expect(maySubscribe(integration, 'cf/v1/acme/+/status')).toBe(false);
-    expect(maySubscribe(integration, 'cf/v1/acme/+/events')).toBe(false);
+    expect(maySubscribe(integration, 'cf/v1/acme/+/status')).toBe(true);
+    expect(maySubscribe(integration, 'cf/v1/acme/door-1/status')).toBe(true);
+    for (const ch of ['events', 'ack', 'cmd']) expect(maySubscribe(integration, `cf/v1/acme/+/${ch}`)).toBe(false);
+    expect(maySubscribe(integration, 'cf/v1/globex/+/status')).toBe(false);
+    expect(maySubscribe(integration, 'cf/v1/acme/+/+')).toBe(false);
+    expect(maySubscribe(integration, 'cf/v1/acme/door-1/#')).toBe(false);
+    expect(maySubscribe(integration, 'clockface/acme/door-1/#')).toBe(false);
     expect(maySubscribe(integration, 'cf/v1/globex/+/door')).toBe(false);
     expect(maySubscribe(integration, 'cf/v1/acme/#')).toBe(false);
     expect(maySubscribe(integration, 'cf/v1/+/+/door')).toBe(false);
     expect(maySubscribe(operator, 'cf/v1/acme/+/status')).toBe(true);
     expect(maySubscribe(operator, 'cf/v1/acme/+/door')).toBe(true);
     expect(maySubscribe(operator, 'cf/v1/acme/+/cmd')).toBe(false);
-    expect(mayPublish(integration, 'cf/v1/acme/door-1/door')).toBe(false);
+    for (const ch of ['events', 'status', 'door', 'ack', 'cmd']) expect(mayPublish(integration, `cf/v1/acme/door-1/${ch}`)).toBe(false);
     expect(mayPublish(operator, 'cf/v1/acme/door-1/status')).toBe(false);
   });
 

@@ -7,7 +7,8 @@ import type { CertRole } from '../provisioning/pki.js';
  * whitelist; anything not named here is refused.
  *
  *   device       publishes its own events, status, door; subscribes to its own ack, cmd
- *   integration  subscribes to door decisions of its tenant (all devices or one)
+ *   integration  subscribes to door decisions and status of its tenant's devices (all or one):
+ *                a door-access panel needs the decisions and whether each terminal is up
  *   operator     subscribes to status and door topics of its tenant
  *   gateway, cloud certificates get no broker rights (they talk HTTPS, not MQTT)
  */
@@ -21,7 +22,7 @@ export interface ClientIdentity {
 const DEVICE_PUBLISH: readonly Channel[] = ['events', 'status', 'door'];
 const DEVICE_SUBSCRIBE: readonly Channel[] = ['ack', 'cmd'];
 const READ_CHANNELS: Partial<Record<CertRole, readonly Channel[]>> = {
-  integration: ['door'],
+  integration: ['door', 'status'],
   operator: ['status', 'door'],
 };
 
