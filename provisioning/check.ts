@@ -13,7 +13,7 @@ import { certificateIdentity } from './pki.js';
  * private keys are 0600; a device's hardware section passes the terminal's schema.
  */
 export interface BundleReport {
-  role: 'device' | 'gateway';
+  role: 'device' | 'gateway' | 'integration';
   tenant: string;
   id: string;
   serial: string;
@@ -29,8 +29,8 @@ export function checkBundle(dir: string, now = new Date()): BundleReport {
   } catch (err) {
     throw new ProvisionError(`${configPath} is not valid JSON: ${(err as Error).message}`);
   }
-  const role: 'device' | 'gateway' = typeof config.device === 'string' ? 'device' : 'gateway';
-  const id = String(role === 'device' ? config.device : config.gateway);
+  const role: BundleReport['role'] = typeof config.device === 'string' ? 'device' : typeof config.integration === 'string' ? 'integration' : 'gateway';
+  const id = String(config[role]);
   const tenant = String(config.tenant);
   const mqtt = (config.mqtt ?? {}) as Record<string, unknown>;
   const file = (key: string, rel: unknown, secret = false): Buffer => {
@@ -65,7 +65,7 @@ export function checkBundle(dir: string, now = new Date()): BundleReport {
     const hw = HardwareConfig.safeParse(config.hardware);
     if (!hw.success) throw new ProvisionError(`hardware section: ${hw.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     if (typeof mqtt.url !== 'string' || !/^mqtts:\/\//.test(mqtt.url)) throw new ProvisionError('mqtt.url must be an mqtts:// address');
-  } else {
+  } else if (role === 'gateway') {
     const cloud = config.cloud as Record<string, unknown> | null | undefined;
     if (cloud) file('cloud.tokenFile', cloud.tokenFile, true);
   }

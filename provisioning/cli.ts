@@ -8,7 +8,9 @@ import { CloudAdminClient } from './cloud-client.js';
 import { OutputFolder, ProvisionError } from './output.js';
 import { PROFILE_NAMES, hardwareProfile } from './profiles.js';
 import { TENANT_DIR, exportCloudKeys, initTenant, loadTenant } from './tenant.js';
-import { DEVICE_MODES, addDevice, addGateway, revoke, rotateUnit, type DeviceMode, type RevokeTarget } from './units.js';
+import { findUnit } from './inventory.js';
+import { mosquittoSubCommand } from './integration.js';
+import { DEVICE_MODES, GATEWAY_DEFAULT_PORT, addDevice, addGateway, addIntegration, revoke, rotateUnit, type DeviceMode, type RevokeTarget, type UnitRole } from './units.js';
 
 /**
  * `clockface provision`: the facilities-staff front end. Progress goes to stderr, the one
@@ -21,9 +23,13 @@ Commands (in the order a site is set up):
   tenant init     --tenant T [--backup [--backup-to REL]]   CA, admin signing and cloud sealing keys, card pepper
   gateway add     --gateway G --host HOST [--port 8883] [--alt-name NAME]...
   device add      --device D --gateway G --profile P [--mode access|timekeeping|both]
-  rotate          (--device D | --gateway G) [--overlap-hours 24]  new TLS key; old one valid during the overlap
-                                                             (--cloud: records a device's new serial at the cloud)
-  revoke          (--device D | --gateway G | --serial HEX | --due)  rebuild the CRL (--due: end finished overlaps)
+  integration add --integration NAME [--gateway G]          certificate for a door-access panel: reads the tenant's
+                                                             door decisions and terminal status, nothing else
+                                                             (NAME names the system, e.g. door-panel, never a person)
+  rotate          (--device D | --gateway G | --integration NAME) [--overlap-hours 24]  new TLS key; old one valid
+                                                             during the overlap (--cloud: records a device's new serial)
+  revoke          (--device D | --gateway G | --integration NAME | --serial HEX | --due)  rebuild the CRL
+                                                             (--due: end finished overlaps)
   tenant export-cloud                                        DIR/cloud/<tenant>/: the keys the cloud needs (no CA key)
   tenant backup   [--backup-to REL]                          encrypted copy of DIR/tenant (scrypt + AES-256-GCM)
   tenant restore  --from FILE                                unpack a backup into DIR
@@ -44,6 +50,7 @@ const OPTIONS = {
   tenant: { type: 'string' },
   gateway: { type: 'string' },
   device: { type: 'string' },
+  integration: { type: 'string' },
   host: { type: 'string' },
   port: { type: 'string' },
   'alt-name': { type: 'string', multiple: true },
@@ -197,10 +204,24 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<Rec
       progress(`bundle ready: ${result.archive}`);
       return { command, ...result, dryRun };
     }
+    case 'integration add': {
+      const ring = loadTenant(out.root);
+      const integration = need(values, 'integration');
+      if (values.device) throw new UsageError('integration add takes --integration NAME (and optionally --gateway G), not --device');
+      progress(`issuing integration ${integration} for tenant ${ring.tenant}: may read ${ring.tenant}'s door decisions and terminal status, nothing else`);
+      const result = await addIntegration(out, ring, { integration, gateway: values.gateway });
+      warnReplaced(result.replaced, progress);
+      progress(`bundle ready: ${result.archive}; give it to the panel integrator (the facilities guide says how they use it)`);
+      const gateway = values.gateway ? findUnit(ring.inventory, 'gateway', values.gateway) : undefined;
+      if (gateway?.host) {
+        progress(`try: ${mosquittoSubCommand({ tenant: ring.tenant, bundle: result.bundle, host: gateway.host, port: gateway.port ?? GATEWAY_DEFAULT_PORT, withStatus: true })}`);
+      }
+      return { command, ...result, dryRun };
+    }
     case 'rotate': {
       const ring = loadTenant(out.root);
       const target = unitTarget(values);
-      if (!target) throw new UsageError('rotate needs --device D or --gateway G');
+      if (!target) throw new UsageError('rotate needs --device D, --gateway G or --integration NAME');
       const overlapHours = values['overlap-hours'] === undefined ? undefined : Number(values['overlap-hours']);
       if (overlapHours !== undefined && !Number.isFinite(overlapHours)) throw new UsageError('--overlap-hours must be a number');
       const result = await rotateUnit(out, ring, { ...target, overlapHours, cloud: target.role === 'device' ? cloud : undefined });
@@ -213,7 +234,7 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<Rec
       const ring = loadTenant(out.root);
       const unit = unitTarget(values);
       const target: RevokeTarget | undefined = unit ?? (values.serial ? { serial: values.serial } : values.due ? { due: true } : undefined);
-      if (!target) throw new UsageError('revoke needs --device D, --gateway G, --serial HEX or --due');
+      if (!target) throw new UsageError('revoke needs --device D, --gateway G, --integration NAME, --serial HEX or --due');
       const result = await revoke(out, ring, target, { cloud });
       progress(`revoked ${result.newlyRevoked.length} certificate(s); the CRL lists ${result.refused.length} (version ${result.crlVersion})`);
       if (cloud && !dryRun) progress(`published the revocation list to ${cloud.url} (cloud version ${result.cloudVersion})`);
@@ -231,11 +252,11 @@ function warnReplaced(serials: string[] | undefined, progress: (l: string) => vo
   }
 }
 
-function unitTarget(values: Values): { role: 'device' | 'gateway'; id: string } | undefined {
-  if (values.device && values.gateway) throw new UsageError('give either --device or --gateway, not both');
-  if (values.device) return { role: 'device', id: values.device };
-  if (values.gateway) return { role: 'gateway', id: values.gateway };
-  return undefined;
+function unitTarget(values: Values): { role: UnitRole; id: string } | undefined {
+  const given = (['device', 'gateway', 'integration'] as const).filter((role) => values[role] !== undefined);
+  if (given.length > 1) throw new UsageError(`give one of --${given.join(', --')}, not several`);
+  const role = given[0];
+  return role ? { role, id: values[role]! } : undefined;
 }
 
 function intOption(name: string, value: string): number {

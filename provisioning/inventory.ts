@@ -13,7 +13,7 @@ const Id = z.string().regex(ID_REGEX);
 export const CertificateRecord = z
   .object({
     serial: z.string().regex(/^[0-9a-f]+$/),
-    role: z.enum(['device', 'gateway']),
+    role: z.enum(['device', 'gateway', 'integration']),
     id: Id,
     issuedAt: z.string(),
     notAfter: z.string(),
@@ -27,9 +27,9 @@ export type CertificateRecord = z.infer<typeof CertificateRecord>;
 
 export const UnitRecord = z
   .object({
-    role: z.enum(['device', 'gateway']),
+    role: z.enum(['device', 'gateway', 'integration']),
     id: Id,
-    /** Devices: the gateway they connect to. */
+    /** Devices: the gateway they connect to; integrations: the one their bundle dials, if any. */
     gateway: Id.optional(),
     /** Gateways: the address devices dial (host name or IP) and the MQTT port. */
     host: z.string().optional(),
@@ -71,7 +71,7 @@ export function readInventory(file: string): Inventory {
   return result.data;
 }
 
-export function findUnit(inv: Inventory, role: 'device' | 'gateway', id: string): UnitRecord | undefined {
+export function findUnit(inv: Inventory, role: UnitRecord['role'], id: string): UnitRecord | undefined {
   return inv.units.find((u) => u.role === role && u.id === id);
 }
 

@@ -1,19 +1,21 @@
 import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { assertId, generateKeyPair, keyPairFromPem, privateKeyToPem } from '../protocol/index.js';
+import { assertId, generateKeyPair, isValidId, keyPairFromPem, privateKeyToPem } from '../protocol/index.js';
 import { tarGzFolder } from './archive.js';
 import { CloudRefusal, type CloudAdminClient, type DeviceRegistration } from './cloud-client.js';
 import { findUnit, refusedSerials, type CertificateRecord, type Inventory, type UnitRecord } from './inventory.js';
 import { OutputFolder, ProvisionError } from './output.js';
 import { createRevocationList, issueCertificate, normalizeSerial, type IssuedCertificate } from './pki.js';
+import { integrationTopics } from './integration.js';
 import { hardwareProfile } from './profiles.js';
 import { TENANT_FILES, inventoryJson, type TenantKeyring } from './tenant.js';
 
 /**
- * Gateways and devices: their keys, certificates signed by the tenant CA, and the bundle
- * (folder + .tar.gz) holding exactly what the unit needs. Also revocation and rotation,
+ * Gateways, devices and integrations: their keys, certificates signed by the tenant CA, and the
+ * bundle (folder + .tar.gz) holding exactly what the unit needs. Also revocation and rotation,
  * which change the inventory and the CRL. Every file goes through OutputFolder.
  */
+export type UnitRole = 'device' | 'gateway' | 'integration';
 export const DEVICE_MODES = ['access', 'timekeeping', 'both'] as const;
 export type DeviceMode = (typeof DEVICE_MODES)[number];
 
@@ -21,10 +23,10 @@ export const GATEWAY_DEFAULT_PORT = 8883;
 /** How long a rotated-out certificate keeps working, so a terminal can switch without downtime. */
 export const DEFAULT_OVERLAP_HOURS = 24;
 
-export function bundleDir(role: 'device' | 'gateway', id: string): string {
+export function bundleDir(role: UnitRole, id: string): string {
   return `${role}s/${id}`;
 }
-export function bundleArchive(role: 'device' | 'gateway', id: string): string {
+export function bundleArchive(role: UnitRole, id: string): string {
   return `${role}s/${id}.tar.gz`;
 }
 
@@ -49,7 +51,7 @@ export interface AddDeviceOptions {
 }
 
 export interface UnitResult {
-  role: 'device' | 'gateway';
+  role: UnitRole;
   id: string;
   serial: string;
   bundle: string;
@@ -174,8 +176,58 @@ export async function addDevice(out: OutputFolder, ring: TenantKeyring, opts: Ad
   return { role: 'device', id, serial: normalizeSerial(cert.serial), bundle: out.resolveInside(dir), archive: out.resolveInside(bundleArchive('device', id)), replaced };
 }
 
+export interface AddIntegrationOptions {
+  /** Names the system (a door-access panel, a building controller), never a person. */
+  integration: string;
+  /** The gateway the integration connects to: its address goes into the bundle's config. */
+  gateway?: string;
+  now?: Date;
+}
+
+/**
+ * An integration: a TLS client certificate with the `integration` role for a door-access panel
+ * or building system that reads door decisions and terminal status from the site broker and
+ * may do nothing else. Its bundle holds ca.crt, integration.crt, integration.key and a
+ * config.json naming the files, the topics and (with a gateway) the address to dial. It has no
+ * keys at the cloud: the cloud never talks to it.
+ */
+export async function addIntegration(out: OutputFolder, ring: TenantKeyring, opts: AddIntegrationOptions): Promise<UnitResult> {
+  const id = unitId('integration', opts.integration);
+  const gateway = opts.gateway === undefined ? undefined : findUnit(ring.inventory, 'gateway', assertId('gateway', opts.gateway));
+  if (opts.gateway !== undefined && !gateway?.host) throw new ProvisionError(`gateway ${opts.gateway} is not provisioned in this tenant (run "provision gateway add" first)`);
+  const dir = bundleDir('integration', id);
+  refuseExistingUnit(out, ring.inventory, 'integration', id);
+  out.assertWritable([`${dir}/integration.key`, `${dir}/integration.crt`, bundleArchive('integration', id)]);
+
+  const cert = await issueCertificate({ ca: ring.ca, tenant: ring.tenant, role: 'integration', id });
+  const config = {
+    tenant: ring.tenant,
+    integration: id,
+    mqtt: {
+      ...(gateway?.host ? { url: `mqtts://${urlHost(gateway.host)}:${gateway.port ?? GATEWAY_DEFAULT_PORT}` } : {}),
+      ca: 'ca.crt',
+      cert: 'integration.crt',
+      key: 'integration.key',
+      protocol: 'MQTT 3.1.1',
+    },
+    topics: integrationTopics(ring.tenant),
+  };
+  out.mkdir(dir, 0o700);
+  out.write(`${dir}/config.json`, `${JSON.stringify(config, null, 2)}\n`, { overwrite: true });
+  out.write(`${dir}/ca.crt`, ring.ca.certPem, { overwrite: true });
+  out.write(`${dir}/integration.crt`, cert.certPem);
+  out.write(`${dir}/integration.key`, cert.keyPem, { secret: true });
+
+  const replaced = retirePrevious(ring.inventory, 'integration', id, opts.now);
+  upsertUnit(ring.inventory, { role: 'integration', id, ...(gateway ? { gateway: gateway.id } : {}) });
+  recordCertificate(ring.inventory, 'integration', id, cert, opts.now);
+  saveInventory(out, ring.inventory);
+  await writeArchive(out, 'integration', id);
+  return { role: 'integration', id, serial: normalizeSerial(cert.serial), bundle: out.resolveInside(dir), archive: out.resolveInside(bundleArchive('integration', id)), replaced };
+}
+
 export interface RotateOptions {
-  role: 'device' | 'gateway';
+  role: UnitRole;
   id: string;
   overlapHours?: number;
   /** Records a device's new certificate serial at the cloud (its signing and sealing keys stay). */
@@ -194,7 +246,7 @@ export interface RotateResult extends UnitResult {
  * bundle is applied; `revoke --due` (or any later revoke) then lists them in the CRL.
  */
 export async function rotateUnit(out: OutputFolder, ring: TenantKeyring, opts: RotateOptions): Promise<RotateResult> {
-  const id = assertId(opts.role === 'device' ? 'device' : 'gateway', opts.id);
+  const id = unitId(opts.role, opts.id);
   const unit = findUnit(ring.inventory, opts.role, id);
   if (!unit) throw new ProvisionError(`${opts.role} ${id} is not provisioned in this tenant`);
   const overlapHours = opts.overlapHours ?? DEFAULT_OVERLAP_HOURS;
@@ -250,7 +302,7 @@ export async function rotateUnit(out: OutputFolder, ring: TenantKeyring, opts: R
   };
 }
 
-export type RevokeTarget = { role: 'device' | 'gateway'; id: string } | { serial: string } | { due: true };
+export type RevokeTarget = { role: UnitRole; id: string } | { serial: string } | { due: true };
 
 export interface RevokeResult {
   newlyRevoked: string[];
@@ -286,7 +338,7 @@ export async function revoke(
     if (!cert) throw new ProvisionError(`no certificate with serial ${serial} was issued by this tenant`);
     mark(cert);
   } else if ('role' in target) {
-    const id = assertId(target.role === 'device' ? 'device' : 'gateway', target.id);
+    const id = unitId(target.role, target.id);
     if (!findUnit(ring.inventory, target.role, id)) throw new ProvisionError(`${target.role} ${id} is not provisioned in this tenant`);
     ring.inventory.certificates.filter((c) => c.role === target.role && c.id === id).forEach(mark);
   } else {
@@ -322,7 +374,7 @@ async function orReplace<T>(force: boolean, register: () => Promise<T>, replace:
   }
 }
 
-function refuseExistingUnit(out: OutputFolder, inv: Inventory, role: 'device' | 'gateway', id: string): void {
+function refuseExistingUnit(out: OutputFolder, inv: Inventory, role: UnitRole, id: string): void {
   if (!out.force && findUnit(inv, role, id)) {
     throw new ProvisionError(`${role} ${id} already exists in this tenant (use "provision rotate" for new keys, or --force to replace it)`);
   }
@@ -332,7 +384,7 @@ function refuseExistingUnit(out: OutputFolder, inv: Inventory, role: 'device' | 
  * A unit replaced with --force (a lost SD card, a swapped board) must not leave its old
  * certificates working: they are retired at once, and the next revoke (e.g. --due) lists them.
  */
-function retirePrevious(inv: Inventory, role: 'device' | 'gateway', id: string, now = new Date()): string[] {
+function retirePrevious(inv: Inventory, role: UnitRole, id: string, now = new Date()): string[] {
   const retired: string[] = [];
   for (const c of inv.certificates) {
     if (c.role === role && c.id === id && c.status === 'active') {
@@ -350,7 +402,7 @@ function upsertUnit(inv: Inventory, unit: UnitRecord): void {
   else inv.units.push(unit);
 }
 
-function recordCertificate(inv: Inventory, role: 'device' | 'gateway', id: string, cert: IssuedCertificate, now = new Date()): void {
+function recordCertificate(inv: Inventory, role: UnitRole, id: string, cert: IssuedCertificate, now = new Date()): void {
   inv.certificates.push({
     serial: normalizeSerial(cert.serial),
     role,
@@ -365,7 +417,7 @@ function saveInventory(out: OutputFolder, inv: Inventory): void {
   out.write(TENANT_FILES.inventory, inventoryJson(inv), { overwrite: true });
 }
 
-async function writeArchive(out: OutputFolder, role: 'device' | 'gateway', id: string, overwrite = false): Promise<void> {
+async function writeArchive(out: OutputFolder, role: UnitRole, id: string, overwrite = false): Promise<void> {
   const rel = bundleArchive(role, id);
   if (out.dryRun) {
     out.write(rel, Buffer.alloc(0), { secret: true, overwrite });
@@ -380,6 +432,13 @@ const HOST_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])
 function checkHost(host: string): string {
   if (isIP(host) !== 0 || HOST_PATTERN.test(host)) return host;
   throw new ProvisionError(`gateway host ${JSON.stringify(host.slice(0, 80))} is not a host name or IP address`);
+}
+
+/** A unit id, refused with the unit's own role in the message. */
+function unitId(role: UnitRole, id: string): string {
+  if (role !== 'integration') return assertId(role, id);
+  if (!isValidId(id)) throw new ProvisionError(`integration name ${JSON.stringify(String(id).slice(0, 80))} must be 1-63 lowercase letters, digits or inner dashes (name the system, e.g. door-panel, never a person)`);
+  return id;
 }
 
 function urlHost(host: string): string {
