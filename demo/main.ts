@@ -279,7 +279,8 @@ Everything keeps running until Ctrl-C. Where things are:
   gateway MQTT     mqtts://localhost:${site.gatewayPort}  (client certificates only)
   gateway metrics  http://127.0.0.1:${site.gatewayOpsPort}/metrics
 ${[...site.terminals.values()].map((t) => `  ${t.id.padEnd(16)} metrics http://127.0.0.1:${t.opsPort}/metrics; badge: echo 1001 | socat - UNIX-CONNECT:${t.readerFeed}; camera folder ${t.cameraDir}`).join('\n')}
-  bundles          ${site.bundles}  (tenant/, gateways/site-1/, devices/*)
+  bundles          ${site.bundles}  (tenant/, gateways/site-1/, devices/*, integrations/door-panel/)
   logs             ${join(site.work, 'logs')}
-Try: mosquitto_sub -h localhost -p ${site.gatewayPort} --cafile ${site.bundles}/devices/door-1/ca.crt --cert ${site.bundles}/devices/door-1/device.crt --key ${site.bundles}/devices/door-1/device.key -t 'clockface/acme/door-1/#' -v`);
+Door decisions and terminal status, as a door-access panel reads them (its own integration certificate; docs/facilities-guide.md):
+  ${site.integrationHint}`);
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { pulses, readRecordFile } from '../device/hardware/gpio/sim.js';
 import { CLI_PATH, inheritedEnv, startRole, type RoleProcess, type StartOptions } from './processes.js';
 import { freePort } from '../common/free-port.js';
+import { mosquittoSubCommand } from '../provisioning/integration.js';
 
 /**
  * A whole site on loopback, built the way facilities staff build one: `clockface provision`
@@ -26,6 +27,10 @@ export interface Terminal {
 export interface Site {
   work: string;
   bundles: string;
+  /** The door-access integration's bundle (ca.crt, integration.crt, integration.key). */
+  integrationBundle: string;
+  /** A shell command (mosquitto_sub) that reads door decisions and status with the integration's certificate. */
+  integrationHint: string;
   cloudUrl: string;
   cloudOpsPort: number;
   gatewayPort: number;
@@ -116,6 +121,9 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
   progress('provision: gateway site-1 and terminals, registered with the cloud');
   clockface(['provision', 'gateway', 'add', '--out', bundles, '--gateway', 'site-1', '--host', 'localhost', '--alt-name', '127.0.0.1', ...cloud]);
   for (const t of plans) clockface(['provision', 'device', 'add', '--out', bundles, '--device', t.id, '--gateway', 'site-1', '--profile', 'simulator', '--mode', t.mode, ...cloud]);
+  // What a door-access panel gets: reads door decisions and terminal status, nothing else.
+  progress('provision: integration door-panel (a certificate for a door-access panel)');
+  clockface(['provision', 'integration', 'add', '--out', bundles, '--integration', 'door-panel', '--gateway', 'site-1']);
 
   progress('start: gateway site-1 (aedes MQTT broker with client certificates, durable queue)');
   await launch({
@@ -173,6 +181,8 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
   return {
     work,
     bundles,
+    integrationBundle: join(bundles, 'integrations', 'door-panel'),
+    integrationHint: mosquittoSubCommand({ tenant: 'acme', bundle: join(bundles, 'integrations', 'door-panel'), host: 'localhost', port: gatewayPort, withStatus: true }),
     cloudUrl,
     cloudOpsPort,
     gatewayPort,
