@@ -7,6 +7,7 @@ import type { Logger } from '../common/log.js';
 import { DoorDecision, LIMITS, Status, parseTopic, topicFor, type Channel } from '../protocol/index.js';
 import { certificateIdentity } from '../provisioning/pki.js';
 import { maySubscribe, publishRights, sessionId, type ClientIdentity } from './authz.js';
+import { refuseWithConnack } from './connack-refusal.js';
 import { PeerRefusal, checkPeer, peerAddress } from './peer-check.js';
 import { readEventHeader } from './event-header.js';
 import { GroupCommit } from './group-commit.js';
@@ -19,7 +20,8 @@ import { AdmissionQueue, PublishThrottle } from './throttle.js';
  * The site broker: aedes behind TLS with client certificates from the tenant CA.
  *  - admission: gateway/peer-check.ts names every refusal (no certificate, another CA, out of
  *    date, another tenant, revoked, no broker rights) and it is logged with the peer's address
- *    and the presented serial; an unverified connection is closed before aedes sees it;
+ *    and the presented serial; an unverified connection gets CONNACK 5 from
+ *    gateway/connack-refusal.ts and is closed, never reaching aedes;
  *  - identity: the certificate's SAN (tenant, role, id); the MQTT client id is replaced by a
  *    session name derived from it, so nobody can claim to be someone else;
  *  - rights: gateway/authz.ts, checked on every publish and subscribe;
@@ -163,7 +165,7 @@ export class SiteBroker {
       minVersion: 'TLSv1.2',
     };
     const server = createTlsServer(tlsOptions, (socket) => {
-      if (this.admit(socket)) this.accept(socket);
+      if (this.admit(socket, 'mqtt')) this.accept(socket);
     });
     this.rememberPeerAddresses(server);
     server.on('tlsClientError', (err, socket) => this.handshakeFailed(err, socket));
@@ -173,7 +175,7 @@ export class SiteBroker {
     if (this.opts.wsPort !== undefined && this.opts.wsPort !== null) {
       const https = createHttpsServer(tlsOptions);
       // Ahead of the HTTP layer's own listener: a refused socket is closed before any request is read.
-      https.prependListener('secureConnection', (socket: TLSSocket) => void this.admit(socket));
+      https.prependListener('secureConnection', (socket: TLSSocket) => void this.admit(socket, 'ws'));
       this.rememberPeerAddresses(https);
       https.on('tlsClientError', (err, socket) => this.handshakeFailed(err, socket));
       const wss = new WebSocketServer({ server: https, maxPayload: this.opts.limits.maxPacketBytes });
@@ -252,13 +254,15 @@ export class SiteBroker {
    * the peer's address and the presented serial, and closed; nothing of it reaches aedes.
    * Verified ones go on to aedes, whose CONNECT runs the identity stage (identify()).
    */
-  private admit(socket: TLSSocket): boolean {
+  private admit(socket: TLSSocket, port: 'mqtt' | 'ws'): boolean {
     const verdict = checkPeer(socket, { tenant: this.opts.tenant, isRevoked: this.opts.isRevoked });
     if (verdict instanceof PeerRefusal && verdict.stage === 'tls') {
       this.opts.metrics.connectsRefused.inc({ reason: 'tls' });
       this.opts.metrics.tlsRefused.inc({ reason: verdict.reason });
       this.logRefusal(verdict, socket);
-      socket.destroy();
+      // The MQTT port answers its CONNECT with "not authorized"; the WebSocket port never upgrades.
+      if (port === 'mqtt') refuseWithConnack(socket);
+      else socket.destroy();
       return false;
     }
     this.admitted.add(socket);

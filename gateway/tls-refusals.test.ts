@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { connect as connectTls } from 'node:tls';
+import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificateAuthority, issueCertificate, normalizeSerial } from '../provisioning/pki.js';
 import type { Gateway } from './gateway.js';
@@ -46,20 +48,11 @@ function refusals(): RefusalLine[] {
 async function refusedWith(creds: { cert: string; key: string } | null): Promise<RefusalLine> {
   const before = refusals().length;
   if (creds) {
-    await expect(connectClient({ port: gw.mqttPort, ca: site.pki.caFile, creds })).rejects.toThrow();
+    // Every refusal, at either stage, is answered in MQTT: CONNACK 5.
+    await expect(connectClient({ port: gw.mqttPort, ca: site.pki.caFile, creds })).rejects.toThrow(/not authorized/i);
   } else {
-    await expect(
-      new Promise<void>((resolve, reject) => {
-        // No client certificate at all: the handshake completes (the server asks, the client has
-        // none), then the gateway closes the connection.
-        const socket = connectTls({ host: '127.0.0.1', port: gw.mqttPort, ca: readFileSync(site.pki.caFile), servername: 'localhost' }, () => {
-          socket.write(Buffer.from([0x10, 0x00]));
-        });
-        socket.on('data', () => resolve());
-        socket.once('error', reject);
-        socket.once('close', () => reject(new Error('closed without an answer')));
-      }),
-    ).rejects.toThrow();
+    // No client certificate at all: the handshake completes (the server asks, the client has none).
+    await expect(mqtt.connectAsync({ protocol: 'mqtts', host: '127.0.0.1', port: gw.mqttPort, ca: readFileSync(site.pki.caFile), protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000 })).rejects.toThrow(/not authorized/i);
   }
   await until(() => refusals().length > before);
   const added = refusals().slice(before);
@@ -133,6 +126,21 @@ describe('refused TLS clients are logged with their reason', () => {
     await until(() => refusals().length > before);
     const line = refusals().slice(before)[0]!;
     expect(line).toMatchObject({ reason: 'handshake-failed', stage: 'tls', peer: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
+  });
+
+  it('MQTT 5 clients and mosquitto_sub are told "not authorized" too', async () => {
+    const foreignCa = await createCertificateAuthority({ tenant: 'acme' });
+    const wrongCa = await issueCertificate({ ca: foreignCa, tenant: 'acme', role: 'integration', id: 'panel' });
+    await expect(
+      mqtt.connectAsync({ protocol: 'mqtts', host: '127.0.0.1', port: gw.mqttPort, ca: readFileSync(site.pki.caFile), cert: wrongCa.certPem, key: wrongCa.keyPem, protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 10_000 }),
+    ).rejects.toThrow(/not authorized/i);
+    const files = await site.pki.issue('device', 'door-gone', { notBefore: new Date(Date.now() - 3 * 86_400_000), notAfter: new Date(Date.now() - 86_400_000) });
+    const err = await new Promise<string>((resolve) =>
+      execFile('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(gw.mqttPort), '-V', 'mqttv311', '--cafile', site.pki.caFile, '--cert', files.certFile, '--key', files.keyFile, '-t', 'cf/v1/acme/+/door', '-C', '1', '-W', '5'], { timeout: 20_000 }, (_e, _out, stderr) => resolve(stderr)),
+    );
+    expect(err).toMatch(/not authori[sz]ed/i);
+    await until(() => refusals().some((l) => l.serial === normalizeSerial(files.serial)));
+    expect(refusals().find((l) => l.serial === normalizeSerial(files.serial))).toMatchObject({ reason: 'expired', stage: 'tls' });
   });
 
   it('a valid device certificate still connects', async () => {
