@@ -159,7 +159,7 @@ export class SiteBroker {
       key: this.opts.tls.key,
       requestCert: true,
       // The certificate is still verified against the tenant CA; gateway/peer-check.ts reads
-      // the result after the handshake so a refusal can be named, and admit() closes every
+      // the result after the handshake so a refusal can be named, and admit() refuses every
       // unverified connection before aedes sees it.
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
@@ -251,7 +251,8 @@ export class SiteBroker {
 
   /**
    * The TLS stage: a connection whose certificate did not verify is logged with its reason,
-   * the peer's address and the presented serial, and closed; nothing of it reaches aedes.
+   * the peer's address and the presented serial, answered CONNACK 5 (MQTT port) and closed;
+   * nothing of it reaches aedes.
    * Verified ones go on to aedes, whose CONNECT runs the identity stage (identify()).
    */
   private admit(socket: TLSSocket, port: 'mqtt' | 'ws'): boolean {
