@@ -226,7 +226,10 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<Rec
       if (overlapHours !== undefined && !Number.isFinite(overlapHours)) throw new UsageError('--overlap-hours must be a number');
       const result = await rotateUnit(out, ring, { ...target, overlapHours, cloud: target.role === 'device' ? cloud : undefined });
       if (cloud && target.role === 'device' && !dryRun) progress(`recorded the new serial ${result.serial} at ${cloud.url}`);
-      progress(`new certificate ${result.serial} for ${target.role} ${target.id}; apply ${result.archive} to the unit and reload it (install.sh does "systemctl reload": no restart, no downtime)`);
+      const apply = target.role === 'integration'
+        ? `give ${result.archive} to the panel integrator; their client reconnects with it`
+        : `apply ${result.archive} to the unit and reload it (install.sh does "systemctl reload": no restart, no downtime)`;
+      progress(`new certificate ${result.serial} for ${target.role} ${target.id}; ${apply}`);
       progress(`old certificate(s) ${result.retiring.join(', ') || '(none)'} keep working until ${result.retireAt}; then run "provision revoke --due"`);
       return { command, ...result, dryRun };
     }

@@ -98,7 +98,7 @@ const decision = (device: string, result: 'granted' | 'denied') =>
   JSON.stringify({ type: 'door', tenant: 'acme', device, door: 'lobby', subject: result === 'granted' ? newSubjectId() : null, result, reasons: [], eventId: newMessageId(), at: Date.now() });
 
 describe('provision integration add', () => {
-  it('writes a bundle with the CA, an integration certificate and a private key, and records it for revocation', async () => {
+  it('writes a bundle with the CA, an integration certificate and a private key, and records it for rotation and revocation', async () => {
     const b = integrationBundle();
     const cert = new X509Certificate(readFileSync(join(b, 'integration.crt')));
     expect(certificateIdentity(cert)).toMatchObject({ tenant: 'acme', role: 'integration', id: 'door-panel' });
@@ -120,10 +120,15 @@ describe('provision integration add', () => {
 
     // Revocable like any unit (the gateway here has no cloud to learn it from; the CRL and inventory list it).
     await ok(['integration', 'add', '--out', dir, '--integration', 'old-panel']);
-    const serial = certificateIdentity(new X509Certificate(readFileSync(join(dir, 'integrations', 'old-panel', 'integration.crt'))))!.serial;
+    const serialOf = () => certificateIdentity(new X509Certificate(readFileSync(join(dir, 'integrations', 'old-panel', 'integration.crt'))))!.serial;
+    const first = serialOf();
+    const rotated = await ok(['rotate', '--out', dir, '--integration', 'old-panel', '--overlap-hours', '1']);
+    expect(rotated.json).toMatchObject({ role: 'integration', id: 'old-panel', retiring: [first] });
+    const second = serialOf();
+    expect(second).not.toBe(first);
     const revoked = await ok(['revoke', '--out', dir, '--integration', 'old-panel']);
-    expect(revoked.json.newlyRevoked).toEqual([serial]);
-    expect(revoked.json.refused).toContain(serial);
+    expect([...(revoked.json.newlyRevoked as string[])].sort()).toEqual([first, second].sort());
+    expect(revoked.json.refused).toEqual(expect.arrayContaining([first, second]));
   });
 });
 
