@@ -131,6 +131,9 @@ export class Terminal extends EventEmitter<TerminalEvents> {
    * acted on (refused with a traced reason).
    */
   async onCard(cardNumber: string, action?: 'in' | 'out'): Promise<PunchBody | null> {
+    // One "card read" line per read and then exactly one outcome line ("punch" or "trigger
+    // ignored"), so a log alone shows every badge accounted for (tests/support/badges.ts).
+    this.o.log.info({ trigger: 'card' }, 'card read');
     return this.queue.submit({ kind: 'card', idle: false, run: (ctx) => this.decideCard(ctx, cardNumber, action) });
   }
 
