@@ -101,8 +101,9 @@ export class TriggerQueue<T> {
    */
   submit(job: TriggerJob<T>): Promise<T | null> {
     const read = { readAtWall: Date.now(), readAt: performance.now() };
+    // An idle scan is nobody's claim: when it cannot run there is nothing to trace.
+    if (job.idle) return this.busy || this.closed ? Promise.resolve(null) : this.start(job, read);
     if (this.closed) return this.refuse(job, 'closed');
-    if (job.idle) return this.busy ? Promise.resolve(null) : this.start(job, read);
     if (this.current?.job.idle) this.preempt(job.kind);
     if (!this.current && this.waiting.length === 0) return this.start(job, read);
     const { size, maxWaitMs } = this.o.limits();
