@@ -14,6 +14,12 @@ export function startFaceTrigger(
 ): () => void {
   if (opts.scanMs <= 0) return () => undefined;
   let pausedUntil = 0;
+  // A face already punched (debounced) pauses the scan too: the person still in view is not
+  // told "already recorded" at every look.
+  const onIgnored = (i: { trigger: string; reason: string }) => {
+    if (i.trigger === 'face' && i.reason === 'debounced') pausedUntil = Date.now() + opts.cooldownMs;
+  };
+  terminal.on('ignored', onIgnored);
   const timer = setInterval(() => {
     const c = policy().credentials;
     if ((c !== 'face-only' && c !== 'card-or-face') || terminal.state === 'busy' || Date.now() < pausedUntil) return;
@@ -26,5 +32,8 @@ export function startFaceTrigger(
     );
   }, opts.scanMs);
   timer.unref();
-  return () => clearInterval(timer);
+  return () => {
+    clearInterval(timer);
+    terminal.off('ignored', onIgnored);
+  };
 }

@@ -198,4 +198,28 @@ describe('LEDs and buzzer per terminal state', () => {
     expect(sim.level(RED)).toBe(0);
     expect(indicators.idleState()).toBe('idle');
   });
+
+  it('a trigger not taken: a red flash and the refusal beep over the PIN prompt, whose green blink goes on; the red comes back as it was', async () => {
+    const { sim, indicators } = make();
+    indicators.part('camera', true); // red steady: the flash must hand it back
+    const mark = sim.records.length;
+    indicators.screen('enter-pin', { silent: false });
+    indicators.ignored('queue-full');
+    await edges(sim, BUZZER, 2 * onSteps(BUZZER_PATTERNS.denied.steps).length, mark);
+    await edges(sim, RED, 3, mark); // the prompt puts the part-fault red out, then the flash: on, off
+    for (let i = 0; i < 300 && sim.level(RED) !== 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await edges(sim, GREEN, 6, mark); // the PIN prompt's blink went on under it
+    indicators.screen('idle', { silent: false });
+    for (let i = 0; i < 300 && sim.level(RED) !== 1; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(sim.level(RED)).toBe(1); // the part fault shows again
+  });
+
+  it('debounced and reader repeats have no separate sign (their screen state, or the presentation already shown)', () => {
+    const { sim, indicators } = make();
+    indicators.link(true);
+    const mark = sim.records.length;
+    indicators.ignored('debounced');
+    indicators.ignored('reader-repeat');
+    expect(sim.records.slice(mark).filter((r) => r.edge)).toEqual([]);
+  });
 });

@@ -1,6 +1,7 @@
 import type { LedColor, Outputs } from './hardware/index.js';
 import { BUZZER_PATTERNS, LED_PATTERNS, type BuzzerPattern, type LedPattern, type Pattern } from './hardware/patterns.js';
 import type { ScreenState } from './terminal.js';
+import type { IgnoreReason } from './trigger-queue.js';
 
 /**
  * The LEDs and the buzzer, driven from one place: the terminal's screen state, the MQTT link
@@ -39,6 +40,29 @@ export const INDICATIONS: Readonly<Record<IndicatorState, Indication>> = {
   fault: { green: 'off', red: 'blink-twice', buzzer: 'error' },
 };
 
+/**
+ * A trigger not acted on (trigger-queue.ts), shown over whatever the unit shows: a decision in
+ * flight or a PIN prompt keeps its own pattern on the other LED, and takes the flashed LED back
+ * when the flash ends. null: no separate sign (debounced has its own screen state, "already
+ * recorded"; a reader repeat is the same presentation, which already had its sign).
+ */
+export interface IgnoredIndication {
+  led: { color: LedColor; pattern: LedPattern };
+  buzzer: BuzzerPattern | null;
+}
+
+/** "Not taken, badge again": a red flash and the refusal beep. */
+const NOT_TAKEN: IgnoredIndication = { led: { color: 'red', pattern: 'flash' }, buzzer: 'denied' };
+
+export const IGNORED_INDICATIONS: Readonly<Record<IgnoreReason, IgnoredIndication | null>> = {
+  'queue-full': NOT_TAKEN,
+  'wait-expired': NOT_TAKEN,
+  closed: NOT_TAKEN,
+  'no-pin-prompt': NOT_TAKEN,
+  debounced: null,
+  'reader-repeat': null,
+};
+
 /** Sounded once when the camera or the reader fails (not again at every return to idle). */
 export const PART_FAULT_BEEP: BuzzerPattern = 'error';
 
@@ -55,6 +79,8 @@ export class Indicators {
   private idleTimer: NodeJS.Timeout | undefined;
   private atIdle = true;
   private readonly leds: Partial<Record<LedColor, LedPattern>> = {};
+  /** An ignored-trigger flash playing on an LED, and what the LED should show after it. */
+  private readonly overlays: Partial<Record<LedColor, { timer: NodeJS.Timeout; after: LedPattern | undefined }>> = {};
 
   constructor(private readonly outputs: Pick<Outputs, 'led' | 'buzz'>) {
     this.showIdle();
@@ -78,6 +104,25 @@ export class Indicators {
     this.atIdle = false;
     this.cancelIdleTimer();
     this.apply(state, !detail.silent);
+  }
+
+  /** A trigger was not acted on: its sign plays over the current state (IGNORED_INDICATIONS). */
+  ignored(reason: IgnoreReason): void {
+    const i = IGNORED_INDICATIONS[reason];
+    if (!i) return;
+    const { color, pattern } = i.led;
+    const running = this.overlays[color];
+    if (running) clearTimeout(running.timer);
+    const after = running ? running.after : this.leds[color];
+    this.outputs.led(color, pattern);
+    this.leds[color] = pattern;
+    const timer = setTimeout(() => {
+      delete this.overlays[color];
+      this.leds[color] = undefined; // whatever comes back is applied, even the same pattern
+      if (after !== undefined) this.led(color, after);
+    }, patternLengthMs(LED_PATTERNS[pattern]));
+    this.overlays[color] = { timer, after };
+    if (i.buzzer) this.outputs.buzz(i.buzzer);
   }
 
   /** The MQTT link came up or went down. */
@@ -104,6 +149,7 @@ export class Indicators {
 
   close(): void {
     this.cancelIdleTimer();
+    for (const o of Object.values(this.overlays)) clearTimeout(o.timer);
   }
 
   private refreshIdle(): void {
@@ -126,6 +172,11 @@ export class Indicators {
 
   /** A steady or looping pattern already showing is left alone (restarting it would flicker); a one-shot plays again. */
   private led(color: LedColor, pattern: LedPattern): void {
+    const overlay = this.overlays[color];
+    if (overlay) {
+      overlay.after = pattern; // shown when the flash ends
+      return;
+    }
     const p: Pattern = LED_PATTERNS[pattern];
     const oneShot = !p.repeat && p.steps.length > 0 && p.steps.every(Number.isFinite);
     if (!oneShot && this.leds[color] === pattern) return;
@@ -141,6 +192,9 @@ export class Indicators {
 
 /** How long an indication's finite LED patterns take to play out. */
 function resultLengthMs(i: Indication): number {
-  const length = (p: LedPattern) => LED_PATTERNS[p].steps.reduce<number>((sum, ms) => sum + (Number.isFinite(ms) ? ms : 0), 0);
-  return Math.max(length(i.green), length(i.red), i.buzzer ? BUZZER_PATTERNS[i.buzzer].steps.reduce<number>((s, ms) => s + ms, 0) : 0);
+  return Math.max(patternLengthMs(LED_PATTERNS[i.green]), patternLengthMs(LED_PATTERNS[i.red]), i.buzzer ? patternLengthMs(BUZZER_PATTERNS[i.buzzer]) : 0);
+}
+
+function patternLengthMs(p: Pattern): number {
+  return p.steps.reduce<number>((sum, ms) => sum + (Number.isFinite(ms) ? ms : 0), 0);
 }

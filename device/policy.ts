@@ -53,6 +53,31 @@ export const Policy = z
       .strict()
       .prefault({}),
     pinTimeoutMs: z.number().int().min(1000).max(60_000).default(10_000),
+    /**
+     * Wrong PINs at the keypad, per card holder: after `attempts` wrong PINs within `windowMs`
+     * the holder's card + PIN path is locked for `lockMs` (kept in the device store, so a
+     * restart does not reset it). Each refusal is a punch with reason pin-wrong or pin-locked.
+     */
+    pinLockout: z
+      .object({
+        attempts: z.number().int().min(1).max(20).default(3),
+        windowMs: z.number().int().min(1000).max(86_400_000).default(300_000),
+        lockMs: z.number().int().min(1000).max(86_400_000).default(900_000),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * Triggers that arrive while a decision is in flight (a face burst, a PIN prompt) wait their
+     * turn in a FIFO of `size`, each at most `maxWaitMs` (long enough for a PIN prompt and a
+     * burst); a trigger past either bound is refused with a logged, counted reason.
+     */
+    queue: z
+      .object({
+        size: z.number().int().min(0).max(32).default(4),
+        maxWaitMs: z.number().int().min(100).max(120_000).default(15_000),
+      })
+      .strict()
+      .prefault({}),
     timekeeping: z
       .object({
         action: z.enum(['in', 'out', 'auto']).default('auto'),

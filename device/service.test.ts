@@ -411,6 +411,21 @@ describe('operations endpoint', () => {
     expect(text).toMatch(/clockface_device_decision_seconds_count [1-9]/);
   });
 
+  it('counts every trigger not acted on by reason: all reasons listed from the start, keypad digits without a prompt counted', async () => {
+    const before = await (await fetch(`${service.ops!.url}/metrics`)).text();
+    for (const reason of ['queue-full', 'wait-expired', 'debounced', 'reader-repeat', 'closed', 'no-pin-prompt']) {
+      expect(before).toMatch(new RegExp(`clockface_device_triggers_ignored_total\\{reason="${reason}"\\} \\d+`));
+    }
+    const count = (text: string) => Number(/clockface_device_triggers_ignored_total\{reason="no-pin-prompt"\} (\d+)/.exec(text)![1]);
+    writeSync(hostFd, '2580#\r\n'); // nobody was asked for a PIN
+    let after = before;
+    for (let i = 0; i < 500 && count(after) === count(before); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      after = await (await fetch(`${service.ops!.url}/metrics`)).text();
+    }
+    expect(count(after)).toBe(count(before) + 1);
+  });
+
   it('/health: degraded-but-ok is only the link; a dead camera or a closed store is a failure', async () => {
     const health = async () => {
       const res = await fetch(`${service.ops!.url}/health`);

@@ -13,6 +13,7 @@ import { DeviceStore } from './store.js';
 import { EventRecorder } from './events.js';
 import { DeviceLink, normalizeSerial } from './link.js';
 import { Terminal } from './terminal.js';
+import { IGNORE_REASONS } from './trigger-queue.js';
 import { Indicators } from './indicators.js';
 import { startFaceTrigger } from './face-trigger.js';
 import { FunctionKeys } from './function-keys.js';
@@ -70,6 +71,9 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
   const outboxGauge = registry.gauge('clockface_device_outbox_events', 'Events waiting for a cloud receipt');
   const rejected = registry.counter('clockface_device_commands_rejected_total', 'Commands refused (unsigned, expired, replayed, other tenant, invalid), by reason');
   const linkUp = registry.gauge('clockface_device_link_up', '1 while the MQTT link to the gateway is connected');
+  const ignored = registry.counter('clockface_device_triggers_ignored_total', 'Triggers (card reads, face scans, keypad entries) not acted on, by reason');
+  // Every reason shows from the start (at 0), so a rate over it needs no first occurrence.
+  for (const reason of IGNORE_REASONS) ignored.inc({ reason }, 0);
   const latency = registry.histogram('clockface_device_decision_seconds', 'Trigger to decision recorded and actuated', [0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10]);
 
   // Assigned below; the recorder and terminal only call it after start.
@@ -115,6 +119,11 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
   // LEDs and buzzer follow the screen, the link and the parts (indicators.ts has the table).
   const indicators = new Indicators(hardware.outputs);
   terminal.on('screen', (state, detail) => indicators.screen(state, detail));
+  // Every trigger not acted on is counted by reason and shown (the terminal logged it once).
+  terminal.on('ignored', (i) => {
+    ignored.inc({ reason: i.reason });
+    indicators.ignored(i.reason);
+  });
   const cameraFailed = () => indicators.part('camera', true);
   const cameraWorks = () => indicators.part('camera', false);
   const readerFailed = () => indicators.part('reader', true);
@@ -169,10 +178,13 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
     }
   };
   const onCardRead = ({ number }: { number: string }) => guarded('card', () => terminal.onCard(number, keys.peek()));
+  // The same card still on the reader: one presentation, traced through the same mechanism.
+  const onCardRepeat = () => terminal.ignoreTrigger('card', 'reader-repeat');
   // A keypad entry answers the terminal's "enter PIN" prompt (card + PIN); ignored otherwise.
   const onPin = ({ pin }: { pin: string }) => guarded('pin', () => terminal.enterPin(pin));
   const onExitButton = () => guarded('request-to-exit', () => terminal.unlock());
   hardware.reader?.on('card', onCardRead);
+  hardware.reader?.on('repeat', onCardRepeat);
   hardware.reader?.on('pin', onPin);
   hardware.inputs.on('request-to-exit', onExitButton);
   for (const alarm of ['door-held-open', 'door-forced-open'] as const) {
@@ -232,6 +244,7 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
       o.notifier?.stopping();
       // 1. No new triggers: reader, keypad, exit button, face scans, function keys.
       hardware.reader?.off('card', onCardRead);
+      hardware.reader?.off('repeat', onCardRepeat);
       hardware.reader?.off('pin', onPin);
       hardware.inputs.off('request-to-exit', onExitButton);
       stopFaceTrigger();

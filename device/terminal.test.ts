@@ -244,7 +244,7 @@ class SlowEngine implements FaceEngine {
 }
 
 describe('consent and a broken face path', () => {
-  it('face only: a card of someone without face consent asks for the PIN; a consenting card is ignored', async () => {
+  it('face only: a card of someone without face consent asks for the PIN; a consenting card is a 1:1 claim the face confirms', async () => {
     const { store, terminal } = setup('fo-pin', 'access', { credentials: 'face-only', access: { groups: { staff: 'always' } } });
     await enroll(store, 's-face', '42');
     store.upsertSubject({ subject: 's-nc', cardHashes: [cardHash(pepper, '77')], pinHash: hashPin('2468'), faceConsent: false, accessGroups: ['staff'], suspended: false }, null);
@@ -254,7 +254,7 @@ describe('consent and a broken face path', () => {
     for (let i = 0; i < 200 && !screens.includes('enter-pin'); i++) await new Promise((r) => setTimeout(r, 5));
     expect(terminal.enterPin('2468')).toBe(true);
     expect(await p).toMatchObject({ subject: 's-nc', credential: 'card+pin', decision: 'granted' });
-    expect(await terminal.onCard('42')).toBeNull();
+    expect(await terminal.onCard('42')).toMatchObject({ subject: 's-face', credential: 'card+face', decision: 'granted' });
   });
 
   it('no engine, a camera without frames, or an engine past its time limit block with face-unavailable, even under "flag"', async () => {

@@ -9,6 +9,8 @@ import { checkAccess, localDate, type Policy } from './policy.js';
 import type { Camera, Outputs, WiegandOutput } from './hardware/index.js';
 import { faceCredentialNumber } from './wiegand-credential.js';
 import { SubjectIndex } from './subject-index.js';
+import { TriggerQueue, type IgnoredTrigger, type IgnoreReason, type TriggerContext, type TriggerKind } from './trigger-queue.js';
+import { PinLockout } from './pin-lockout.js';
 
 /** What the screen shows; each step of the flow has one. */
 export type ScreenState = 'idle' | 'capturing' | 'deciding' | 'enter-pin' | 'granted' | 'denied' | 'flagged' | 'done' | 'debounced' | 'fault';
@@ -40,17 +42,24 @@ export interface TerminalEvents {
   /** Each step of the flow; `silent` marks a fault no one is waiting on (an idle face scan). indicators.ts drives the LEDs and buzzer from it. */
   screen: [state: ScreenState, detail: { silent: boolean }];
   punch: [PunchBody, { relayAt: number | null; startedAt: number }];
+  /** A trigger the terminal did not act on, with why (logged once, by ignoreTrigger). */
+  ignored: [IgnoredTrigger];
 }
 
 /**
  * The decision flow: idle → (card | face) → capturing → deciding → [enter-pin] → recording →
- * actuating → idle. One trigger at a time; a trigger while busy is ignored. The punch is in the
+ * actuating → idle. One decision at a time (trigger-queue.ts): a card read preempts an idle
+ * face scan, and waits its turn behind a decision in flight or a PIN prompt; whatever is not
+ * acted on is refused with a reason, logged and counted, never dropped. The punch is in the
  * outbox (durably) before the relay moves or the screen says done.
  */
 export class Terminal extends EventEmitter<TerminalEvents> {
-  private busy = false;
   private pinWaiter: ((pin: string | null) => void) | undefined;
   private readonly lastGrant = new Map<string, number>();
+  private readonly queue: TriggerQueue<PunchBody>;
+  private readonly pinLockout: PinLockout;
+  /** The trigger being decided (one at a time): its read time is the punch's time. */
+  private trigger: TriggerContext | undefined;
 
   /** The face templates in memory, kept in step with the store (subject-index.ts). */
   readonly index: SubjectIndex;
@@ -58,121 +67,171 @@ export class Terminal extends EventEmitter<TerminalEvents> {
   constructor(private readonly o: TerminalOptions) {
     super();
     this.index = new SubjectIndex(o.store, o.face?.model ?? null, o.log);
+    this.pinLockout = new PinLockout(o.store, o.policy);
+    this.queue = new TriggerQueue<PunchBody>({
+      limits: () => this.o.policy().queue,
+      onIgnored: (i) => this.ignoreTrigger(i.trigger, i.reason),
+      onIdle: () => {
+        this.trigger = undefined;
+        this.screen('idle');
+      },
+      // Nobody claimed to be anyone: the scan's frames and late engine result are simply dropped.
+      onPreempted: (preempted, by) => this.o.log.debug({ preempted, by }, 'idle scan preempted'),
+    });
   }
 
-  private closed = false;
-  private inFlight: Promise<unknown> = Promise.resolve();
-
   /**
-   * Shutdown: refuses new triggers, ends a PIN prompt (recorded as a timeout), and resolves once
-   * the decision in flight is fully recorded and actuated. Nothing is left half done.
+   * Shutdown: refuses new triggers and those waiting (each traced as 'closed'), ends a PIN
+   * prompt (recorded as a timeout), and resolves once the decision in flight is fully recorded
+   * and actuated. Nothing is left half done.
    */
   async close(): Promise<void> {
-    this.closed = true;
+    // The queue refuses what waits before the prompt ends, so nothing starts behind it.
+    const closing = this.queue.close();
     const w = this.pinWaiter;
     this.pinWaiter = undefined;
     w?.(null);
-    await this.inFlight.catch(() => undefined);
+    await closing.catch(() => undefined);
     this.index.close(); // the index is the terminal's: it stops following the store with it
   }
 
   get state(): 'idle' | 'busy' {
-    return this.busy ? 'busy' : 'idle';
+    return this.queue.busy ? 'busy' : 'idle';
   }
 
-  /** Keypad entry while the screen asks for a PIN. Returns false when no PIN is being asked for. */
+  /**
+   * The one way a trigger is not acted on: one log line (never the card number), the `ignored`
+   * event (service.ts counts it by reason; indicators.ts shows it to the employee). Expected
+   * repeats (debounced, reader-repeat) log at info, the rest at warn.
+   */
+  ignoreTrigger(trigger: TriggerKind, reason: IgnoreReason): void {
+    const quiet = reason === 'debounced' || reason === 'reader-repeat';
+    this.o.log[quiet ? 'info' : 'warn']({ trigger, reason }, 'trigger ignored');
+    this.emit('ignored', { trigger, reason });
+  }
+
+  /**
+   * Keypad entry while the screen asks for a PIN. Returns false when no PIN is being asked for
+   * (traced as 'no-pin-prompt', so digits typed too early are seen and not silently lost).
+   */
   enterPin(pin: string): boolean {
     const w = this.pinWaiter;
-    if (!w) return false;
+    if (!w) {
+      this.ignoreTrigger('pin', 'no-pin-prompt');
+      return false;
+    }
     this.pinWaiter = undefined;
     w(pin);
     return true;
   }
 
-  /** A card was read: 1:1, the card claims a subject; the face (or PIN) must confirm per policy. */
+  /**
+   * A card was read: 1:1, the card claims a subject; the face (or PIN) must confirm per policy.
+   * It preempts an idle face scan or waits its turn (trigger-queue.ts); null when it was not
+   * acted on (refused with a traced reason).
+   */
   async onCard(cardNumber: string, action?: 'in' | 'out'): Promise<PunchBody | null> {
-    return this.exclusive(async (startedAt) => {
-      const policy = this.o.policy();
-      const subject = this.o.store.subjectByCardHash(cardHash(this.o.pepper, cardNumber));
-      // Face only: a card is no credential for someone who uses their face, so it is ignored;
-      // it is the way in for those without face consent (card + PIN below).
-      if (policy.credentials === 'face-only' && subject?.faceConsent === true && !subject.suspended) return null;
-      if (!subject) return this.finish(startedAt, { subject: null, credential: 'card', decision: 'denied', reasons: ['unknown-card'] }, null, null);
-      if (subject.suspended) return this.finish(startedAt, { subject: subject.subject, credential: 'card', decision: 'denied', reasons: ['subject-suspended'] }, null, null);
-
-      // card-only and card-or-face: the card alone is the credential. card+face: the face confirms it.
-      const faceWanted = (policy.credentials === 'card+face' || policy.credentials === 'face-only') && policy.faceCheck !== 'none';
-      if (!faceWanted) return this.grantIfAllowed(startedAt, subject, 'card', [], null, cardNumber, action);
-      if (!subject.faceConsent) {
-        // No face consent, in any mode that wants a face: card + PIN when the policy allows it and a PIN is set.
-        if (policy.pinFallback && subject.pinHash) return this.pinPath(startedAt, subject, cardNumber, action);
-        return this.finish(startedAt, { subject: subject.subject, credential: 'card', decision: 'denied', reasons: ['consent-withdrawn'] }, null, null);
-      }
-
-      this.screen('capturing');
-      const burst = await this.analyzeBurst(policy, (a) => this.faceFailures(policy, a, subject).reasons.length === 0);
-      if ('fault' in burst) return this.faceFault(startedAt, subject.subject, 'card+face', burst.fault);
-      const analysis = burst.analysis;
-      this.screen('deciding');
-      const failed = this.faceFailures(policy, analysis, subject);
-      if (failed.reasons.length === 0) return this.grantIfAllowed(startedAt, subject, 'card+face', [], analysis, cardNumber, action, failed.similarity);
-      // "flag" lets every failed check through for review, an empty view included (the reviewer
-      // sees no-face). Only a broken face path (above) always blocks.
-      if (policy.onFailedCheck === 'flag') {
-        return this.grantIfAllowed(startedAt, subject, 'card+face', [...failed.reasons, 'review-required'], analysis, cardNumber, action, failed.similarity, true);
-      }
-      return this.finish(
-        startedAt,
-        { subject: subject.subject, credential: 'card+face', decision: 'denied', reasons: failed.reasons, similarity: failed.similarity },
-        analysis,
-        null,
-      );
-    });
+    // One "card read" line per read and then exactly one outcome line ("punch" or "trigger
+    // ignored"), so a log alone shows every badge accounted for (tests/support/badges.ts).
+    this.o.log.info({ trigger: 'card' }, 'card read');
+    return this.queue.submit({ kind: 'card', idle: false, run: (ctx) => this.decideCard(ctx, cardNumber, action) });
   }
 
-  /** A face came into view: 1:N search over local templates. Null when there is nobody to decide on. */
+  private async decideCard(ctx: TriggerContext, cardNumber: string, action?: 'in' | 'out'): Promise<PunchBody | null> {
+    const { startedAt } = ctx;
+    this.trigger = ctx;
+    const policy = this.o.policy();
+    const subject = this.o.store.subjectByCardHash(cardHash(this.o.pepper, cardNumber));
+    if (!subject) return this.finish(startedAt, { subject: null, credential: 'card', decision: 'denied', reasons: ['unknown-card'] }, null, null);
+    if (subject.suspended) return this.finish(startedAt, { subject: subject.subject, credential: 'card', decision: 'denied', reasons: ['subject-suspended'] }, null, null);
+
+    // card-only and card-or-face: the card alone is the credential. card+face: the face confirms
+    // it. Face only: the card is a 1:1 claim the face must match (stronger than a 1:N search,
+    // so always a face match, whatever faceCheck says); without face consent, card + PIN.
+    const faceOnly = policy.credentials === 'face-only';
+    const faceWanted = faceOnly || (policy.credentials === 'card+face' && policy.faceCheck !== 'none');
+    const checks: Policy = faceOnly ? { ...policy, faceCheck: 'face-match' } : policy;
+    if (!faceWanted) return this.grantIfAllowed(startedAt, subject, 'card', [], null, cardNumber, action);
+    if (!subject.faceConsent) {
+      // No face consent, in any mode that wants a face: card + PIN when the policy allows it and a PIN is set.
+      if (policy.pinFallback && subject.pinHash) return this.pinPath(startedAt, subject, cardNumber, action);
+      return this.finish(startedAt, { subject: subject.subject, credential: 'card', decision: 'denied', reasons: ['consent-withdrawn'] }, null, null);
+    }
+
+    this.screen('capturing');
+    const burst = await this.analyzeBurst(checks, (a) => this.faceFailures(checks, a, subject).reasons.length === 0, ctx.signal);
+    if ('aborted' in burst) return null; // never for a card (it is nobody's idle job); kept for the type
+    if ('fault' in burst) return this.faceFault(startedAt, subject.subject, 'card+face', burst.fault);
+    const analysis = burst.analysis;
+    this.screen('deciding');
+    const failed = this.faceFailures(checks, analysis, subject);
+    if (failed.reasons.length === 0) return this.grantIfAllowed(startedAt, subject, 'card+face', [], analysis, cardNumber, action, failed.similarity);
+    // "flag" lets every failed check through for review, an empty view included (the reviewer
+    // sees no-face). Only a broken face path (above) always blocks.
+    if (policy.onFailedCheck === 'flag') {
+      return this.grantIfAllowed(startedAt, subject, 'card+face', [...failed.reasons, 'review-required'], analysis, cardNumber, action, failed.similarity, true);
+    }
+    return this.finish(
+      startedAt,
+      { subject: subject.subject, credential: 'card+face', decision: 'denied', reasons: failed.reasons, similarity: failed.similarity },
+      analysis,
+      null,
+    );
+  }
+
+  /**
+   * A face came into view (the idle scan): 1:N search over local templates. Null when there is
+   * nobody to decide on, when the terminal is busy (the next scan looks again), or when a card
+   * read preempted it (it was nobody's claim).
+   */
   async onFace(action?: 'in' | 'out'): Promise<PunchBody | null> {
-    return this.exclusive(async (startedAt) => {
-      const policy = this.o.policy();
-      if (policy.credentials !== 'face-only' && policy.credentials !== 'card-or-face') return null;
-      if (!this.o.face) return null;
-      this.screen('capturing');
-      // The first frame's search, when it already decides, is the one the decision uses (not run twice).
-      const searched = new WeakMap<Float32Array, ReturnType<SubjectIndex['identify']>>();
-      const identify = (descriptor: Float32Array) => {
-        let found = searched.get(descriptor);
-        if (!found) searched.set(descriptor, (found = this.index.identify(descriptor, policy.thresholds)));
-        return found;
-      };
-      const burst = await this.analyzeBurst(policy, (a) => !!a.descriptor && identify(a.descriptor).outcome === 'match');
-      if ('fault' in burst) {
-        // Nobody claimed to be anyone: no punch to record, but the fault shows (silently) and is logged.
-        this.o.log.error({ fault: burst.fault }, 'face path fault');
-        this.screen('fault', true);
-        return null;
-      }
-      const analysis = burst.analysis;
-      if (!analysis || analysis.faces === 0 || !analysis.descriptor) {
-        this.screen('idle');
-        return null;
-      }
-      this.screen('deciding');
-      const found = identify(analysis.descriptor);
-      const best = found.best;
-      if (found.outcome === 'ambiguous') {
-        return this.finish(startedAt, { subject: null, credential: 'face', decision: 'denied', reasons: ['match-ambiguous'], similarity: best?.similarity ?? null }, analysis, null);
-      }
-      const subject = found.outcome === 'match' && best ? this.o.store.getSubject(best.subject) : undefined;
-      if (!subject || !best) {
-        return this.finish(startedAt, { subject: null, credential: 'face', decision: 'denied', reasons: ['unknown-face'], similarity: best?.similarity ?? null }, analysis, null);
-      }
-      const reasons: Reason[] = [];
-      if (policy.livenessRequired && (analysis.liveness ?? 0) < policy.thresholds.liveness) reasons.push('liveness-failed');
-      if (reasons.length > 0 && policy.onFailedCheck === 'block') {
-        return this.finish(startedAt, { subject: subject.subject, credential: 'face', decision: 'denied', reasons, similarity: best.similarity }, analysis, null);
-      }
-      return this.grantIfAllowed(startedAt, subject, 'face', reasons.length ? [...reasons, 'review-required'] : [], analysis, null, action, best.similarity, reasons.length > 0);
-    });
+    return this.queue.submit({ kind: 'face', idle: true, run: (ctx) => this.decideFace(ctx, action) });
+  }
+
+  private async decideFace(ctx: TriggerContext, action?: 'in' | 'out'): Promise<PunchBody | null> {
+    const { startedAt } = ctx;
+    this.trigger = ctx;
+    const policy = this.o.policy();
+    if (policy.credentials !== 'face-only' && policy.credentials !== 'card-or-face') return null;
+    if (!this.o.face) return null;
+    this.screen('capturing');
+    // The first frame's search, when it already decides, is the one the decision uses (not run twice).
+    const searched = new WeakMap<Float32Array, ReturnType<SubjectIndex['identify']>>();
+    const identify = (descriptor: Float32Array) => {
+      let found = searched.get(descriptor);
+      if (!found) searched.set(descriptor, (found = this.index.identify(descriptor, policy.thresholds)));
+      return found;
+    };
+    const burst = await this.analyzeBurst(policy, (a) => !!a.descriptor && identify(a.descriptor).outcome === 'match', ctx.signal);
+    // Preempted by a card read: give up without a trace of its own (no punch, no screen).
+    if ('aborted' in burst) return null;
+    if ('fault' in burst) {
+      // Nobody claimed to be anyone: no punch to record, but the fault shows (silently) and is logged.
+      this.o.log.error({ fault: burst.fault }, 'face path fault');
+      this.screen('fault', true);
+      return null;
+    }
+    const analysis = burst.analysis;
+    if (!analysis || analysis.faces === 0 || !analysis.descriptor) {
+      this.screen('idle');
+      return null;
+    }
+    this.screen('deciding');
+    const found = identify(analysis.descriptor);
+    const best = found.best;
+    if (found.outcome === 'ambiguous') {
+      return this.finish(startedAt, { subject: null, credential: 'face', decision: 'denied', reasons: ['match-ambiguous'], similarity: best?.similarity ?? null }, analysis, null);
+    }
+    const subject = found.outcome === 'match' && best ? this.o.store.getSubject(best.subject) : undefined;
+    if (!subject || !best) {
+      return this.finish(startedAt, { subject: null, credential: 'face', decision: 'denied', reasons: ['unknown-face'], similarity: best?.similarity ?? null }, analysis, null);
+    }
+    const reasons: Reason[] = [];
+    if (policy.livenessRequired && (analysis.liveness ?? 0) < policy.thresholds.liveness) reasons.push('liveness-failed');
+    if (reasons.length > 0 && policy.onFailedCheck === 'block') {
+      return this.finish(startedAt, { subject: subject.subject, credential: 'face', decision: 'denied', reasons, similarity: best.similarity }, analysis, null);
+    }
+    return this.grantIfAllowed(startedAt, subject, 'face', reasons.length ? [...reasons, 'review-required'] : [], analysis, null, action, best.similarity, reasons.length > 0);
   }
 
   /** Opens the door without a punch decision (remote unlock, request to exit). */
@@ -182,6 +241,10 @@ export class Terminal extends EventEmitter<TerminalEvents> {
   }
 
   private async pinPath(startedAt: number, subject: StoredSubject, cardNumber: string, action?: 'in' | 'out'): Promise<PunchBody | null> {
+    // Too many wrong PINs for this holder: refused without a prompt until the lock ends.
+    if (this.pinLockout.locked(subject.subject)) {
+      return this.finish(startedAt, { subject: subject.subject, credential: 'card+pin', decision: 'denied', reasons: ['pin-locked'] }, null, null);
+    }
     this.screen('enter-pin');
     const pin = await new Promise<string | null>((resolve) => {
       const timer = setTimeout(() => {
@@ -195,8 +258,11 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     });
     if (pin === null) return this.finish(startedAt, { subject: subject.subject, credential: 'card+pin', decision: 'denied', reasons: ['timeout'] }, null, null);
     if (!subject.pinHash || !verifyPin(pin, subject.pinHash)) {
-      return this.finish(startedAt, { subject: subject.subject, credential: 'card+pin', decision: 'denied', reasons: ['pin-wrong'] }, null, null);
+      // The wrong PIN that reaches the limit says so: the lock starts with this punch.
+      const locked = this.pinLockout.wrongPin(subject.subject);
+      return this.finish(startedAt, { subject: subject.subject, credential: 'card+pin', decision: 'denied', reasons: locked ? ['pin-wrong', 'pin-locked'] : ['pin-wrong'] }, null, null);
     }
+    this.pinLockout.rightPin(subject.subject);
     return this.grantIfAllowed(startedAt, subject, 'card+pin', [], null, cardNumber, action);
   }
 
@@ -227,7 +293,11 @@ export class Terminal extends EventEmitter<TerminalEvents> {
    * rest: a grant is one frame's work, while a doubtful face gets the whole burst (and its
    * fused template) before it is refused.
    */
-  private async analyzeBurst(policy: Policy, passes: (a: FaceAnalysis) => boolean): Promise<{ analysis: FaceAnalysis } | { fault: FaceFault }> {
+  private async analyzeBurst(
+    policy: Policy,
+    passes: (a: FaceAnalysis) => boolean,
+    signal: AbortSignal,
+  ): Promise<{ analysis: FaceAnalysis } | { fault: FaceFault } | { aborted: true }> {
     const camera = this.o.camera();
     const face = this.o.face;
     if (!face) return { fault: 'no-face-engine' };
@@ -244,6 +314,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
         lastSeq = f.seq;
         if (frames.length === 1 && policy.burst.frames > 1 && !policy.livenessRequired) {
           const r = await analyze(frames);
+          if (signal.aborted) return { aborted: true };
           if ('fault' in r) return r;
           first = r.analysis;
           if (first.descriptor && passes(first)) return { analysis: first };
@@ -261,10 +332,12 @@ export class Terminal extends EventEmitter<TerminalEvents> {
         }, Math.max(1, deadline - performance.now()));
         camera.once('frame', done);
       });
+      if (signal.aborted) return { aborted: true };
     }
     // A camera that gives no frame in the whole burst window is broken, not an empty scene.
     if (frames.length === 0) return { fault: 'no-frames' };
-    return analyze(frames, first);
+    const r = await analyze(frames, first);
+    return signal.aborted ? { aborted: true } : r;
   }
 
   /** A broken face path blocks (never a flagged pass), ends on the fault screen (error beep), and says why. */
@@ -299,12 +372,13 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     if (clocksTime) {
       const lastPunch = Number(this.o.store.getSetting(`last-punch:${subject.subject}`) ?? 0);
       if (now.getTime() - lastPunch < policy.timekeeping.debounceMs) {
-        // A repeat within the window is not a new time punch: the screen says so. On a
-        // timekeeping-only unit nothing is recorded; on a door (both) the door still opens and
-        // the passage is recorded as access only, without an in/out.
+        // A repeat within the window is not a new time punch. On a timekeeping-only unit
+        // nothing is recorded: the trigger is ignored as 'debounced' (logged, counted, shown as
+        // "already recorded"); on a door (both) the door still opens and the passage is
+        // recorded as access only, without an in/out.
         this.screen('debounced');
         if (this.o.mode === 'timekeeping') {
-          this.screen('idle');
+          this.ignoreTrigger(credential === 'face' ? 'face' : 'card', 'debounced');
           return null;
         }
         clocksTime = false;
@@ -361,7 +435,8 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       },
       model: analysis ? (this.o.face?.model ?? null) : null,
       door: usesDoor ? policy.access.door : null,
-      time: { wall: Date.now(), monotonicMs: performance.now(), clockSync: this.o.clockSync?.() ?? 'synced' },
+      // The time of the read: a badge that waited its turn is punched when it was shown.
+      time: { wall: this.trigger?.readAtWall ?? Date.now(), monotonicMs: this.trigger?.readAt ?? performance.now(), clockSync: this.o.clockSync?.() ?? 'synced' },
       photo,
       photoDropped: false,
     };
@@ -427,22 +502,6 @@ export class Terminal extends EventEmitter<TerminalEvents> {
   private screen(s: ScreenState, silent = false): void {
     this.o.log.debug({ screen: s }, 'screen');
     this.emit('screen', s, { silent });
-  }
-
-  private async exclusive(fn: (startedAt: number) => Promise<PunchBody | null>): Promise<PunchBody | null> {
-    if (this.busy || this.closed) return null;
-    this.busy = true;
-    const startedAt = performance.now();
-    const run = (async () => {
-      try {
-        return await fn(startedAt);
-      } finally {
-        this.busy = false;
-        this.screen('idle');
-      }
-    })();
-    this.inFlight = run;
-    return run;
   }
 }
 

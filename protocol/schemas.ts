@@ -65,6 +65,8 @@ export const ReasonCode = z.enum([
   'review-required',
   /** The face path is broken (no engine, no camera frames, engine timed out): a fault, never a pass. */
   'face-unavailable',
+  /** Too many wrong PINs for this card holder: the card + PIN path is locked for a while (policy.pinLockout). */
+  'pin-locked',
 ]);
 
 export const ClockSync = z.enum(['synced', 'unsynced', 'stepped']);

@@ -183,14 +183,18 @@ describe('simulated card reader', () => {
     const sim = new SimulatedCardReader(ReaderConfig.parse({ driver: 'simulator' }));
     const cards: CardRead[] = [];
     const rejects: string[] = [];
+    let repeats = 0;
     sim.on('card', (c) => cards.push(c));
+    sim.on('repeat', () => repeats++);
     sim.on('reject', (x) => rejects.push(x.reason));
     await sim.start();
     sim.present('0100ABCDEF');
     sim.present('0100ABCDEF');
+    sim.present('0100ABCDEF'); // still held: one presentation, one reported repeat
     sim.feed(Buffer.from('\x020100ABCDEF00\x03', 'latin1'));
     await sim.stop();
     expect(cards).toEqual([{ raw: '0100ABCDEF', format: 'em4100', number: String(0xabcdef) }]);
+    expect(repeats).toBe(1);
     expect(rejects).toHaveLength(1);
     expect(() => sim.present('XYZ')).toThrow(/hex/);
   });

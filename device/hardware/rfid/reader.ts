@@ -11,6 +11,8 @@ import { RepeatFilter } from './repeat-filter.js';
 export interface CardReaderEvents {
   /** A new card presentation (repeats within reader.repeatWindowMs are folded into one). */
   card: [CardRead];
+  /** A read folded into the presentation before it (once per presentation; never the number). */
+  repeat: [];
   /** A PIN keyed on the reader's keypad (line readers: digits then '#'). */
   pin: [{ pin: string }];
   /** A frame that failed its checksum or format; `reason` names why (never the card number). */
@@ -32,7 +34,9 @@ export interface CardReader extends EventEmitter<CardReaderEvents> {
 function makeSink(emitter: EventEmitter<CardReaderEvents>, filter: RepeatFilter): ParserSink {
   return {
     card: (read) => {
-      if (filter.accept(read)) emitter.emit('card', read);
+      const seen = filter.classify(read);
+      if (seen === 'new') emitter.emit('card', read);
+      else if (seen === 'repeat') emitter.emit('repeat');
     },
     pin: (pin) => emitter.emit('pin', { pin }),
     reject: (reason) => emitter.emit('reject', { reason }),
