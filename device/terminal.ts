@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { LIMITS, cardHash, newMessageId, verifyPin } from '../protocol/index.js';
+import { LIMITS, newMessageId } from '../protocol/index.js';
 import type { Logger } from 'pino';
 import type { DeviceStore, StoredSubject } from './store.js';
 import type { EventRecorder, PunchBody } from './events.js';
@@ -9,6 +9,7 @@ import { checkAccess, localDate, type Policy } from './policy.js';
 import type { Camera, Outputs, WiegandOutput } from './hardware/index.js';
 import { faceCredentialNumber } from './wiegand-credential.js';
 import { SubjectIndex } from './subject-index.js';
+import { CredentialCheck } from './credential-check.js';
 
 /** What the screen shows; each step of the flow has one. */
 export type ScreenState = 'idle' | 'capturing' | 'deciding' | 'enter-pin' | 'granted' | 'denied' | 'flagged' | 'done' | 'debounced' | 'fault';
@@ -24,6 +25,8 @@ export interface TerminalOptions {
   store: DeviceStore;
   recorder: EventRecorder;
   pepper: Buffer;
+  /** Badge lookup and PIN check with the pepper; made from store, pepper and log when not given. */
+  credentials?: CredentialCheck;
   policy: () => Policy;
   face: FaceEngine | null;
   /** The camera in front of the user (a getter so tests and restarts can swap it). */
@@ -54,10 +57,12 @@ export class Terminal extends EventEmitter<TerminalEvents> {
 
   /** The face templates in memory, kept in step with the store (subject-index.ts). */
   readonly index: SubjectIndex;
+  readonly credentials: CredentialCheck;
 
   constructor(private readonly o: TerminalOptions) {
     super();
     this.index = new SubjectIndex(o.store, o.face?.model ?? null, o.log);
+    this.credentials = o.credentials ?? new CredentialCheck({ store: o.store, pepper: o.pepper, log: o.log });
   }
 
   private closed = false;
@@ -93,7 +98,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
   async onCard(cardNumber: string, action?: 'in' | 'out'): Promise<PunchBody | null> {
     return this.exclusive(async (startedAt) => {
       const policy = this.o.policy();
-      const subject = this.o.store.subjectByCardHash(cardHash(this.o.pepper, cardNumber));
+      const subject = await this.credentials.subjectByCard(cardNumber);
       // Face only: a card is no credential for someone who uses their face, so it is ignored;
       // it is the way in for those without face consent (card + PIN below).
       if (policy.credentials === 'face-only' && subject?.faceConsent === true && !subject.suspended) return null;
@@ -194,7 +199,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       };
     });
     if (pin === null) return this.finish(startedAt, { subject: subject.subject, credential: 'card+pin', decision: 'denied', reasons: ['timeout'] }, null, null);
-    if (!subject.pinHash || !verifyPin(pin, subject.pinHash)) {
+    if (!(await this.credentials.pinMatches(subject, pin))) {
       return this.finish(startedAt, { subject: subject.subject, credential: 'card+pin', decision: 'denied', reasons: ['pin-wrong'] }, null, null);
     }
     return this.grantIfAllowed(startedAt, subject, 'card+pin', [], null, cardNumber, action);
