@@ -1,5 +1,5 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
@@ -78,15 +78,24 @@ export async function run(): Promise<Record<string, unknown>> {
     );
     const reader = service.hardware.reader as SimulatedCardReader;
     const samples = { release1: [] as number[], v2: [] as number[] };
+    // CPU time of the whole process (every thread: the scrypt runs in libuv's pool) per badge:
+    // unlike the wall-clock figure, it does not stretch when other work shares the cores.
+    const cpu = { release1: [] as number[], v2: [] as number[] };
+    const loadBefore = loadavg()[0]!;
     let granted = 0;
     const denials: string[] = [];
     for (let i = 0; i < 70; i++) {
       const scheme = i % 2 === 0 ? 'release-1' : 'current';
       service.terminal.credentials.scheme = scheme;
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       // The terminal reports when it fired the relay (null on a denial, which never opens it).
       const punched = new Promise<{ punch: PunchBody; relayAt: number | null }>((resolve) =>
-        service.terminal.once('punch', (punch, { relayAt }) => resolve({ punch, relayAt })),
+        service.terminal.once('punch', (punch, { relayAt }) => {
+          const used = process.cpuUsage(c0);
+          if (i >= 10 && relayAt !== null) (scheme === 'current' ? cpu.v2 : cpu.release1).push((used.user + used.system) / 1000);
+          resolve({ punch, relayAt });
+        }),
       );
       reader.present('00000003E9'); // card number 1001
       const { punch, relayAt } = await punched;
@@ -106,13 +115,22 @@ export async function run(): Promise<Record<string, unknown>> {
     const before = stats(samples.release1);
     const after = stats(samples.v2);
     const sweep = cardCostSweep();
+    const cpuBefore = stats(cpu.release1);
     return {
       // The v2 figure is what the terminal does; release 1's is the same run's baseline.
       badgeToRelayMs: after,
       badgeToRelayBeforeAfterMs: { release1Hmac: before, v2Scrypt: after, cardScrypt: CARD_SCRYPT, addedMedianMs: round(after.median - before.median) },
-      // Largest N whose hash, added to the release 1 median of this run, stays within the target.
-      cardHashCostSweep: sweep.map((c) => ({ ...c, predictedMedianMs: round(before.median + c.cpuMs), withinTarget: before.median + c.cpuMs <= TARGET_MEDIAN_MS })),
-      largestNWithinTarget: sweep.filter((c) => before.median + c.cpuMs <= TARGET_MEDIAN_MS).at(-1)?.N ?? null,
+      cpuMsPerBadge: { release1Hmac: cpuBefore, v2Scrypt: stats(cpu.v2) },
+      // Wall-clock figures stretch with whatever else runs on the machine: say how busy it was.
+      loadAverage1m: { before: round(loadBefore), after: round(loadavg()[0]!) },
+      // The largest N whose hash, added to release 1's badge → relay, keeps the target: on this
+      // run's wall clock, and on an idle machine (estimated by the CPU per badge, which is what
+      // the flow's latency comes down to when nothing else competes for the cores).
+      cardHashCostSweep: sweep.map((c) => ({ ...c, predictedMedianMsThisRun: round(before.median + c.cpuMs), predictedMedianMsIdle: round(cpuBefore.median + c.cpuMs) })),
+      largestNWithinTarget: {
+        thisRun: sweep.filter((c) => before.median + c.cpuMs <= TARGET_MEDIAN_MS).at(-1)?.N ?? null,
+        idle: sweep.filter((c) => cpuBefore.median + c.cpuMs <= TARGET_MEDIAN_MS).at(-1)?.N ?? null,
+      },
       bruteForce: bruteForce(),
       granted,
       denials,
