@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes, scryptSync } from 'node:crypto';
 import { cardHash, hashPin, legacyCardHash } from '../protocol/index.js';
+import pino from 'pino';
+import { CardHashUpgrade } from './card-hash-upgrade.js';
 import { startHarness, type Harness } from './testing/harness.js';
 
 /**
@@ -36,5 +38,26 @@ describe('card and PIN hashes at enrolment', () => {
     expect((await enrol({ pinHash: release1(16384, 8) })).status).toBe(201);
     for (const bad of [release1(1024, 1), '2468', 'p2$garbage$garbage']) expect((await enrol({ pinHash: bad })).status, bad).toBe(400);
     expect((await enrol({ cardHashes: ['1001'] })).status).toBe(400);
+  });
+
+  it('upgrades the release 1 card hashes already in its database, subject by subject, leaving v2 ones alone', async () => {
+    // Two subjects as release 1 stored them, one already v2.
+    const legacy = await enrol({});
+    const mixed = await enrol({});
+    const current = await enrol({ cardHashes: [cardHash(pepper, '3003')] });
+    const set = h.service.db.prepare('UPDATE subjects SET card_hashes = ? WHERE subject = ?');
+    set.run(JSON.stringify([legacyCardHash(pepper, '3001')]), legacy.json.subject);
+    set.run(JSON.stringify([cardHash(pepper, '3002'), legacyCardHash(pepper, '3004')]), mixed.json.subject);
+    const lines: string[] = [];
+    const upgrade = new CardHashUpgrade(h.service, pino({}, { write: (l: string) => void lines.push(l) }));
+    upgrade.start();
+    expect(await upgrade.done()).toBe(2);
+    expect(storedCards(legacy.json.subject as string)).toEqual([cardHash(pepper, '3001')]);
+    expect(storedCards(mixed.json.subject as string)).toEqual([cardHash(pepper, '3002'), cardHash(pepper, '3004')]);
+    expect(storedCards(current.json.subject as string)).toEqual([cardHash(pepper, '3003')]);
+    expect(lines.join('')).toContain('release 1 card hashes upgraded to v2');
+    const again = new CardHashUpgrade(h.service, pino({ level: 'silent' }));
+    again.start();
+    expect(await again.done()).toBe(0);
   });
 });
