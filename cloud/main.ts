@@ -10,6 +10,7 @@ import { createEngine } from './recheck/engines.js';
 import { RecheckWorker } from './recheck/worker.js';
 import { Sweeper } from './retention.js';
 import { buildServer, loadTenantCas } from './server.js';
+import { CardHashUpgrade } from './card-hash-upgrade.js';
 import { CloudService } from './service.js';
 
 /**
@@ -88,6 +89,8 @@ async function serve(config: CloudConfig): Promise<number> {
   const worker = engine ? new RecheckWorker(service, engine, config.recheck, log) : null;
   sweeper.start(config.retention.sweepIntervalMs);
   worker?.start();
+  const cardHashes = new CardHashUpgrade(service, log);
+  cardHashes.start();
   const ingested = metrics.counter('clockface_cloud_ingest_events_total', 'events received from gateways, by result');
   service.ingest.onResults = (results) => results.forEach((r) => ingested.inc({ status: r.status }));
   const swept = metrics.counter('clockface_cloud_photos_swept_total', 'photos deleted by retention');
@@ -110,6 +113,7 @@ async function serve(config: CloudConfig): Promise<number> {
   notifier.stopping();
   log.info('cloud stopping');
   sweeper.stop();
+  await cardHashes.stop();
   await worker?.stop();
   await engine?.close();
   await app.close();

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { LIMITS, type Template } from '../protocol/index.js';
+import { CARD_HASH_PATTERN, LIMITS, PIN_HASH_PATTERN, type Template } from '../protocol/index.js';
 import { B64, ID } from './routes-admin.js';
 import type { Auth } from './server.js';
 import type { CloudService } from './service.js';
@@ -32,8 +32,9 @@ export function registerSubjectRoutes(app: FastifyInstance, service: CloudServic
           additionalProperties: false,
           properties: {
             subject: ID,
-            cardHashes: { type: 'array', maxItems: 8, items: { type: 'string', pattern: '^[0-9a-f]{64}$' }, default: [] },
-            pinHash: { type: ['string', 'null'], maxLength: 256, default: null },
+            // protocol/credentials.ts: cardHash / hashPin with the tenant pepper, made by the admin's client.
+            cardHashes: { type: 'array', maxItems: 8, items: { type: 'string', pattern: CARD_HASH_PATTERN.source }, default: [] },
+            pinHash: { type: ['string', 'null'], pattern: PIN_HASH_PATTERN.source, default: null },
             accessGroups: { type: 'array', maxItems: 32, items: ID, default: [] },
             consent: { type: ['object', 'null'], required: ['policyVersion'], additionalProperties: false, properties: { policyVersion: { type: 'string', minLength: 1, maxLength: 32 } }, default: null },
             referencePhotos: { type: 'array', maxItems: LIMITS.referencePhotos, items: Jpeg, default: [] },

@@ -3,7 +3,7 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tar from 'tar';
-import { newSubjectId, Template } from '../protocol/index.js';
+import { newSubjectId, Template, upgradeCardHash } from '../protocol/index.js';
 import { checkpointWal } from './db.js';
 import type { CloudService } from './service.js';
 import { HttpError } from './http-errors.js';
@@ -70,6 +70,8 @@ export class Subjects {
       throw new HttpError(400, 'reference photos and templates need recorded face consent');
     }
     checkTemplates(input.templates);
+    // A release 1 client's bare HMAC card hashes are kept as v2 (memory-hard) from the start.
+    const cardHashes = await Promise.all(input.cardHashes.map(upgradeCardHash));
     const now = this.s.clock.now();
     const photos = await this.stagePhotos(tenant, input.referencePhotos);
     try {
@@ -79,7 +81,7 @@ export class Subjects {
             `INSERT OR IGNORE INTO subjects (tenant, subject, card_hashes, pin_hash, access_groups, face_consent, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
           )
-          .run(tenant, subject, JSON.stringify(input.cardHashes), input.pinHash, JSON.stringify(input.accessGroups), input.consent ? 1 : 0, now, now);
+          .run(tenant, subject, JSON.stringify(cardHashes), input.pinHash, JSON.stringify(input.accessGroups), input.consent ? 1 : 0, now, now);
         if (!r.changes) throw new HttpError(409, 'subject already exists');
         photos.forEach((p) => p.commit('reference', subject, now));
         this.insertTemplates(tenant, subject, input.templates, now);

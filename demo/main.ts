@@ -122,7 +122,7 @@ async function day(t: Timeline, site: Site, cast: Record<'ana' | 'ben' | 'carl' 
       ana: await enroll('1001', ana),
       ben: await enroll('1002', null), // no reference photo yet: it comes later in the day
       carl: await enroll('1003', carl),
-      dora: await enroll('1004', dora, { pinHash: hashPin('2468') }),
+      dora: await enroll('1004', dora, { pinHash: hashPin(site.pepper, '2468') }),
     };
     const applied = await waitFor('commands applied', async () => {
       const cmds = ((await site.api('GET', '/v1/tenants/acme/commands')).json.commands ?? []) as Array<{ state: string; type: string }>;

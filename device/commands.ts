@@ -3,6 +3,7 @@ import type { DeviceStore, StoredTemplate } from './store.js';
 import type { FaceEngine } from './face-engine.js';
 import type { CommandBody } from './link.js';
 import { Policy } from './policy.js';
+import { upgradeCardHash } from '../protocol/index.js';
 
 /** The current policy, persisted in the store so a restart keeps what the cloud pushed. */
 export class PolicyHolder {
@@ -63,8 +64,10 @@ export function createCommandHandler(deps: CommandDeps): (cmd: CommandBody) => P
           }
           if (cmd.type === 'update-subject' && r.templates.length + r.referencePhotos.length === 0) templates = null;
         }
+        // A release 1 cloud (or record) sends bare HMAC card hashes: stored as v2 from the start.
+        const cardHashes = await Promise.all(r.cardHashes.map(upgradeCardHash));
         deps.store.upsertSubject(
-          { subject: r.subject, cardHashes: r.cardHashes, pinHash: r.pinHash, faceConsent: r.faceConsent, accessGroups: r.accessGroups, suspended: false },
+          { subject: r.subject, cardHashes, pinHash: r.pinHash, faceConsent: r.faceConsent, accessGroups: r.accessGroups, suspended: false },
           templates,
         );
         return;

@@ -29,6 +29,7 @@ export const DeviceConfig = z
         sealing: z.string().default('device-sealing.key'),
         cloudSealingPublic: z.string().default('cloud-sealing.pub'),
         adminSigningPublic: z.string().default('admin-signing.pub'),
+        /** Development fallback only: an installed terminal reads the pepper from the systemd credential `card-pepper` (device/card-pepper.ts). */
         cardPepper: z.string().default('card-pepper.key'),
       })
       .strict()

@@ -39,7 +39,7 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     log.error({ err }, 'face engine failed to load; face checks fail closed');
   }
-  const service = await startDeviceService({ config, baseDir: dirname(resolve(file)), log, face, notifier });
+  const service = await startDeviceService({ config, baseDir: dirname(resolve(file)), log, face, notifier, credentialsDirectory: process.env.CREDENTIALS_DIRECTORY });
   log.info({ tenant: config.tenant, device: config.device, mode: config.mode }, 'terminal running');
   // systemd's ExecReload (and the installer, after a rotated bundle) sends SIGHUP.
   const onReload = () => {

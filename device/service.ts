@@ -14,6 +14,7 @@ import { EventRecorder } from './events.js';
 import { DeviceLink, normalizeSerial } from './link.js';
 import { Terminal } from './terminal.js';
 import { IGNORE_REASONS } from './trigger-queue.js';
+import { loadCardPepper } from './card-pepper.js';
 import { Indicators } from './indicators.js';
 import { startFaceTrigger } from './face-trigger.js';
 import { FunctionKeys } from './function-keys.js';
@@ -32,6 +33,8 @@ export interface DeviceServiceOptions {
   hardware?: Hardware;
   /** 0 for an ephemeral ops port; null for none. */
   opsPort?: number | null;
+  /** `$CREDENTIALS_DIRECTORY` as systemd sets it (the card pepper credential); main.ts passes it. */
+  credentialsDirectory?: string;
 }
 
 export interface DeviceService {
@@ -59,8 +62,12 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
   const sealing = keyPairFromPem('x25519', read(config.keys.sealing));
   const cloud = publicKeyRef('x25519', read(config.keys.cloudSealingPublic).toString('utf8').trim());
   const admin = publicKeyRef('ed25519', read(config.keys.adminSigningPublic).toString('utf8').trim());
-  const pepper = Buffer.from(read(config.keys.cardPepper).toString('utf8').trim(), 'base64');
-  if (pepper.length < 16) throw new Error('card pepper must be at least 16 bytes (base64)');
+  const { pepper, source: pepperSource } = loadCardPepper({
+    credentialsDir: o.credentialsDirectory,
+    fallbackFile: config.keys.cardPepper === undefined ? undefined : path(config.keys.cardPepper),
+  });
+  if (pepperSource === 'file') log.warn('card pepper read from a plain file (keys.cardPepper): for development only; an installed terminal has it as an encrypted systemd credential');
+  else log.info('card pepper read from the systemd credential');
 
   const mqttCredentials = () => ({ ca: read(config.mqtt.ca), cert: read(config.mqtt.cert), key: read(config.mqtt.key) });
   const store = new DeviceStore(join(dataDir, 'device.db'), dataKey(dataDir));
@@ -220,6 +227,8 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
             return { ...h, outbox: h.store === 'ok' ? store.outboxSize().count : null };
           },
         });
+  // Release 1 card hashes on this disk become v2 in the background (credential-check.ts).
+  terminal.credentials.startUpgrade();
   o.notifier?.ready('terminal ready');
   // systemd restarts a terminal whose store or camera is dead; an offline link is a normal mode.
   o.notifier?.startWatchdog(() => health().ok);
@@ -251,6 +260,7 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
       keys.close();
       // 2. The decision in flight finishes: its punch is in the outbox, or it never started.
       await terminal.close();
+      await terminal.credentials.close();
       // 3. Relay to rest, then outputs, link, ops and store closed.
       clearInterval(linkWatch);
       indicators.close();

@@ -21,7 +21,7 @@ describe('graceful shutdown', () => {
     const cert = await issueCertificate({ ca, tenant: 'acme', role: 'device', id: 'door-1' });
     const bundle = writeTerminalBundle(join(dir, 'bundle'), { ca: ca.certPem, cert: cert.certPem, key: cert.keyPem });
     let store = bundle.openStore();
-    store.upsertSubject({ subject: 's-pin', cardHashes: [cardHash(bundle.pepper, '5150')], pinHash: hashPin('1357'), faceConsent: false, accessGroups: ['staff'], suspended: false }, null);
+    store.upsertSubject({ subject: 's-pin', cardHashes: [cardHash(bundle.pepper, '5150')], pinHash: hashPin(bundle.pepper, '1357'), faceConsent: false, accessGroups: ['staff'], suspended: false }, null);
     store.close();
     const pty = await startPty(dir);
     const terminal = await spawnTerminal(bundle, {

@@ -171,6 +171,27 @@ export class DeviceStore implements SequenceStore {
     return row ? this.toSubject(row) : undefined;
   }
 
+  // Credential upgrades (device/credential-check.ts): a hash made by an older release is
+  // replaced in place by its current form; the subject's record is otherwise untouched.
+  /** Every stored card hash (to find those an older release made). */
+  cardHashes(): string[] {
+    return (this.db.prepare('SELECT hash FROM card_hashes').all() as { hash: string }[]).map((r) => r.hash);
+  }
+
+  /** Replaces one card hash by another for the same subject; false when `from` is gone (removed or replaced meanwhile). */
+  replaceCardHash(from: string, to: string): boolean {
+    return this.db.transaction(() => {
+      if (this.db.prepare('UPDATE OR IGNORE card_hashes SET hash = ? WHERE hash = ?').run(to, from).changes > 0) return true;
+      // `to` is there already (both forms were pushed): the older one only lingers.
+      return this.db.prepare('DELETE FROM card_hashes WHERE hash = ? AND subject = (SELECT subject FROM card_hashes WHERE hash = ?)').run(from, to).changes > 0;
+    })();
+  }
+
+  /** Replaces a subject's PIN hash, only if it is still `from` (an update pushed meanwhile wins). */
+  replacePinHash(subject: string, from: string, to: string): boolean {
+    return this.db.prepare('UPDATE subjects SET pin_hash = ? WHERE subject = ? AND pin_hash = ?').run(to, subject, from).changes > 0;
+  }
+
   /** Re-enroll campaign: templates of other models are dropped; returns the subjects affected. */
   dropTemplatesNotOfModel(model: string, subjects: readonly string[] | null): number {
     const rows = this.db.prepare('SELECT DISTINCT subject FROM templates WHERE model != ?').all(model) as { subject: string }[];

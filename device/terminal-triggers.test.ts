@@ -107,7 +107,7 @@ async function enroll(store: DeviceStore, subject: string, card: string, photo =
 }
 
 function withPin(store: DeviceStore, subject: string, card: string, pin: string) {
-  store.upsertSubject({ subject, cardHashes: [cardHash(pepper, card)], pinHash: hashPin(pin), faceConsent: false, accessGroups: ['staff'], suspended: false }, null);
+  store.upsertSubject({ subject, cardHashes: [cardHash(pepper, card)], pinHash: hashPin(pepper, pin), faceConsent: false, accessGroups: ['staff'], suspended: false }, null);
 }
 
 async function until(what: string, ok: () => boolean): Promise<void> {

@@ -247,7 +247,7 @@ describe('consent and a broken face path', () => {
   it('face only: a card of someone without face consent asks for the PIN; a consenting card is a 1:1 claim the face confirms', async () => {
     const { store, terminal } = setup('fo-pin', 'access', { credentials: 'face-only', access: { groups: { staff: 'always' } } });
     await enroll(store, 's-face', '42');
-    store.upsertSubject({ subject: 's-nc', cardHashes: [cardHash(pepper, '77')], pinHash: hashPin('2468'), faceConsent: false, accessGroups: ['staff'], suspended: false }, null);
+    store.upsertSubject({ subject: 's-nc', cardHashes: [cardHash(pepper, '77')], pinHash: hashPin(pepper, '2468'), faceConsent: false, accessGroups: ['staff'], suspended: false }, null);
     const screens: string[] = [];
     terminal.on('screen', (x) => screens.push(x));
     const p = terminal.onCard('77');

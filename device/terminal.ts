@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { LIMITS, cardHash, newMessageId, verifyPin } from '../protocol/index.js';
+import { LIMITS, newMessageId } from '../protocol/index.js';
 import type { Logger } from 'pino';
 import type { DeviceStore, StoredSubject } from './store.js';
 import type { EventRecorder, PunchBody } from './events.js';
@@ -11,6 +11,7 @@ import { faceCredentialNumber } from './wiegand-credential.js';
 import { SubjectIndex } from './subject-index.js';
 import { TriggerQueue, type IgnoredTrigger, type IgnoreReason, type TriggerContext, type TriggerKind } from './trigger-queue.js';
 import { PinLockout } from './pin-lockout.js';
+import { CredentialCheck } from './credential-check.js';
 
 /** What the screen shows; each step of the flow has one. */
 export type ScreenState = 'idle' | 'capturing' | 'deciding' | 'enter-pin' | 'granted' | 'denied' | 'flagged' | 'done' | 'debounced' | 'fault';
@@ -26,6 +27,8 @@ export interface TerminalOptions {
   store: DeviceStore;
   recorder: EventRecorder;
   pepper: Buffer;
+  /** Badge lookup and PIN check with the pepper; made from store, pepper and log when not given. */
+  credentials?: CredentialCheck;
   policy: () => Policy;
   face: FaceEngine | null;
   /** The camera in front of the user (a getter so tests and restarts can swap it). */
@@ -63,6 +66,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
 
   /** The face templates in memory, kept in step with the store (subject-index.ts). */
   readonly index: SubjectIndex;
+  readonly credentials: CredentialCheck;
 
   constructor(private readonly o: TerminalOptions) {
     super();
@@ -78,6 +82,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       // Nobody claimed to be anyone: the scan's frames and late engine result are simply dropped.
       onPreempted: (preempted, by) => this.o.log.debug({ preempted, by }, 'idle scan preempted'),
     });
+    this.credentials = o.credentials ?? new CredentialCheck({ store: o.store, pepper: o.pepper, log: o.log });
   }
 
   /**
@@ -141,7 +146,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     const { startedAt } = ctx;
     this.trigger = ctx;
     const policy = this.o.policy();
-    const subject = this.o.store.subjectByCardHash(cardHash(this.o.pepper, cardNumber));
+    const subject = await this.credentials.subjectByCard(cardNumber);
     if (!subject) return this.finish(startedAt, { subject: null, credential: 'card', decision: 'denied', reasons: ['unknown-card'] }, null, null);
     if (subject.suspended) return this.finish(startedAt, { subject: subject.subject, credential: 'card', decision: 'denied', reasons: ['subject-suspended'] }, null, null);
 
@@ -257,7 +262,7 @@ export class Terminal extends EventEmitter<TerminalEvents> {
       };
     });
     if (pin === null) return this.finish(startedAt, { subject: subject.subject, credential: 'card+pin', decision: 'denied', reasons: ['timeout'] }, null, null);
-    if (!subject.pinHash || !verifyPin(pin, subject.pinHash)) {
+    if (!(await this.credentials.pinMatches(subject, pin))) {
       // The wrong PIN that reaches the limit says so: the lock starts with this punch.
       const locked = this.pinLockout.wrongPin(subject.subject);
       return this.finish(startedAt, { subject: subject.subject, credential: 'card+pin', decision: 'denied', reasons: locked ? ['pin-wrong', 'pin-locked'] : ['pin-wrong'] }, null, null);

@@ -1,7 +1,10 @@
 import fc from 'fast-check';
+import { createHmac, randomBytes, scryptSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   Ack,
+  CARD_SCRYPT,
+  Command,
   DoorDecision,
   ProtocolError,
   Status,
@@ -9,15 +12,21 @@ import {
   canonicalCardNumber,
   canonicalJson,
   cardHash,
+  cardHashAsync,
+  checkPin,
   hashPin,
+  isLegacyCardHash,
+  legacyCardHash,
   newSubjectId,
   parseJson,
   parseMessage,
   parseTopic,
+  scryptMemoryBytes,
   topics,
+  upgradeCardHash,
   verifyPin,
 } from './index.js';
-import { exampleAck, exampleDoor, exampleStatus } from './fixtures.js';
+import { exampleAck, exampleCommands, exampleDoor, exampleStatus } from './fixtures.js';
 
 describe('ids and topics', () => {
   it('builds and parses every channel', () => {
@@ -102,18 +111,67 @@ describe('plain messages', () => {
 
 describe('credentials', () => {
   const pepper = Buffer.alloc(32, 7);
+  /** A PIN hash exactly as release 1 wrote it (unpeppered scrypt, its parameters in the string). */
+  const release1Pin = (pin: string, cost = { N: 16384, r: 8, p: 1 }) => {
+    const salt = randomBytes(16);
+    const hash = scryptSync(pin, salt, 32, { ...cost, maxmem: 64 << 20 });
+    return `scrypt$${cost.N}$${cost.r}$${cost.p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+  };
+
   it('hashes the same badge alike whatever its leading zeros, and differently per tenant pepper', () => {
     expect(cardHash(pepper, '0004123456')).toBe(cardHash(pepper, 4123456));
     expect(cardHash(pepper, '4123456')).not.toBe(cardHash(Buffer.alloc(32, 8), '4123456'));
-    expect(cardHash(pepper, '4123456')).toMatch(/^[0-9a-f]{64}$/);
+    expect(cardHash(pepper, '4123456')).toMatch(/^c2\.[0-9a-f]{64}$/);
     expect(() => canonicalCardNumber('12AB')).toThrow(/decimal/);
   });
-  it('verifies PINs against their scrypt hash and refuses others', () => {
-    const stored = hashPin('4711');
+
+  it('makes the v2 card hash memory-hard on top of the keyed hash, and upgrades a release 1 hash without the card number', async () => {
+    const v1 = legacyCardHash(pepper, '4123456');
+    expect(v1).toBe(createHmac('sha256', pepper).update('card:4123456').digest('hex'));
+    expect(isLegacyCardHash(v1)).toBe(true);
+    const v2 = cardHash(pepper, '4123456');
+    expect(v2).toBe(`c2.${scryptSync(Buffer.from(v1, 'hex'), 'clockface/card/v2', 32, { ...CARD_SCRYPT }).toString('hex')}`);
+    expect(isLegacyCardHash(v2)).toBe(false);
+    expect(await upgradeCardHash(v1)).toBe(v2);
+    expect(await upgradeCardHash(v2)).toBe(v2);
+    expect(await cardHashAsync(pepper, '04123456')).toBe(v2);
+    expect(scryptMemoryBytes(CARD_SCRYPT)).toBe(16 << 20);
+  });
+
+  it('carries both forms of card hash in a subject record, and nothing else', () => {
+    const enroll = exampleCommands()[0]!;
+    const record = (h: string) => Command.safeParse({ ...enroll, record: { ...(enroll as { record: object }).record, cardHashes: [h] } }).success;
+    expect(Command.safeParse(enroll).success).toBe(true);
+    expect(record(cardHash(pepper, '1'))).toBe(true);
+    expect(record(legacyCardHash(pepper, '1'))).toBe(true);
+    expect(record('1001')).toBe(false);
+    expect(record(`c3.${'a'.repeat(64)}`)).toBe(false);
+  });
+
+  it('verifies PINs against their peppered scrypt hash: a wrong PIN or another pepper fails', async () => {
+    const stored = hashPin(pepper, '4711');
+    expect(stored).toMatch(/^p2\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/);
     expect(stored).not.toContain('4711');
-    expect(verifyPin('4711', stored)).toBe(true);
-    expect(verifyPin('4712', stored)).toBe(false);
-    expect(verifyPin('4711', 'garbage')).toBe(false);
-    expect(() => hashPin('12')).toThrow(/4 to 12 digits/);
+    expect(verifyPin(pepper, '4711', stored)).toBe(true);
+    expect(verifyPin(pepper, '4712', stored)).toBe(false);
+    expect(verifyPin(Buffer.alloc(32, 8), '4711', stored)).toBe(false);
+    expect(await checkPin(pepper, '4711', stored)).toBe('match');
+    expect(await checkPin(pepper, '4712', stored)).toBe('mismatch');
+    expect(await checkPin(Buffer.alloc(32, 8), '4711', stored)).toBe('mismatch');
+    expect(verifyPin(pepper, '4711', 'garbage')).toBe(false);
+    expect(await checkPin(pepper, '4711', 'garbage')).toBe('unrecognised');
+    expect(() => hashPin(pepper, '12')).toThrow(/4 to 12 digits/);
+    expect(hashPin(pepper, '4711')).not.toBe(stored); // a random salt per hash
+  });
+
+  it("accepts a release 1 PIN hash only at release 1's own cost, and says it wants upgrading", async () => {
+    const old = release1Pin('2468');
+    expect(await checkPin(pepper, '2468', old)).toBe('match-legacy');
+    expect(await checkPin(pepper, '2469', old)).toBe('mismatch');
+    expect(verifyPin(pepper, '2468', old)).toBe(true);
+    // A hand-made cheap hash (what made a PIN fall in seconds) is never tested at its own low cost.
+    const cheap = release1Pin('2468', { N: 1024, r: 1, p: 1 });
+    expect(await checkPin(pepper, '2468', cheap)).toBe('unrecognised');
+    expect(verifyPin(pepper, '2468', cheap)).toBe(false);
   });
 });

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ID_REGEX, UUID_REGEX } from './ids.js';
 import { ProtocolError } from './errors.js';
 import { LIMITS } from './limits.js';
+import { CARD_HASH_PATTERN, PIN_HASH_PATTERN } from './credentials.js';
 
 /*
  * Message schemas: the single source of truth for what crosses a tier boundary. Types are
@@ -187,10 +188,10 @@ export const Template = z
 const SubjectRecord = z
   .object({
     subject: SubjectId,
-    /** HMAC-SHA256(tenant pepper, card number), hex. The card number itself never travels. */
-    cardHashes: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(8),
-    /** scrypt hash of the fallback PIN, or null. */
-    pinHash: z.string().max(256).nullable(),
+    /** `cardHash(tenant pepper, card number)` (credentials.ts; a release 1 hash is upgraded where it lands). The card number itself never travels. */
+    cardHashes: z.array(z.string().regex(CARD_HASH_PATTERN)).max(8),
+    /** `hashPin(tenant pepper, PIN)` of the fallback PIN, or null. */
+    pinHash: z.string().regex(PIN_HASH_PATTERN).nullable(),
     faceConsent: z.boolean(),
     accessGroups: z.array(id('access group')).max(32),
     templates: z.array(Template).max(LIMITS.templatesPerSubject),

@@ -151,6 +151,8 @@ export async function addDevice(out: OutputFolder, ring: TenantKeyring, opts: Ad
       sealing: 'device-sealing.key',
       cloudSealingPublic: 'cloud-sealing.pub',
       adminSigningPublic: 'admin-signing.pub',
+      // The development fallback (a bundle run by hand or by the demo): install.sh seals the
+      // pepper as the systemd credential card-pepper and removes this file (device/card-pepper.ts).
       cardPepper: 'card-pepper.key',
     },
     hardware,

@@ -2,6 +2,7 @@
 # Clockface installer for Raspberry Pi OS (Debian bookworm, arm64) and Debian servers.
 #
 #   sudo ./systemd/install.sh --bundle door-1.tar.gz          # a terminal (role read from the bundle)
+#   sudo ./systemd/install.sh --bundle door-1.tar.gz --tpm2   # a terminal whose card pepper must be sealed to its TPM2
 #   sudo ./systemd/install.sh --bundle site-1.tar.gz          # a gateway
 #   sudo ./systemd/install.sh --role cloud --cloud-keys acme/cloud/acme  # the cloud and a tenant keyring
 #   sudo ./systemd/install.sh --bundle door-1-rotated.tar.gz  # apply a rotated bundle: reloads the unit (no restart)
@@ -10,7 +11,9 @@
 # Idempotent: running it again with the same bundle changes nothing and restarts nothing. A new
 # TLS key, certificate or CA alone is applied with `systemctl reload` (the service re-reads them
 # on SIGHUP and keeps running); any other change to the bundle, the program or the unit restarts
-# it. Files a new bundle no longer has are removed.
+# it. Files a new bundle no longer has are removed. A terminal's card pepper is never installed in
+# plain: it is encrypted with `systemd-creds` into /etc/clockface/device/card-pepper.cred (sealed
+# to the TPM2 where the board has one, else to the host key) and any plaintext copy is removed.
 # Options:
 #   --bundle PATH      device or gateway bundle (.tar.gz or folder) from `clockface provision`
 #   --role ROLE        device | gateway | cloud (default: from the bundle)
@@ -19,6 +22,8 @@
 #   --source DIR       the Clockface release to install (default: the folder above this script)
 #   --root DIR         install into DIR instead of /, and only print the commands that would change
 #                      the system (apt-get, useradd, systemctl, chown): a dry run you can inspect
+#   --tpm2             (device) seal the card pepper to the TPM2 and the host key, and refuse to
+#                      install without a TPM2 (default: the TPM2 when present, else the host key)
 #   --no-start         install and enable, but do not start
 #   --skip-packages    do not install Node or Debian packages
 set -euo pipefail
@@ -34,6 +39,8 @@ START=1
 PACKAGES=1
 CLOUD_KEYS=()
 NODE_MAJOR=20
+# systemd-creds --with-key for the card pepper: auto = TPM2 (+ host key) when present, else host key.
+PEPPER_KEY=auto
 
 say() { printf 'clockface-install: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -49,6 +56,7 @@ while (($#)); do
     --no-start) START=0; shift ;;
     --skip-packages) PACKAGES=0; shift ;;
     --cloud-keys) CLOUD_KEYS+=("${2:?--cloud-keys needs a folder}"); shift 2 ;;
+    --tpm2) PEPPER_KEY=host+tpm2; shift ;;
     -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -153,7 +161,7 @@ UNIT="clockface-$ROLE.service"
 
 case "$ROLE" in
   device) REQUIRED=(config.json ca.crt device.crt device.key device-signing.key device-sealing.key cloud-sealing.pub admin-signing.pub card-pepper.key)
-          SECRETS=(device-signing.key device-sealing.key card-pepper.key) ;;
+          SECRETS=(device-signing.key device-sealing.key) ;;
   gateway) REQUIRED=(config.json ca.crt gateway.crt gateway.key)
            SECRETS=(gateway.token) ;;
   cloud) REQUIRED=(); SECRETS=() ;;
@@ -252,6 +260,8 @@ if [[ -n "$BUNDLE_DIR" ]]; then
   for f in "$BUNDLE_DIR"/*; do
     name="$(basename "$f")"
     [[ -f "$f" ]] || continue
+    # The card pepper is sealed below, never copied in plain.
+    [[ "$ROLE" == device && "$name" == card-pepper.key ]] && continue
     before=$CHANGED
     CHANGED=0
     if [[ " ${SECRETS[*]} " == *" $name "* ]]; then
@@ -274,6 +284,8 @@ if [[ -n "$BUNDLE_DIR" ]]; then
   for f in "$(P "$CONFROOT/$ROLE")"/*; do
     [[ -f "$f" ]] || continue
     name="$(basename "$f")"
+    # The sealed pepper and its fingerprint are made from the bundle's card-pepper.key, not copied.
+    [[ "$ROLE" == device && ( "$name" == card-pepper.cred || "$name" == card-pepper.cred.sha256 ) ]] && continue
     if [[ ! -f "$BUNDLE_DIR/$name" ]]; then
       rm -f "$f"
       say "removed $CONFROOT/$ROLE/$name (not in the new bundle)"
@@ -282,6 +294,41 @@ if [[ -n "$BUNDLE_DIR" ]]; then
       CHANGED=1
     fi
   done
+fi
+
+# ---- the terminal's card pepper: an encrypted systemd credential -------------------------------
+# With the pepper, a stolen disk's card and PIN hashes can be tested offline; without it they
+# cannot. systemd-creds encrypts it to the TPM2 when the board has one (it cannot be decrypted off
+# the board) or else to the host key in /var/lib/systemd/credential.secret (which is on the same
+# disk: that only keeps the pepper out of backups and copies of /etc). The unit loads it with
+# LoadCredentialEncrypted=card-pepper:… Encryption is not deterministic, so a fingerprint of the
+# pepper and key choice (SHA-256 of 32 random bytes: no help in guessing it) decides whether a
+# new bundle or --tpm2 needs it sealed again.
+if [[ "$ROLE" == device && -n "$BUNDLE_DIR" ]]; then
+  PEPPER_CRED="$CONFROOT/device/card-pepper.cred"
+  fingerprint="$(sha256sum <"$BUNDLE_DIR/card-pepper.key" | cut -d' ' -f1) $PEPPER_KEY"
+  stamp="$(P "$PEPPER_CRED.sha256")"
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$fingerprint" || ( -z "$ROOT" && ! -f "$PEPPER_CRED" ) ]]; then
+    [[ -n "$ROOT" ]] || command -v systemd-creds >/dev/null || die "systemd-creds is missing (systemd 250 or later is needed to seal the card pepper)"
+    sys systemd-creds encrypt --name=card-pepper "--with-key=$PEPPER_KEY" "$BUNDLE_DIR/card-pepper.key" "$PEPPER_CRED" \
+      || die "systemd-creds could not seal the card pepper with --with-key=$PEPPER_KEY (--tpm2 needs a TPM2: see systemd-creds has-tpm2)"
+    [[ -n "$ROOT" ]] || chmod 0600 "$PEPPER_CRED"
+    owner root:root "$PEPPER_CRED"
+    install -m 0600 /dev/null "$stamp"
+    printf '%s\n' "$fingerprint" >"$stamp"
+    say "sealed the card pepper into $PEPPER_CRED (systemd-creds --with-key=$PEPPER_KEY)"
+    CONFIG_CHANGED=1
+    RELOAD_ONLY=0
+    CHANGED=1
+  fi
+  if [[ -f "$(P "$CONFROOT/device/card-pepper.key")" ]]; then
+    rm -f "$(P "$CONFROOT/device/card-pepper.key")"
+    say "removed the plaintext $CONFROOT/device/card-pepper.key (the service reads the sealed credential)"
+    CONFIG_CHANGED=1
+    RELOAD_ONLY=0
+    CHANGED=1
+  fi
+  say "note: the bundle still holds the card pepper in plain; delete $BUNDLE once this terminal runs"
 fi
 
 # ---- cloud tenant keyrings ---------------------------------------------------------------------

@@ -67,10 +67,18 @@ describe('install.sh', () => {
     expect(r.out).toContain('would run: groupadd --system -f gpio');
     expect(r.out).toMatch(/would run: \/usr\/bin\/clockface provision check --bundle \S+door-1/);
     const conf = join(root, 'etc/clockface/device');
-    for (const f of ['device-signing.key', 'device-sealing.key', 'card-pepper.key']) {
+    for (const f of ['device-signing.key', 'device-sealing.key']) {
       expect(mode(join(conf, f)), f).toBe(0o600);
       expect(r.out).toContain(`would run: chown root:root /etc/clockface/device/${f}`);
     }
+    // The card pepper is sealed with systemd-creds (TPM2 when present, else the host key), never copied in plain.
+    expect(existsSync(join(conf, 'card-pepper.key'))).toBe(false);
+    expect(r.out).toMatch(/would run: systemd-creds encrypt --name=card-pepper --with-key=auto \S+\/door-1\/card-pepper\.key \/etc\/clockface\/device\/card-pepper\.cred\n/);
+    expect(r.out).toContain('would run: chown root:root /etc/clockface/device/card-pepper.cred');
+    expect(mode(join(conf, 'card-pepper.cred.sha256'))).toBe(0o600);
+    const pepper = readFileSync(join(tenant, 'devices', 'door-1', 'card-pepper.key'), 'utf8').trim();
+    const installed = spawnSync('grep', ['-rlF', pepper, join(root, 'etc'), join(root, 'var')], { encoding: 'utf8' });
+    expect(installed.stdout).toBe(''); // nowhere in plain
     // The TLS key is re-read on reload (rotation), so the service's group may read it.
     for (const f of ['config.json', 'device.key']) {
       expect(mode(join(conf, f)), f).toBe(0o640);
@@ -138,6 +146,38 @@ describe('install.sh', () => {
     expect(existsSync(join(root, 'etc/clockface/device/old-option.json'))).toBe(false);
     expect(changed.out).toContain('would run: systemctl restart clockface-device.service');
     expect(run().err).toContain('done: nothing changed');
+  });
+
+  it('seals the card pepper again only when it or the key choice changes; --tpm2 insists on the TPM2; a plaintext copy from an older install goes', async () => {
+    const root = join(tmp, 'root-pepper');
+    const bundle = join(tmp, 'door-1-pepper');
+    cpSync(join(tenant, 'devices', 'door-1'), bundle, { recursive: true });
+    const run = (...extra: string[]) => install(['--root', root, '--bundle', bundle, '--skip-packages', ...extra]);
+    const sealed = (out: string) => /would run: systemd-creds encrypt --name=card-pepper/.test(out);
+    expect(sealed(run().out)).toBe(true);
+    const again = run();
+    expect(sealed(again.out)).toBe(false);
+    expect(again.err).toContain('done: nothing changed');
+
+    const tpm = run('--tpm2');
+    expect(tpm.out).toMatch(/would run: systemd-creds encrypt --name=card-pepper --with-key=host\+tpm2 /);
+    expect(tpm.out).toContain('would run: systemctl restart clockface-device.service');
+    expect(sealed(run('--tpm2').out)).toBe(false);
+
+    // Release 1 installed the pepper in plain, and the service read it there.
+    writeFileSync(join(root, 'etc/clockface/device/card-pepper.key'), readFileSync(join(bundle, 'card-pepper.key')), { mode: 0o600 });
+    const upgrade = run('--tpm2');
+    expect(upgrade.err).toContain('removed the plaintext /etc/clockface/device/card-pepper.key');
+    expect(existsSync(join(root, 'etc/clockface/device/card-pepper.key'))).toBe(false);
+    expect(upgrade.out).toContain('would run: systemctl restart clockface-device.service');
+
+    // A new pepper in the bundle (a re-provisioned tenant) is sealed again; the sealed file is never pruned.
+    writeFileSync(join(bundle, 'card-pepper.key'), `${Buffer.alloc(32, 9).toString('base64')}\n`, { mode: 0o600 });
+    writeFileSync(join(root, 'etc/clockface/device/card-pepper.cred'), 'stand-in for the sealed credential', { mode: 0o600 });
+    const renewed = run('--tpm2');
+    expect(sealed(renewed.out)).toBe(true);
+    expect(renewed.err).not.toContain('card-pepper.cred (not in the new bundle)');
+    expect(existsSync(join(root, 'etc/clockface/device/card-pepper.cred'))).toBe(true);
   });
 
   it('installs a gateway from its bundle folder, with the cloud token as a credential when there is one', () => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CARD_PEPPER_CREDENTIAL } from '../device/card-pepper.js';
 
 /**
  * The unit files: `systemd-analyze verify` against a private root (this machine's systemd
@@ -113,6 +114,15 @@ describe('systemd units', () => {
     expect(creds.some((c) => c.startsWith(`${role}.key:`))).toBe(false);
     for (const c of creds) expect(c).toMatch(/^[a-z.-]+\.key:\/etc\/clockface\/[a-z]+\/[a-z.-]+\.key$/);
     for (const c of creds) expect((s.get('Environment') ?? []).some((e) => e.endsWith(`=%d/${c.split(':')[0]}`))).toBe(true);
+    // Nothing points the config at a plain pepper file: the terminal reads its credential itself.
+    expect((s.get('Environment') ?? []).some((e) => /PEPPER/.test(e))).toBe(false);
+    expect(creds.some((c) => /pepper/.test(c))).toBe(false);
+  });
+
+  it('hands the terminal its card pepper only as an encrypted credential, named as the service reads it', () => {
+    const s = service('clockface-device.service');
+    expect(s.get('LoadCredentialEncrypted')).toEqual([`${CARD_PEPPER_CREDENTIAL}:/etc/clockface/device/card-pepper.cred`]);
+    for (const u of ['clockface-gateway.service', 'clockface-cloud.service'] as const) expect(service(u).get('LoadCredentialEncrypted')).toBeUndefined();
   });
 
   it.each(['clockface-device.service', 'clockface-gateway.service'] as const)('%s reloads its TLS credentials on `systemctl reload` (SIGHUP)', (unit) => {

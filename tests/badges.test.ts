@@ -58,7 +58,7 @@ beforeAll(async () => {
   for (const [i, person] of cast.entries()) {
     await enroll({ cardHashes: [cardHash(site.pepper, String(3001 + i))], consent: { policyVersion: 'v1' }, referencePhotos: [person.reference.toString('base64')] });
   }
-  await enroll({ cardHashes: [cardHash(site.pepper, '3004')], pinHash: hashPin('2468') }); // no face consent: card + PIN
+  await enroll({ cardHashes: [cardHash(site.pepper, '3004')], pinHash: hashPin(site.pepper, '2468') }); // no face consent: card + PIN
   for (let i = 0; i < 600; i++) {
     const cmds = ((await site.api('GET', '/v1/tenants/acme/commands')).json.commands ?? []) as Array<{ state: string; type: string }>;
     const enrolls = cmds.filter((c) => c.type === 'enroll-subject');

@@ -108,7 +108,7 @@ export function enrollCommand(pepper: Buffer, subject: string, card: string, opt
     record: {
       subject,
       cardHashes: [cardHash(pepper, card)],
-      pinHash: opts.pin ? hashPin(opts.pin) : null,
+      pinHash: opts.pin ? hashPin(pepper, opts.pin) : null,
       faceConsent: opts.consent ?? true,
       accessGroups: ['staff'],
       templates: [],

@@ -90,16 +90,20 @@ export interface TerminalProcess {
   remove(): void;
 }
 
-/** Writes `config` next to the bundle and starts the terminal; resolves once it runs. */
-export async function spawnTerminal(bundle: TerminalBundle, config: Record<string, unknown>): Promise<TerminalProcess> {
+/** Writes `config` next to the bundle and starts the terminal (`env` adds to the environment, e.g. CREDENTIALS_DIRECTORY); resolves once it runs. */
+export async function spawnTerminal(bundle: TerminalBundle, config: Record<string, unknown>, env: Record<string, string> = {}): Promise<TerminalProcess> {
   const file = join(bundle.dir, 'config.json');
   writeFileSync(file, JSON.stringify(config));
   const child = await bundleChild('device-child');
-  const proc = spawn(process.execPath, [child.file, '--config', file], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NOTIFY_SOCKET: '' } });
+  const proc = spawn(process.execPath, [child.file, '--config', file], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NOTIFY_SOCKET: '', ...env } });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   await until(() => err.includes('terminal running') || proc.exitCode !== null, 'terminal running', 3000);
-  if (!err.includes('terminal running')) throw new Error(`terminal did not start:\n${err}`);
+  if (!err.includes('terminal running')) {
+    proc.kill('SIGKILL');
+    child.remove();
+    throw new Error(`terminal did not start:\n${err}`);
+  }
   return { proc, log: () => err, exited, remove: () => child.remove() };
 }
