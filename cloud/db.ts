@@ -110,6 +110,19 @@ CREATE TABLE IF NOT EXISTS alarms (
   tenant TEXT NOT NULL, event_id TEXT NOT NULL, device TEXT NOT NULL, alarm TEXT NOT NULL, door TEXT,
   at INTEGER NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (tenant, event_id)
 );
+-- What an admin must see and acknowledge (cloud/alarms.ts): tampered events, door alarms.
+CREATE TABLE IF NOT EXISTS admin_alarms (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  device TEXT,
+  object_id TEXT,
+  detail TEXT NOT NULL DEFAULT '{}',
+  raised_at INTEGER NOT NULL,
+  acknowledged_at INTEGER,
+  acknowledged_by TEXT
+);
+CREATE INDEX IF NOT EXISTS admin_alarms_tenant ON admin_alarms (tenant, id);
 CREATE TABLE IF NOT EXISTS rejections (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   tenant TEXT NOT NULL,

@@ -50,6 +50,8 @@ const ROUTES: Record<string, Row> = {
   'GET /v1/tenants/{tenant}/photos/{photoId}': { permission: 'photos:read', params: { photoId: '0'.repeat(32) } },
   'GET /v1/tenants/{tenant}/commands': { permission: 'commands:read' },
   'GET /v1/tenants/{tenant}/audit': { permission: 'audit:read' },
+  'GET /v1/tenants/{tenant}/alarms': { permission: 'alarms:read' },
+  'POST /v1/tenants/{tenant}/alarms/{alarmId}/acknowledge': { permission: 'alarms:acknowledge', params: { alarmId: '999999' } },
   'GET /v1/tenants/{tenant}/timesheets': { permission: 'timesheets:read', query: 'from=2026-01-01&to=2026-01-02' },
   'POST /v1/tenants/{tenant}/subjects': { permission: 'subjects:write', body: {} },
   'GET /v1/tenants/{tenant}/subjects/{subject}': { permission: 'subjects:read', params: { subject: 'nobody' } },

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { AlarmState } from './alarms.js';
 import { createApiKey, revokeApiKey, ROLES, type Role } from './auth.js';
 import { HttpError } from './http-errors.js';
 import type { DeviceKeys } from './registry.js';
@@ -349,6 +350,50 @@ export function registerAdminRoutes(app: FastifyInstance, service: CloudService,
       const tenant = tenantOf(req);
       auth.admin(req, tenant, 'commands:read');
       return { commands: service.outbox.list(tenant, req.query as Record<string, never>) };
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:tenant/alarms',
+    {
+      schema: {
+        summary: 'Alarms for the admins (tampered or forged events, door alarms); open ones unless asked otherwise',
+        tags: ['alarms'],
+        params: TenantParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { state: { type: 'string', enum: ['open', 'acknowledged', 'all'] }, after: { type: 'integer', minimum: 0 }, limit: { type: 'integer', minimum: 1, maximum: 5000 } },
+        },
+        response: { 200: { type: 'object', properties: { alarms: List } } },
+      },
+    },
+    async (req) => {
+      const tenant = tenantOf(req);
+      auth.admin(req, tenant, 'alarms:read');
+      return { alarms: service.alarms.list(tenant, req.query as { state?: AlarmState; after?: number; limit?: number }) };
+    },
+  );
+
+  app.post(
+    '/v1/tenants/:tenant/alarms/:alarmId/acknowledge',
+    {
+      schema: {
+        summary: 'Acknowledge an alarm (audited)',
+        tags: ['alarms'],
+        params: { type: 'object', required: ['tenant', 'alarmId'], properties: { tenant: ID, alarmId: { type: 'integer', minimum: 1 } } },
+        response: { 200: { type: 'object', properties: { alarmId: { type: 'integer' }, acknowledgedAt: { type: 'integer' } } } },
+      },
+    },
+    async (req) => {
+      const tenant = tenantOf(req);
+      const who = auth.admin(req, tenant, 'alarms:acknowledge');
+      const { alarmId } = req.params as { alarmId: number };
+      const at = service.clock.now();
+      const outcome = service.alarms.acknowledge(tenant, alarmId, who.keyId, at);
+      if (outcome === 'unknown') throw new HttpError(404, 'no such alarm');
+      if (outcome === 'already') throw new HttpError(409, 'the alarm was already acknowledged');
+      return { alarmId, acknowledgedAt: at };
     },
   );
 

@@ -86,3 +86,26 @@ export function exampleCommands(): Command[] {
     { type: 'revocation-list', commandId: newMessageId(), ...base, serials: ['1f2e3d'], listVersion: 3 },
   ];
 }
+
+/**
+ * A copy of an envelope with one bit flipped in one part, as an attacker on the path would
+ * make it: in the body (the sealed ciphertext), in the signature, or in the header — there in
+ * the last digit of `sentAt`, so the header still parses and still names the same event id.
+ */
+export function flipEnvelopeByte(envelope: Buffer, part: 'header' | 'body' | 'signature'): Buffer {
+  const out = Buffer.from(envelope);
+  const headerLength = out.readUInt16BE(4);
+  const bodyAt = 6 + headerLength + 4;
+  let at: number;
+  if (part === 'signature') at = out.length - 32;
+  else if (part === 'body') at = bodyAt + Math.floor((out.length - 64 - bodyAt) / 2);
+  else {
+    const header = out.subarray(6, 6 + headerLength).toString('latin1');
+    const key = header.indexOf('"sentAt":');
+    let end = key + '"sentAt":'.length;
+    while (/[0-9]/.test(header[end]!)) end++;
+    at = 6 + end - 1; // the last digit: '0'..'9' with its low bit flipped is still a digit
+  }
+  out[at]! ^= 0x01;
+  return out;
+}
