@@ -11,7 +11,7 @@ import { readEventHeader } from './event-header.js';
 import { GroupCommit } from './group-commit.js';
 import type { GatewayMetrics } from './metrics.js';
 import { guardPacketSize } from './packet-guard.js';
-import type { GatewayStore } from './store.js';
+import type { EventCopy, GatewayStore } from './store.js';
 import { AdmissionQueue, PublishThrottle } from './throttle.js';
 
 /**
@@ -55,7 +55,7 @@ export interface SiteBrokerOptions {
    * Commits a group of events durably (resolving only once they are on disk); the gateway
    * passes gateway/event-writer.ts (a worker thread). Default: the store's own connection.
    */
-  appendEvents?: (events: QueuedEvent[]) => void | Promise<void>;
+  appendEvents?: (events: QueuedEvent[]) => EventCopy[] | Promise<EventCopy[]>;
   log: Logger;
   metrics: GatewayMetrics;
   isRevoked: (serial: string) => boolean;
@@ -102,8 +102,9 @@ export class SiteBroker {
 
   constructor(private readonly opts: SiteBrokerOptions) {
     this.log = opts.log;
+    const append = opts.appendEvents ?? ((items: QueuedEvent[]) => opts.store.appendEvents(items));
     this.writer = new GroupCommit<QueuedEvent>(
-      opts.appendEvents ?? ((items) => opts.store.appendEvents(items)),
+      async (items) => this.reportCopies(await append(items)),
       (size) => {
         if (size === 0) return;
         opts.metrics.commitBatch.observe(size);
@@ -239,6 +240,18 @@ export class SiteBroker {
     await new Promise<void>((r) => this.aedes.close(() => r()));
     await this.writer.drained();
     await Promise.all(closing);
+  }
+
+  /**
+   * Other bytes under an event id already queued: a tampered copy, or the device's own re-seal
+   * (gateway/store.ts eventInserter). Queued for the cloud to judge; logged with the device
+   * and counted here, because this is where such a copy would otherwise pass unnoticed.
+   */
+  private reportCopies(copies: readonly EventCopy[]): void {
+    for (const c of copies) {
+      this.opts.metrics.eventCopies.inc({ device: c.device });
+      this.log.warn({ device: c.device, eventId: c.id, queuedAs: c.key }, 'a second copy of a queued event with other bytes; forwarded for the cloud to verify');
+    }
   }
 
   private accept(socket: TLSSocket): void {
