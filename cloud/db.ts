@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { normalizeSerial } from '../provisioning/pki.js';
+import { migrateGroupNamesToIds } from './access-groups.js';
 
 /**
  * The cloud's SQLite database. WAL for concurrent readers, secure_delete so erased rows do
@@ -159,6 +160,15 @@ CREATE TABLE IF NOT EXISTS subjects (
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (tenant, subject)
 );
+-- The access group directory (cloud/access-groups.ts): terminals hold the ids, names stay here.
+CREATE TABLE IF NOT EXISTS access_groups (
+  tenant TEXT NOT NULL,
+  id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (tenant, id),
+  UNIQUE (tenant, name)
+);
 CREATE TABLE IF NOT EXISTS templates (
   id TEXT PRIMARY KEY,
   tenant TEXT NOT NULL,
@@ -241,6 +251,9 @@ function migrate(db: Db): void {
     db.exec('UPDATE OR IGNORE revocations SET serial = normalize_serial(serial) WHERE serial != normalize_serial(serial)');
     db.exec('DELETE FROM revocations WHERE serial != normalize_serial(serial)');
   })();
+  // Subjects' access groups were stored (and sent to terminals) as the names admins typed:
+  // each name gets an opaque id in the directory and the lists are rewritten to ids.
+  migrateGroupNamesToIds(db, Date.now());
 }
 
 /**
