@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS events (
   device TEXT NOT NULL,
   type TEXT NOT NULL,
   received_at INTEGER NOT NULL,
+  digest TEXT, -- SHA-256 of the envelope as stored (cloud/ingest.ts): a later copy is compared byte for byte
   PRIMARY KEY (tenant, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_received ON events (tenant, received_at);
@@ -240,6 +241,8 @@ export function openDatabase(file: string): Db {
 function migrate(db: Db): void {
   const tenantColumns = (db.prepare('PRAGMA table_info(tenants)').all() as Array<{ name: string }>).map((c) => c.name);
   if (!tenantColumns.includes('time_zone')) db.exec("ALTER TABLE tenants ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC'");
+  const eventColumns = (db.prepare('PRAGMA table_info(events)').all() as Array<{ name: string }>).map((c) => c.name);
+  if (!eventColumns.includes('digest')) db.exec('ALTER TABLE events ADD COLUMN digest TEXT');
   const gatewayColumns = (db.prepare('PRAGMA table_info(gateways)').all() as Array<{ name: string }>).map((c) => c.name);
   if (!gatewayColumns.includes('revoked_at')) db.exec('ALTER TABLE gateways ADD COLUMN revoked_at INTEGER');
   // Serials are stored as normalizeSerial writes them (lowercase hex, no leading zeros), so a

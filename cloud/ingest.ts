@@ -3,6 +3,7 @@ import {
   DeviceEvent,
   LIMITS,
   ProtocolError,
+  envelopeDigest,
   keyNamesEnvelope,
   newMessageId,
   openVerified,
@@ -78,6 +79,8 @@ export const EVENT_MAX_FUTURE_MS = 5 * 60_000;
 
 interface Opened {
   item: IngestItem;
+  /** SHA-256 of the envelope, kept with the event so a later copy is compared byte for byte. */
+  digest?: string;
   event: DeviceEventT;
   stream: [string, number];
   photo: Buffer | null;
@@ -89,7 +92,7 @@ export class Ingest {
   onResults: (results: IngestResult[]) => void = () => {};
   /** Called with each refused event (logs). */
   onRejected: (rejection: Rejection) => void = () => {};
-  private readonly isDuplicate;
+  private readonly storedDigest;
   private readonly deviceKey;
   private readonly deviceSerial;
   private readonly serialRevoked;
@@ -104,7 +107,8 @@ export class Ingest {
     private readonly alarms: Alarms,
   ) {
     this.sequences = new SqliteSequenceStore(db);
-    this.isDuplicate = db.prepare('SELECT 1 FROM events WHERE tenant = ? AND id = ?').pluck();
+    // undefined: an id never stored; null: stored before digests were kept; else the stored bytes' SHA-256.
+    this.storedDigest = db.prepare('SELECT digest FROM events WHERE tenant = ? AND id = ?').pluck();
     this.deviceKey = db.prepare('SELECT signing_public AS signing FROM devices WHERE tenant = ? AND device = ?').pluck();
     this.deviceSerial = db.prepare('SELECT cert_serial FROM devices WHERE tenant = ? AND device = ?').pluck();
     this.serialRevoked = db.prepare('SELECT 1 FROM revocations WHERE tenant = ? AND serial = ?').pluck();
@@ -157,7 +161,8 @@ export class Ingest {
     };
 
     // Phase 1, in order: checks and signature verification (synchronous, cheap).
-    const inBatch = new Set<string>();
+    /** Ids already taken in this batch, with their envelope's digest. */
+    const inBatch = new Map<string, string>();
     const accepted: Array<{ item: IngestItem; eventId: string; stream: [string, number]; opened: Promise<Opened> }> = [];
     for (const item of items) {
       // Nothing crosses tenants: a gateway speaks only for the tenant its token belongs to.
@@ -184,7 +189,16 @@ export class Ingest {
         if (!keyNamesEnvelope(item.id, header.id, bytes) || header.tenant !== item.tenant || header.device !== item.device) {
           throw new ProtocolError('envelope.context-mismatch', 'envelope header does not match the batch entry');
         }
-        const known = inBatch.has(header.id) || this.isDuplicate.get(tenant, header.id) !== undefined;
+        const digest = envelopeDigest(bytes);
+        const held = inBatch.get(header.id) ?? (this.storedDigest.get(tenant, header.id) as string | null | undefined);
+        const known = held !== undefined;
+        if (held === digest) {
+          // Exactly the bytes that were verified when the event was taken: a retry. (It also
+          // keeps a retry acknowledged after its device's signing key was replaced.)
+          settle(item, { id: item.id, status: 'duplicate' });
+          ack(item.device, header.id);
+          continue;
+        }
         let verified: VerifiedEnvelope;
         try {
           verified = this.verify(tenant, item.device, bytes);
@@ -200,8 +214,8 @@ export class Ingest {
           ack(item.device, header.id);
           continue;
         }
-        inBatch.add(header.id);
-        const opened = this.open(tenant, keys, item, verified, now);
+        inBatch.set(header.id, digest);
+        const opened = { ...this.open(tenant, keys, item, verified, now), digest };
         if (ended && opened.event.type !== 'command-result') {
           // The contract ended: the tenant's data is being deleted, nothing new is stored (its
           // photo never reaches the vault). Verified, so the receipt lets the terminal release
@@ -305,8 +319,8 @@ export class Ingest {
     try {
       return this.db.transaction((): IngestStatus => {
         const inserted = this.db
-          .prepare('INSERT OR IGNORE INTO events (tenant, id, device, type, received_at) VALUES (?, ?, ?, ?, ?)')
-          .run(tenant, e.eventId, e.device, e.type, now).changes;
+          .prepare('INSERT OR IGNORE INTO events (tenant, id, device, type, received_at, digest) VALUES (?, ?, ?, ?, ?, ?)')
+          .run(tenant, e.eventId, e.device, e.type, now, o.digest ?? null).changes;
         if (!inserted) {
           photo?.abort();
           return 'duplicate';

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyKey } from '../protocol/index.js';
 import { flipEnvelopeByte } from '../protocol/fixtures.js';
 import type { Rejection } from './ingest.js';
+import { deviceKeys } from './testing/fixtures.js';
 import { startHarness, type Harness } from './testing/harness.js';
 
 /**
@@ -72,6 +73,27 @@ describe('a stored event replayed with one byte flipped', () => {
     // A key that does not match the copy's bytes names nothing.
     const wrong = await h.ingest('acme', [item(copyKey(event.eventId, envelope), tampered)]);
     expect(wrong.json.results[0].reason).toContain('envelope.context-mismatch');
+  });
+
+  it('the stored bytes themselves are a duplicate without a signature check, even after the device’s key was replaced', async () => {
+    await h.addDevice('acme', 'door-2');
+    const { event, envelope } = h.punch('acme', 'door-2');
+    expect((await h.ingest('acme', [{ ...item(event.eventId, envelope), device: 'door-2' }])).json.results[0].status).toBe('stored');
+    const fresh = deviceKeys();
+    const replaced = await h.api('PUT', '/v1/tenants/acme/devices/door-2', {
+      token: owner,
+      body: { gateway: 'gw-1', signingPublicKey: fresh.signing.publicRaw.toString('base64'), sealingPublicKey: fresh.sealing.publicRaw.toString('base64'), certSerial: '0a1b2d' },
+    });
+    expect(replaced.json.keysChanged).toBe(true);
+    const alarmsBefore = (await alarms()).length;
+    // The receipt was lost; the terminal's outbox sends the same bytes again, signed with the old key.
+    const retry = await h.ingest('acme', [{ ...item(event.eventId, envelope), device: 'door-2' }]);
+    expect(retry.json.results[0].status).toBe('duplicate');
+    expect(retry.json.receipts).toHaveLength(1);
+    // Other bytes under that id are still judged by the signature: no key vouches for them.
+    const tampered = await h.ingest('acme', [{ ...item(event.eventId, flipEnvelopeByte(envelope, 'body')), device: 'door-2' }]);
+    expect(tampered.json.results[0].reason).toContain('event.tampered');
+    expect((await alarms()).length).toBe(alarmsBefore + 1);
   });
 
   it('a forged event under a new id raises event.forged', async () => {
