@@ -31,9 +31,9 @@ import { PhotoError, stripMetadata, type PhotoVault } from './vault.js';
 
 /**
  * Ingest of device events relayed by a gateway (POST /v1/gateway/ingest). Per event:
- * cross-tenant check → revoked device → header matches the entry → verify the signature →
- * duplicate check by header id → sequence, open the seal with the tenant's cloud key,
- * validate → store. What fails is recorded by code and reason only, never its payload. One
+ * cross-tenant check → revoked device → header matches the entry → the exact bytes already
+ * stored under that id (events.digest) are a duplicate → verify the signature → duplicate
+ * check by header id → sequence, open the seal with the tenant's cloud key, validate → store. What fails is recorded by code and reason only, never its payload. One
  * signed receipt per device per batch lets outboxes release.
  *
  * The signature is verified *before* the duplicate check: an id the cloud already holds
