@@ -63,8 +63,10 @@ export async function run(): Promise<Record<string, unknown>> {
     const frame = await oneFaceFrame(face.engine);
     const door = await stack.startTerminal('door-bench', { frame, mode: 'access', face, policy: { credentials: 'card+face', access: { pulseMs: 100, groups: { staff: 'always' } } } });
     const t = cloud.tenants.get('acme')!;
+    // The terminal's policy holds the group's opaque id (startTerminal asked the cloud's directory for it); so does the subject.
+    const staff = await stack.accessGroupId('staff');
     door.store.upsertSubject(
-      { subject: 's-bench', cardHashes: [cardHash(t.keys.pepper, '1001')], pinHash: null, faceConsent: true, accessGroups: ['staff'], suspended: false },
+      { subject: 's-bench', cardHashes: [cardHash(t.keys.pepper, '1001')], pinHash: null, faceConsent: true, accessGroups: [staff], suspended: false },
       [{ model: face.model, vector: await face.templateFromPhoto(frame) }],
     );
     while (!door.link.connected) await new Promise((r) => setTimeout(r, 10));

@@ -25,6 +25,8 @@ export const PERMISSIONS = {
   'photos:read': ['owner', 'admin', 'reviewer'],
   'commands:read': ['owner', 'admin', 'auditor'],
   'audit:read': ['owner', 'admin', 'auditor'],
+  'alarms:read': ['owner', 'admin', 'auditor'],
+  'alarms:acknowledge': ['owner', 'admin'],
 } as const satisfies Record<string, readonly Role[]>;
 export type Permission = keyof typeof PERMISSIONS;
 

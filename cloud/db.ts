@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { normalizeSerial } from '../provisioning/pki.js';
+import { migrateGroupNamesToIds } from './access-groups.js';
 
 /**
  * The cloud's SQLite database. WAL for concurrent readers, secure_delete so erased rows do
@@ -70,6 +71,7 @@ CREATE TABLE IF NOT EXISTS events (
   device TEXT NOT NULL,
   type TEXT NOT NULL,
   received_at INTEGER NOT NULL,
+  digest TEXT, -- SHA-256 of the envelope as stored (cloud/ingest.ts): a later copy is compared byte for byte
   PRIMARY KEY (tenant, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_received ON events (tenant, received_at);
@@ -110,6 +112,19 @@ CREATE TABLE IF NOT EXISTS alarms (
   tenant TEXT NOT NULL, event_id TEXT NOT NULL, device TEXT NOT NULL, alarm TEXT NOT NULL, door TEXT,
   at INTEGER NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (tenant, event_id)
 );
+-- What an admin must see and acknowledge (cloud/alarms.ts): tampered events, door alarms.
+CREATE TABLE IF NOT EXISTS admin_alarms (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  device TEXT,
+  object_id TEXT,
+  detail TEXT NOT NULL DEFAULT '{}',
+  raised_at INTEGER NOT NULL,
+  acknowledged_at INTEGER,
+  acknowledged_by TEXT
+);
+CREATE INDEX IF NOT EXISTS admin_alarms_tenant ON admin_alarms (tenant, id);
 CREATE TABLE IF NOT EXISTS rejections (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   tenant TEXT NOT NULL,
@@ -145,6 +160,15 @@ CREATE TABLE IF NOT EXISTS subjects (
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (tenant, subject)
+);
+-- The access group directory (cloud/access-groups.ts): terminals hold the ids, names stay here.
+CREATE TABLE IF NOT EXISTS access_groups (
+  tenant TEXT NOT NULL,
+  id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (tenant, id),
+  UNIQUE (tenant, name)
 );
 CREATE TABLE IF NOT EXISTS templates (
   id TEXT PRIMARY KEY,
@@ -217,6 +241,8 @@ export function openDatabase(file: string): Db {
 function migrate(db: Db): void {
   const tenantColumns = (db.prepare('PRAGMA table_info(tenants)').all() as Array<{ name: string }>).map((c) => c.name);
   if (!tenantColumns.includes('time_zone')) db.exec("ALTER TABLE tenants ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC'");
+  const eventColumns = (db.prepare('PRAGMA table_info(events)').all() as Array<{ name: string }>).map((c) => c.name);
+  if (!eventColumns.includes('digest')) db.exec('ALTER TABLE events ADD COLUMN digest TEXT');
   const gatewayColumns = (db.prepare('PRAGMA table_info(gateways)').all() as Array<{ name: string }>).map((c) => c.name);
   if (!gatewayColumns.includes('revoked_at')) db.exec('ALTER TABLE gateways ADD COLUMN revoked_at INTEGER');
   // Serials are stored as normalizeSerial writes them (lowercase hex, no leading zeros), so a
@@ -228,6 +254,9 @@ function migrate(db: Db): void {
     db.exec('UPDATE OR IGNORE revocations SET serial = normalize_serial(serial) WHERE serial != normalize_serial(serial)');
     db.exec('DELETE FROM revocations WHERE serial != normalize_serial(serial)');
   })();
+  // Subjects' access groups were stored (and sent to terminals) as the names admins typed:
+  // each name gets an opaque id in the directory and the lists are rewritten to ids.
+  migrateGroupNamesToIds(db, Date.now());
 }
 
 /**

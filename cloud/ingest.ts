@@ -3,16 +3,22 @@ import {
   DeviceEvent,
   LIMITS,
   ProtocolError,
+  envelopeDigest,
+  keyNamesEnvelope,
   newMessageId,
+  openVerified,
   parseMessage,
   peekHeader,
   publicKeyRef,
   sealAndSign,
-  verifyAndOpen,
+  verifyEnvelope,
+  type EnvelopeHeader,
+  type VerifiedEnvelope,
   type DeviceEvent as DeviceEventT,
   type PublicKeyRef,
   type PunchEvent,
 } from '../protocol/index.js';
+import type { Alarms } from './alarms.js';
 import type { AuditLog } from './audit.js';
 import type { Clock } from './clock.js';
 import { DAY_MS } from './clock.js';
@@ -25,10 +31,19 @@ import { PhotoError, stripMetadata, type PhotoVault } from './vault.js';
 
 /**
  * Ingest of device events relayed by a gateway (POST /v1/gateway/ingest). Per event:
- * cross-tenant check → duplicate check by header id (before the sequence check, so a retried
- * event is acknowledged again) → verify signature and sequence, open the seal
- * with the tenant's cloud key, validate → store. What fails is recorded by code and reason
- * only, never its payload. One signed receipt per device per batch lets outboxes release.
+ * cross-tenant check → revoked device → header matches the entry → the exact bytes already
+ * stored under that id (events.digest) are a duplicate → verify the signature → duplicate
+ * check by header id → sequence, open the seal with the tenant's cloud key, validate → store. What fails is recorded by code and reason only, never its payload. One
+ * signed receipt per device per batch lets outboxes release.
+ *
+ * The signature is verified *before* the duplicate check: an id the cloud already holds
+ * proves nothing about the bytes that carry it. A copy the device signed (a retry, or the
+ * photo-less re-seal its outbox makes under pressure) is a duplicate and acknowledged again;
+ * a copy whose bytes the device did not sign is `event.tampered` — rejected, recorded,
+ * reported through onRejected with the device, raised as an admin alarm (cloud/alarms.ts),
+ * and the stored punch is left as it was. An unknown id whose signature fails is
+ * `envelope.signature-invalid` and raised the same way (`event.forged`). The sequence check
+ * comes after the duplicate check, so a retried event is acknowledged, not refused as a replay.
  */
 export interface IngestItem {
   id: string;
@@ -43,6 +58,16 @@ export interface IngestResult {
   status: IngestStatus;
   reason?: string;
 }
+/** A refused event as the process logs it: who sent it and why, never its bytes. */
+export interface Rejection {
+  tenant: string;
+  gateway: string;
+  device: string | null;
+  eventId: string | null;
+  code: string;
+  reason: string;
+}
+
 export interface Receipt {
   tenant: string;
   device: string;
@@ -54,6 +79,8 @@ export const EVENT_MAX_FUTURE_MS = 5 * 60_000;
 
 interface Opened {
   item: IngestItem;
+  /** SHA-256 of the envelope, kept with the event so a later copy is compared byte for byte. */
+  digest?: string;
   event: DeviceEventT;
   stream: [string, number];
   photo: Buffer | null;
@@ -63,7 +90,9 @@ export class Ingest {
   private readonly sequences: SqliteSequenceStore;
   /** Called with each batch's results (metrics). */
   onResults: (results: IngestResult[]) => void = () => {};
-  private readonly isDuplicate;
+  /** Called with each refused event (logs). */
+  onRejected: (rejection: Rejection) => void = () => {};
+  private readonly storedDigest;
   private readonly deviceKey;
   private readonly deviceSerial;
   private readonly serialRevoked;
@@ -75,9 +104,11 @@ export class Ingest {
     private readonly outbox: Outbox,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
+    private readonly alarms: Alarms,
   ) {
     this.sequences = new SqliteSequenceStore(db);
-    this.isDuplicate = db.prepare('SELECT 1 FROM events WHERE tenant = ? AND id = ?').pluck();
+    // undefined: an id never stored; null: stored before digests were kept; else the stored bytes' SHA-256.
+    this.storedDigest = db.prepare('SELECT digest FROM events WHERE tenant = ? AND id = ?').pluck();
     this.deviceKey = db.prepare('SELECT signing_public AS signing FROM devices WHERE tenant = ? AND device = ?').pluck();
     this.deviceSerial = db.prepare('SELECT cert_serial FROM devices WHERE tenant = ? AND device = ?').pluck();
     this.serialRevoked = db.prepare('SELECT 1 FROM revocations WHERE tenant = ? AND serial = ?').pluck();
@@ -115,16 +146,24 @@ export class Ingest {
       if (!list.includes(id)) list.push(id);
       acked.set(device, list);
     };
-    const reject = (item: IngestItem, code: string, reason: string, receipt: boolean) => {
+    /** `headerId`: the id in the envelope's header, once read (the entry's id may be a copy key). */
+    const reject = (item: IngestItem, code: string, reason: string, receipt: boolean, headerId?: string) => {
+      const device = safeId(item.device);
+      const eventId = safeUuid(headerId ?? item.id);
       this.db
         .prepare('INSERT INTO rejections (tenant, gateway, device, event_id, code, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(tenant, gateway.gateway, safeId(item.device), safeUuid(item.id), code, reason.slice(0, 200), now);
+        .run(tenant, gateway.gateway, device, eventId, code, reason.slice(0, 200), now);
+      this.onRejected({ tenant, gateway: gateway.gateway, device, eventId, code, reason: reason.slice(0, 200) });
+      const alarm = ALARMING_REJECTIONS[code];
+      if (alarm) this.alarms.raise(now, `ingest:${gateway.gateway}`, { tenant, kind: alarm, device, objectId: eventId, detail: { code, gateway: gateway.gateway } });
       settle(item, { id: String(item.id).slice(0, 64), status: 'rejected', reason: `${code}: ${reason}`.slice(0, 240) });
-      if (receipt && keys && this.deviceKey.get(tenant, item.device) !== undefined) ack(item.device, item.id);
+      if (receipt && eventId && keys && this.deviceKey.get(tenant, item.device) !== undefined) ack(item.device, eventId);
     };
 
     // Phase 1, in order: checks and signature verification (synchronous, cheap).
-    const accepted: Array<{ item: IngestItem; stream: [string, number]; opened: Promise<Opened> }> = [];
+    /** Ids already taken in this batch, with their envelope's digest. */
+    const inBatch = new Map<string, string>();
+    const accepted: Array<{ item: IngestItem; eventId: string; stream: [string, number]; opened: Promise<Opened> }> = [];
     for (const item of items) {
       // Nothing crosses tenants: a gateway speaks only for the tenant its token belongs to.
       if (item.tenant !== tenant) {
@@ -141,37 +180,61 @@ export class Ingest {
         reject(item, 'device.revoked', 'the device certificate is revoked', false);
         continue;
       }
+      let header: EnvelopeHeader | undefined;
       try {
         const bytes = Buffer.from(item.envelope, 'base64');
-        const header = peekHeader(bytes);
-        if (header.id !== item.id || header.tenant !== item.tenant || header.device !== item.device) {
+        header = peekHeader(bytes);
+        // The entry's id is the header's, or the key a gateway gives a second, different copy of
+        // an event it still queues (protocol copyKey): judged here, answered under that key.
+        if (!keyNamesEnvelope(item.id, header.id, bytes) || header.tenant !== item.tenant || header.device !== item.device) {
           throw new ProtocolError('envelope.context-mismatch', 'envelope header does not match the batch entry');
         }
-        if (this.isDuplicate.get(tenant, header.id) !== undefined) {
+        const digest = envelopeDigest(bytes);
+        const held = inBatch.get(header.id) ?? (this.storedDigest.get(tenant, header.id) as string | null | undefined);
+        const known = held !== undefined;
+        if (held === digest) {
+          // Exactly the bytes that were verified when the event was taken: a retry. (It also
+          // keeps a retry acknowledged after its device's signing key was replaced.)
           settle(item, { id: item.id, status: 'duplicate' });
-          ack(item.device, item.id);
+          ack(item.device, header.id);
           continue;
         }
-        const opened = this.open(tenant, keys, item, bytes, now);
+        let verified: VerifiedEnvelope;
+        try {
+          verified = this.verify(tenant, item.device, bytes);
+        } catch (err) {
+          if (known && err instanceof ProtocolError && SIGNATURE_FAILURES.has(err.code)) {
+            reject(item, 'event.tampered', `an event with this id is already held; these bytes are not the device's (${err.code})`, false, header.id);
+            continue;
+          }
+          throw err;
+        }
+        if (known) {
+          settle(item, { id: item.id, status: 'duplicate' });
+          ack(item.device, header.id);
+          continue;
+        }
+        inBatch.set(header.id, digest);
+        const opened = { ...this.open(tenant, keys, item, verified, now), digest };
         if (ended && opened.event.type !== 'command-result') {
           // The contract ended: the tenant's data is being deleted, nothing new is stored (its
           // photo never reaches the vault). Verified, so the receipt lets the terminal release
           // it. Command results still count: they show terminals applying the erasures.
-          reject(item, 'tenant.contract-ended', 'the tenant’s contract has ended; events are no longer stored', true);
+          reject(item, 'tenant.contract-ended', 'the tenant’s contract has ended; events are no longer stored', true, header.id);
           continue;
         }
         // Phase 2 starts here: photo metadata removal runs concurrently (a lossless segment walk; the
         // rare photo that needs re-encoding goes to libvips, which uses every core).
         const pending = this.withPhoto(opened);
         pending.catch(() => {}); // awaited in phase 3; this only keeps an early failure from counting as unhandled
-        accepted.push({ item, stream: opened.stream, opened: pending });
+        accepted.push({ item, eventId: header.id, stream: opened.stream, opened: pending });
       } catch (err) {
         if (!(err instanceof ProtocolError)) throw err;
-        reject(item, err.code, err.message, isFinalForDevice(err));
+        reject(item, err.code, err.message, isFinalForDevice(err), header?.id);
       }
     }
     // Phase 3, in order: store each event in its own transaction.
-    for (const { item, stream, opened } of accepted) {
+    for (const { item, eventId, stream, opened } of accepted) {
       let o: Opened;
       try {
         o = await opened;
@@ -180,16 +243,21 @@ export class Ingest {
         // The device signed it, so it is final: record, refuse, and let the outbox release it. Its
         // sequence is spent here, in order, so later events of the batch are not taken for replays.
         this.sequences.recordSequence(stream[0], stream[1]);
-        reject(item, 'photo.invalid', err.message, true);
+        reject(item, 'photo.invalid', err.message, true, eventId);
         continue;
       }
       try {
-        settle(item, { id: item.id, status: this.store(tenant, o, now) });
-        ack(item.device, item.id);
+        const status = this.store(tenant, o, now);
+        settle(item, { id: item.id, status });
+        ack(item.device, eventId);
+        // A door forced or held open, a tampered housing: the terminal's own alarms reach the same list.
+        if (status === 'stored' && o.event.type === 'alarm') {
+          this.alarms.raise(now, `device:${o.event.device}`, { tenant, kind: `device.${o.event.alarm}`, device: o.event.device, objectId: eventId, detail: { door: o.event.door, at: o.event.at } });
+        }
       } catch (err) {
         // Lost a race with another batch carrying a later sequence of the same device.
         if (!(err instanceof ProtocolError)) throw err;
-        reject(item, err.code, err.message, false);
+        reject(item, err.code, err.message, false, eventId);
       }
     }
 
@@ -206,13 +274,19 @@ export class Ingest {
     return { results, receipts };
   }
 
-  private open(tenant: string, keys: TenantKeys, item: IngestItem, bytes: Buffer, now: number): Opened {
-    const staged = new StagedSequences(this.sequences);
-    const signing = this.deviceKey.get(tenant, item.device) as string | undefined;
+  /** Framing, context, signer and signature: whether the device signed exactly these bytes. */
+  private verify(tenant: string, device: string, bytes: Buffer): VerifiedEnvelope {
+    const signing = this.deviceKey.get(tenant, device) as string | undefined;
     const signer: PublicKeyRef | undefined = signing ? publicKeyRef('ed25519', signing) : undefined;
-    const { header, body } = verifyAndOpen(bytes, {
-      expect: { kind: 'event', tenant, device: item.device },
+    return verifyEnvelope(bytes, {
+      expect: { kind: 'event', tenant, device },
       signers: (keyId) => (signer && signer.keyId === keyId ? signer : undefined),
+    });
+  }
+
+  private open(tenant: string, keys: TenantKeys, item: IngestItem, verified: VerifiedEnvelope, now: number): Opened {
+    const staged = new StagedSequences(this.sequences);
+    const { header, body } = openVerified(verified, {
       recipientKeys: [keys.cloudSealing],
       requireSealed: true,
       sequences: staged,
@@ -245,8 +319,8 @@ export class Ingest {
     try {
       return this.db.transaction((): IngestStatus => {
         const inserted = this.db
-          .prepare('INSERT OR IGNORE INTO events (tenant, id, device, type, received_at) VALUES (?, ?, ?, ?, ?)')
-          .run(tenant, e.eventId, e.device, e.type, now).changes;
+          .prepare('INSERT OR IGNORE INTO events (tenant, id, device, type, received_at, digest) VALUES (?, ?, ?, ?, ?, ?)')
+          .run(tenant, e.eventId, e.device, e.type, now, o.digest ?? null).changes;
         if (!inserted) {
           photo?.abort();
           return 'duplicate';
@@ -316,6 +390,19 @@ function clockTrouble(e: PunchEvent, now: number): boolean {
 function isFinalForDevice(err: ProtocolError): boolean {
   return ['envelope.outside-time-window', 'envelope.decrypt-failed', 'envelope.wrong-recipient', 'message.malformed-json', 'message.schema-invalid'].includes(err.code);
 }
+
+/** Failures that mean the device's key did not sign these bytes. */
+const SIGNATURE_FAILURES = new Set<string>(['envelope.signature-invalid', 'envelope.unknown-signer']);
+
+/**
+ * Rejections an admin must see (cloud/alarms.ts), by the alarm kind they raise: bytes under a
+ * device's name that its key did not sign. Everything else is a device's own mistake or a
+ * retry, recorded in `rejections` only.
+ */
+const ALARMING_REJECTIONS: Record<string, string> = {
+  'event.tampered': 'event.tampered',
+  'envelope.signature-invalid': 'event.forged',
+};
 
 const safeId = (v: unknown) => (typeof v === 'string' && /^[a-z0-9-]{1,63}$/.test(v) ? v : null);
 const safeUuid = (v: unknown) => (typeof v === 'string' && /^[0-9a-f-]{36}$/.test(v) ? v : null);

@@ -93,6 +93,14 @@ async function serve(config: CloudConfig): Promise<number> {
   cardHashes.start();
   const ingested = metrics.counter('clockface_cloud_ingest_events_total', 'events received from gateways, by result');
   service.ingest.onResults = (results) => results.forEach((r) => ingested.inc({ status: r.status }));
+  // Every refused event is logged with its device and reason (never its bytes), so a rejection leaves a trace besides the counter.
+  service.ingest.onRejected = (r) => log.warn({ tenant: r.tenant, gateway: r.gateway, device: r.device, eventId: r.eventId, code: r.code, reason: r.reason }, 'event rejected');
+  const alarmsRaised = metrics.counter('clockface_cloud_alarms_raised_total', 'admin alarms raised, by kind');
+  service.alarms.onRaised = (a) => {
+    alarmsRaised.inc({ kind: a.kind });
+    log.warn({ tenant: a.tenant, alarm: a.id, kind: a.kind, device: a.device, objectId: a.objectId }, 'ALARM raised for the tenant\'s admins');
+  };
+  metrics.gauge('clockface_cloud_alarms_open', 'admin alarms not yet acknowledged').collect(() => service.alarms.openCount());
   const swept = metrics.counter('clockface_cloud_photos_swept_total', 'photos deleted by retention');
   sweeper.onSwept = (n) => swept.inc(undefined, n);
   metrics.gauge('clockface_cloud_recheck_pending', 'punches waiting for a re-check').collect(

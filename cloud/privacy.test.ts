@@ -96,7 +96,7 @@ describe('data-subject rights', () => {
   it('refuses reference photos without consent, and undecodable photos, losing nothing', async () => {
     const noConsent = await h.api('POST', '/v1/tenants/acme/subjects', { token: owner, body: { referencePhotos: [(await makeJpeg()).toString('base64')] } });
     expect(noConsent.status).toBe(400);
-    const junk = await h.api('POST', '/v1/tenants/acme/subjects', { token: owner, body: { consent: { policyVersion: 'x' }, referencePhotos: ['/9j/AAAAAAAA'] } });
+    const junk = await h.api('POST', '/v1/tenants/acme/subjects', { token: owner, body: { consent: { policyVersion: 'v1' }, referencePhotos: ['/9j/AAAAAAAA'] } });
     expect(junk.status).toBe(400);
     expect(junk.json.error).toMatch(/reference photo/);
     const reviewer = (await h.api('POST', '/v1/tenants/acme/api-keys', { token: owner, body: { role: 'reviewer' } })).json.key;

@@ -1,4 +1,6 @@
 import type { FastifyInstance } from 'fastify';
+import { GROUP_NAME_MAX } from './access-groups.js';
+import type { AlarmState } from './alarms.js';
 import { createApiKey, revokeApiKey, ROLES, type Role } from './auth.js';
 import { HttpError } from './http-errors.js';
 import type { DeviceKeys } from './registry.js';
@@ -15,6 +17,7 @@ const Obj = { type: 'object', additionalProperties: true } as const;
 const List = { type: 'array', items: Obj } as const;
 const DeviceParams = { type: 'object', required: ['tenant', 'device'], properties: { tenant: ID, device: ID } } as const;
 const GatewayParams = { type: 'object', required: ['tenant', 'gateway'], properties: { tenant: ID, gateway: ID } } as const;
+const GroupOut = { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'integer' } } } as const;
 const DeviceBody = {
   type: 'object',
   required: ['device', 'gateway', 'signingPublicKey', 'sealingPublicKey', 'certSerial'],
@@ -173,6 +176,66 @@ export function registerAdminRoutes(app: FastifyInstance, service: CloudService,
       const tenant = tenantOf(req);
       auth.admin(req, tenant, 'commands:read');
       return { devices: service.registry.listDevices(tenant) };
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:tenant/access-groups',
+    {
+      schema: {
+        summary: 'The access group directory: opaque ids (what terminals hold) and their names (which stay in the cloud)',
+        tags: ['access'],
+        params: TenantParams,
+        response: { 200: { type: 'object', properties: { groups: List } } },
+      },
+    },
+    async (req) => {
+      const tenant = tenantOf(req);
+      auth.admin(req, tenant, 'subjects:read');
+      return { groups: service.accessGroups.list(tenant) };
+    },
+  );
+
+  app.post(
+    '/v1/tenants/:tenant/access-groups',
+    {
+      schema: {
+        summary: 'Add an access group by name (or find it); returns its opaque id',
+        tags: ['access'],
+        params: TenantParams,
+        body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string', minLength: 1, maxLength: GROUP_NAME_MAX } } },
+        response: { 200: GroupOut, 201: GroupOut },
+      },
+    },
+    async (req, reply) => {
+      const tenant = tenantOf(req);
+      const who = auth.admin(req, tenant, 'subjects:write');
+      const g = service.accessGroups.ensure(tenant, (req.body as { name: string }).name, who.keyId, service.clock.now());
+      return reply.code(g.created ? 201 : 200).send(g);
+    },
+  );
+
+  app.put(
+    '/v1/tenants/:tenant/devices/:device/policy',
+    {
+      schema: {
+        summary: "Send a terminal its policy (a config-update command); access groups may be named, the terminal receives their ids",
+        tags: ['access'],
+        params: DeviceParams,
+        body: { type: 'object', required: ['policy'], additionalProperties: false, properties: { policy: { type: 'object', additionalProperties: true } } },
+        response: { 200: { type: 'object', properties: { device: { type: 'string' }, commandId: { type: 'string' } } } },
+      },
+    },
+    async (req) => {
+      const tenant = tenantOf(req);
+      const who = auth.admin(req, tenant, 'registry:write');
+      const { device } = req.params as { device: string };
+      if (!service.registry.listDevices(tenant).some((d) => (d as { device: string }).device === device)) throw new HttpError(404, 'no such device');
+      const at = service.clock.now();
+      const policy = service.accessGroups.policyForTerminals(tenant, (req.body as { policy: Record<string, unknown> }).policy, who.keyId, at);
+      const [commandId] = service.outbox.enqueue(tenant, [device], { type: 'config-update', config: { policy } });
+      service.audit.record(at, { tenant, actor: who.keyId, action: 'device.policy-sent', objectKind: 'device', objectId: device, detail: { commandId: commandId! } });
+      return { device, commandId };
     },
   );
 
@@ -349,6 +412,50 @@ export function registerAdminRoutes(app: FastifyInstance, service: CloudService,
       const tenant = tenantOf(req);
       auth.admin(req, tenant, 'commands:read');
       return { commands: service.outbox.list(tenant, req.query as Record<string, never>) };
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:tenant/alarms',
+    {
+      schema: {
+        summary: 'Alarms for the admins (tampered or forged events, door alarms); open ones unless asked otherwise',
+        tags: ['alarms'],
+        params: TenantParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { state: { type: 'string', enum: ['open', 'acknowledged', 'all'] }, after: { type: 'integer', minimum: 0 }, limit: { type: 'integer', minimum: 1, maximum: 5000 } },
+        },
+        response: { 200: { type: 'object', properties: { alarms: List } } },
+      },
+    },
+    async (req) => {
+      const tenant = tenantOf(req);
+      auth.admin(req, tenant, 'alarms:read');
+      return { alarms: service.alarms.list(tenant, req.query as { state?: AlarmState; after?: number; limit?: number }) };
+    },
+  );
+
+  app.post(
+    '/v1/tenants/:tenant/alarms/:alarmId/acknowledge',
+    {
+      schema: {
+        summary: 'Acknowledge an alarm (audited)',
+        tags: ['alarms'],
+        params: { type: 'object', required: ['tenant', 'alarmId'], properties: { tenant: ID, alarmId: { type: 'integer', minimum: 1 } } },
+        response: { 200: { type: 'object', properties: { alarmId: { type: 'integer' }, acknowledgedAt: { type: 'integer' } } } },
+      },
+    },
+    async (req) => {
+      const tenant = tenantOf(req);
+      const who = auth.admin(req, tenant, 'alarms:acknowledge');
+      const { alarmId } = req.params as { alarmId: number };
+      const at = service.clock.now();
+      const outcome = service.alarms.acknowledge(tenant, alarmId, who.keyId, at);
+      if (outcome === 'unknown') throw new HttpError(404, 'no such alarm');
+      if (outcome === 'already') throw new HttpError(409, 'the alarm was already acknowledged');
+      return { alarmId, acknowledgedAt: at };
     },
   );
 

@@ -1,9 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import { CARD_HASH_PATTERN, LIMITS, PIN_HASH_PATTERN, type Template } from '../protocol/index.js';
+import { CARD_HASH_PATTERN, LIMITS, PIN_HASH_PATTERN, SUBJECT_ID_REGEX, type Template } from '../protocol/index.js';
+import { GROUP_NAME_MAX } from './access-groups.js';
 import { B64, ID } from './routes-admin.js';
 import type { Auth } from './server.js';
 import type { CloudService } from './service.js';
-import { Subjects, type SubjectInput } from './subjects.js';
+import { POLICY_VERSION_PATTERN, Subjects, type SubjectInput } from './subjects.js';
 
 /** Enrollment and data-subject rights: export, erase, rectify, consent, leaving. */
 const SubjectParams = { type: 'object', required: ['tenant', 'subject'], properties: { tenant: ID, subject: ID } } as const;
@@ -14,6 +15,11 @@ const TemplateSchema = {
   additionalProperties: false,
   properties: { model: { type: 'string', minLength: 1, maxLength: 64 }, dims: { type: 'integer', minimum: 1, maximum: LIMITS.templateDims }, vector: B64(LIMITS.templateDims * 6) },
 } as const;
+/** Made by the cloud; a client may only pass one in exactly the opaque form (no names, numbers or emails as ids). */
+const NewSubjectId = { type: 'string', pattern: SUBJECT_ID_REGEX.source, description: 'optional; "s-" and 20 base32 characters, as the cloud makes them' } as const;
+/** An access group's name or its id ("g-…"); terminals receive only the id. */
+const GroupRef = { type: 'string', minLength: 1, maxLength: GROUP_NAME_MAX } as const;
+const PolicyVersion = { type: 'string', maxLength: 32, pattern: POLICY_VERSION_PATTERN, description: 'a version code such as "v3" or "2026-01"' } as const;
 const Commands = { type: 'object', properties: { commands: { type: 'integer' } }, additionalProperties: true } as const;
 
 export function registerSubjectRoutes(app: FastifyInstance, service: CloudService, auth: Auth): void {
@@ -24,19 +30,19 @@ export function registerSubjectRoutes(app: FastifyInstance, service: CloudServic
     '/v1/tenants/:tenant/subjects',
     {
       schema: {
-        summary: 'Enroll an employee (opaque id) with card hashes, PIN hash, groups, consent and reference photos',
+        summary: 'Enroll an employee (the cloud makes the opaque id) with card hashes, PIN hash, access groups (names or ids), consent and reference photos',
         tags: ['subjects'],
         params: { type: 'object', required: ['tenant'], properties: { tenant: ID } },
         body: {
           type: 'object',
           additionalProperties: false,
           properties: {
-            subject: ID,
+            subject: NewSubjectId,
             // protocol/credentials.ts: cardHash / hashPin with the tenant pepper, made by the admin's client.
             cardHashes: { type: 'array', maxItems: 8, items: { type: 'string', pattern: CARD_HASH_PATTERN.source }, default: [] },
             pinHash: { type: ['string', 'null'], pattern: PIN_HASH_PATTERN.source, default: null },
-            accessGroups: { type: 'array', maxItems: 32, items: ID, default: [] },
-            consent: { type: ['object', 'null'], required: ['policyVersion'], additionalProperties: false, properties: { policyVersion: { type: 'string', minLength: 1, maxLength: 32 } }, default: null },
+            accessGroups: { type: 'array', maxItems: 32, items: GroupRef, default: [] },
+            consent: { type: ['object', 'null'], required: ['policyVersion'], additionalProperties: false, properties: { policyVersion: PolicyVersion }, default: null },
             referencePhotos: { type: 'array', maxItems: LIMITS.referencePhotos, items: Jpeg, default: [] },
             templates: { type: 'array', maxItems: LIMITS.templatesPerSubject, items: TemplateSchema, default: [] },
           },
@@ -92,7 +98,7 @@ export function registerSubjectRoutes(app: FastifyInstance, service: CloudServic
         summary: 'Record face consent granted or withdrawn (withdrawal removes templates from every terminal)',
         tags: ['subjects'],
         params: SubjectParams,
-        body: { type: 'object', required: ['state', 'policyVersion'], additionalProperties: false, properties: { state: { type: 'string', enum: ['granted', 'withdrawn'] }, policyVersion: { type: 'string', minLength: 1, maxLength: 32 } } },
+        body: { type: 'object', required: ['state', 'policyVersion'], additionalProperties: false, properties: { state: { type: 'string', enum: ['granted', 'withdrawn'] }, policyVersion: PolicyVersion } },
         response: { 200: Commands },
       },
     },

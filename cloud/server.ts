@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { certificateIdentity, normalizeSerial } from '../provisioning/pki.js';
 import { LIMITS } from '../protocol/index.js';
+import { AccessGroupError } from './access-groups.js';
 import { allowed, findApiKey, findGateway, type ApiKeyIdentity, type Permission } from './auth.js';
 import { HttpError } from './http-errors.js';
 import { collectOpenApi } from './openapi.js';
@@ -114,7 +115,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   };
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, req, reply) => {
-    if (err instanceof HttpError || err instanceof RegistryError) {
+    if (err instanceof HttpError || err instanceof RegistryError || err instanceof AccessGroupError) {
       const status = err instanceof HttpError ? err.statusCode : err.status;
       return reply.code(status).send({ error: err.message });
     }

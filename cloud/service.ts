@@ -1,5 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { AccessGroups } from './access-groups.js';
+import { Alarms } from './alarms.js';
 import { AuditLog } from './audit.js';
 import { systemClock, type Clock } from './clock.js';
 import { ensureTenant, openDatabase, type Db } from './db.js';
@@ -27,6 +29,8 @@ export class CloudService {
   readonly clock: Clock;
   readonly keyring: Keyring;
   readonly audit: AuditLog;
+  readonly alarms: Alarms;
+  readonly accessGroups: AccessGroups;
   readonly vault: PhotoVault;
   readonly outbox: Outbox;
   readonly ingest: Ingest;
@@ -43,9 +47,11 @@ export class CloudService {
     }
     this.keyring = opts.keyring ?? new FileKeyring(opts.keyringFile ?? join(opts.dataDir, 'vault-keyring.json'));
     this.audit = new AuditLog(this.db);
+    this.alarms = new Alarms(this.db, this.audit);
+    this.accessGroups = new AccessGroups(this.db, this.audit);
     this.vault = new PhotoVault(this.db, this.keyring, opts.dataDir);
     this.outbox = new Outbox(this.db, (t) => this.keysOf(t), this.clock);
-    this.ingest = new Ingest(this.db, (t) => this.tenantKeys.get(t), this.vault, this.outbox, this.audit, this.clock);
+    this.ingest = new Ingest(this.db, (t) => this.tenantKeys.get(t), this.vault, this.outbox, this.audit, this.clock, this.alarms);
     this.registry = new Registry(this.db, this.outbox, this.audit, this.clock);
   }
 

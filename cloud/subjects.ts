@@ -3,7 +3,7 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tar from 'tar';
-import { newSubjectId, Template, upgradeCardHash } from '../protocol/index.js';
+import { newSubjectId, SUBJECT_ID_REGEX, Template, upgradeCardHash } from '../protocol/index.js';
 import { checkpointWal } from './db.js';
 import type { CloudService } from './service.js';
 import { HttpError } from './http-errors.js';
@@ -16,15 +16,24 @@ import { contractEnded, getSettings } from './settings.js';
  * export, erase, rectify, consent. Every change reaches the terminals as commands.
  */
 export interface SubjectInput {
+  /** Only in the opaque form the cloud makes (protocol SUBJECT_ID_REGEX); usually left out. */
   subject?: string;
   cardHashes: string[];
   pinHash: string | null;
+  /** Access group names or ids (cloud/access-groups.ts); terminals receive only the ids. */
   accessGroups: string[];
   /** Face consent given at enrollment (policy version), or null for badge + PIN only. */
   consent: { policyVersion: string } | null;
   referencePhotos: string[];
   templates: Template[];
 }
+
+/**
+ * A consent policy version is a bounded code ("v3", "2026-01", "1.2"), never free text: it is
+ * a key into the tenant's consent texts, not a place for a name or an email.
+ */
+export const POLICY_VERSION_PATTERN = '^v?[0-9]{1,6}(?:[.-][0-9]{1,6}){0,3}$';
+const POLICY_VERSION = new RegExp(POLICY_VERSION_PATTERN);
 
 interface SubjectRow {
   subject: string;
@@ -65,6 +74,9 @@ export class Subjects {
 
   async create(tenant: string, input: SubjectInput, actor: string): Promise<{ subject: string; commands: number }> {
     this.refuseIfEnded(tenant);
+    // The route schema says the same; checked here too for every caller of the service.
+    if (input.subject !== undefined && !SUBJECT_ID_REGEX.test(input.subject)) throw new HttpError(400, 'a subject id is made by the cloud: leave it out, or give one in its opaque form ("s-" and 20 base32 characters)');
+    if (input.consent && !POLICY_VERSION.test(input.consent.policyVersion)) throw new HttpError(400, 'a consent policy version is a version code such as "v3" or "2026-01"');
     const subject = input.subject ?? newSubjectId();
     if (!input.consent && (input.referencePhotos.length || input.templates.length)) {
       throw new HttpError(400, 'reference photos and templates need recorded face consent');
@@ -76,12 +88,13 @@ export class Subjects {
     const photos = await this.stagePhotos(tenant, input.referencePhotos);
     try {
       this.s.db.transaction(() => {
+        const groups = this.s.accessGroups.resolve(tenant, input.accessGroups, actor, now);
         const r = this.s.db
           .prepare(
             `INSERT OR IGNORE INTO subjects (tenant, subject, card_hashes, pin_hash, access_groups, face_consent, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
           )
-          .run(tenant, subject, JSON.stringify(cardHashes), input.pinHash, JSON.stringify(input.accessGroups), input.consent ? 1 : 0, now, now);
+          .run(tenant, subject, JSON.stringify(cardHashes), input.pinHash, JSON.stringify(groups), input.consent ? 1 : 0, now, now);
         if (!r.changes) throw new HttpError(409, 'subject already exists');
         photos.forEach((p) => p.commit('reference', subject, now));
         this.insertTemplates(tenant, subject, input.templates, now);
@@ -177,6 +190,7 @@ export class Subjects {
   /** Records consent granted or withdrawn. Withdrawal removes face data here and on every terminal (badge + PIN remain). */
   consent(tenant: string, subject: string, state: 'granted' | 'withdrawn', policyVersion: string, actor: string): { commands: number } {
     this.row(tenant, subject);
+    if (!POLICY_VERSION.test(policyVersion)) throw new HttpError(400, 'a consent policy version is a version code such as "v3" or "2026-01"');
     const now = this.s.clock.now();
     let removed: string[] = [];
     this.s.db.transaction(() => {
@@ -265,7 +279,7 @@ export class Subjects {
         record: {
           cardHashes: JSON.parse(r.card_hashes) as unknown,
           pinSet: r.pin_hash !== null,
-          accessGroups: JSON.parse(r.access_groups) as unknown,
+          accessGroups: this.groupsWithNames(tenant, r),
           faceConsent: r.face_consent === 1,
           leftAt: r.left_at,
           createdAt: r.created_at,
@@ -287,11 +301,18 @@ export class Subjects {
     }
   }
 
+  /** For admins: each group's id (what terminals hold) with its name (which stays here). */
+  private groupsWithNames(tenant: string, r: SubjectRow): Array<{ id: string; name: string }> {
+    const ids = JSON.parse(r.access_groups) as string[];
+    const names = this.s.accessGroups.names(tenant, ids);
+    return ids.map((id, i) => ({ id, name: names[i]! }));
+  }
+
   get(tenant: string, subject: string) {
     const r = this.row(tenant, subject);
     return {
       subject,
-      accessGroups: JSON.parse(r.access_groups) as string[],
+      accessGroups: this.groupsWithNames(tenant, r),
       faceConsent: r.face_consent === 1,
       leftAt: r.left_at,
       referencePhotos: this.referencePhotoIds(tenant, subject),

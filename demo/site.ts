@@ -142,6 +142,16 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
       },
     });
 
+  const api: Site['api'] = async (method, path, body) => {
+    const res = await fetch(`${cloudUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${owner.key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  };
+
   for (const t of plans) {
     progress(`start: terminal ${t.id} (${t.mode}; replay camera, card reader + keypad simulator, GPIO simulator)`);
     const base = join(work, 'hardware', t.id);
@@ -160,23 +170,17 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
         CLOCKFACE_HARDWARE__CAMERA: JSON.stringify({ driver: 'replay', replayPath: cameraDir, fps: 15 }),
         CLOCKFACE_HARDWARE__READER: JSON.stringify({ driver: 'simulator', protocol: 'line', lineFormat: 'decimal', repeatWindowMs: 0, simulatedFeed: terminal.readerFeed }),
         CLOCKFACE_HARDWARE__GPIO: JSON.stringify({ driver: 'simulator', recordFile: terminal.gpioRecord }),
-        CLOCKFACE_POLICY: JSON.stringify(t.policy),
+        CLOCKFACE_POLICY: JSON.stringify(await policyWithGroupIds(t.policy, async (name) => {
+          const r = await api('POST', '/v1/tenants/acme/access-groups', { name });
+          if (r.status !== 200 && r.status !== 201) throw new Error(`access group: HTTP ${r.status} ${JSON.stringify(r.json)}`);
+          return r.json.id as string;
+        })),
         CLOCKFACE_FACE_TRIGGER: JSON.stringify({ scanMs: 300, cooldownMs: 4000 }),
         ...t.env,
       },
     });
     terminals.set(t.id, { ...terminal, process: proc });
   }
-
-  const api: Site['api'] = async (method, path, body) => {
-    const res = await fetch(`${cloudUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${owner.key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-  };
 
   return {
     work,
@@ -229,4 +233,18 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
       for (const p of [...processes.values()].reverse()) await p.stop();
     },
   };
+}
+
+/**
+ * A terminal's policy as facilities staff install it: the access groups of its group → schedule
+ * map by their opaque ids from the cloud's directory (`POST /v1/tenants/{t}/access-groups`
+ * gives the id for a name), since the cloud sends subjects' groups as ids and no group name
+ * belongs on a terminal. Plans name groups ("staff"); this swaps in the ids.
+ */
+export async function policyWithGroupIds(policy: Record<string, unknown>, groupId: (name: string) => Promise<string>): Promise<Record<string, unknown>> {
+  const access = policy.access as { groups?: Record<string, string> } | undefined;
+  if (!access?.groups) return policy;
+  const groups: Record<string, string> = {};
+  for (const [name, schedule] of Object.entries(access.groups)) groups[await groupId(name)] = schedule;
+  return { ...policy, access: { ...access, groups } };
 }

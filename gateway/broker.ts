@@ -13,7 +13,7 @@ import { readEventHeader } from './event-header.js';
 import { GroupCommit } from './group-commit.js';
 import type { GatewayMetrics } from './metrics.js';
 import { guardPacketSize } from './packet-guard.js';
-import type { GatewayStore } from './store.js';
+import type { EventCopy, GatewayStore } from './store.js';
 import { AdmissionQueue, PublishThrottle } from './throttle.js';
 
 /**
@@ -61,7 +61,7 @@ export interface SiteBrokerOptions {
    * Commits a group of events durably (resolving only once they are on disk); the gateway
    * passes gateway/event-writer.ts (a worker thread). Default: the store's own connection.
    */
-  appendEvents?: (events: QueuedEvent[]) => void | Promise<void>;
+  appendEvents?: (events: QueuedEvent[]) => EventCopy[] | Promise<EventCopy[]>;
   log: Logger;
   metrics: GatewayMetrics;
   isRevoked: (serial: string) => boolean;
@@ -103,8 +103,9 @@ export class SiteBroker {
 
   constructor(private readonly opts: SiteBrokerOptions) {
     this.log = opts.log;
+    const append = opts.appendEvents ?? ((items: QueuedEvent[]) => opts.store.appendEvents(items));
     this.writer = new GroupCommit<QueuedEvent>(
-      opts.appendEvents ?? ((items) => opts.store.appendEvents(items)),
+      async (items) => this.reportCopies(await append(items)),
       (size) => {
         if (size === 0) return;
         opts.metrics.commitBatch.observe(size);
@@ -297,6 +298,18 @@ export class SiteBroker {
 
   private logRefusal(refusal: PeerRefusal, socket: TLSSocket | undefined): void {
     this.log.warn({ reason: refusal.reason, stage: refusal.stage, peer: socket ? this.addressOf(socket) : undefined, serial: refusal.serial, detail: refusal.detail }, 'connection refused');
+  }
+
+  /**
+   * Other bytes under an event id already queued: a tampered copy, or the device's own re-seal
+   * (gateway/store.ts eventInserter). Queued for the cloud to judge; logged with the device
+   * and counted here, because this is where such a copy would otherwise pass unnoticed.
+   */
+  private reportCopies(copies: readonly EventCopy[]): void {
+    for (const c of copies) {
+      this.opts.metrics.eventCopies.inc({ device: c.device });
+      this.log.warn({ device: c.device, eventId: c.id, queuedAs: c.key }, 'a second copy of a queued event with other bytes; forwarded for the cloud to verify');
+    }
   }
 
   private accept(socket: TLSSocket): void {

@@ -23,8 +23,8 @@ function run(req: WriteRequest): WriteAnswer {
   if (req.op === 'delivered') return { channels: markDelivered(req.ids, req.now) };
   const envelopes = unpack(req.envelopes);
   if (req.op === 'append') {
-    insert(req.ids.map((id, i) => ({ id, device: req.devices[i]!, envelope: envelopes[i]! })), req.now);
-    return {};
+    const copies = insert(req.ids.map((id, i) => ({ id, device: req.devices[i]!, envelope: envelopes[i]! })), req.now);
+    return copies.length ? { copies } : {};
   }
   return { added: settle(req.answered, req.outbound.map((m, i) => ({ ...m, envelope: envelopes[i]! })), req.now) };
 }

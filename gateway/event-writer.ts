@@ -1,6 +1,6 @@
 import type { Worker } from 'node:worker_threads';
 import { StoreThread, type StoreThreadOptions } from './store-thread.js';
-import type { Answered, EventRow, GatewayStore, OutboundChannel, OutboundRow } from './store.js';
+import type { Answered, EventCopy, EventRow, GatewayStore, OutboundChannel, OutboundRow } from './store.js';
 
 /**
  * Durable event writes off the broker's thread: the group-commit appends and, after each
@@ -45,7 +45,7 @@ export type WriteRequest =
       now: number;
     };
 
-export type WriteAnswer = { added?: number[]; channels?: (OutboundChannel | null)[] };
+export type WriteAnswer = { added?: number[]; channels?: (OutboundChannel | null)[]; copies?: EventCopy[] };
 
 /** The writer's own settings, and its thread's (log, restarts allowed, what to do on giving up). */
 export interface EventWriterOptions extends Omit<StoreThreadOptions, 'name'> {
@@ -103,9 +103,13 @@ export class EventWriter {
     return this.writer.restarts;
   }
 
-  /** Resolves once the events are committed (fsynced with durability "full"); rejects if not. */
-  async append(events: readonly EventRow[], now = Date.now()): Promise<void> {
-    await this.send({ op: 'append', ids: events.map((e) => e.id), devices: events.map((e) => e.device), envelopes: pack(events.map((e) => e.envelope)), now });
+  /**
+   * Resolves once the events are committed (fsynced with durability "full"), with the second
+   * copies it queued (gateway/store.ts eventInserter); rejects if not committed.
+   */
+  async append(events: readonly EventRow[], now = Date.now()): Promise<EventCopy[]> {
+    const { copies = [] } = await this.send({ op: 'append', ids: events.map((e) => e.id), devices: events.map((e) => e.device), envelopes: pack(events.map((e) => e.envelope)), now });
+    return copies;
   }
 
   /**

@@ -8,6 +8,7 @@ export interface GatewayMetrics {
   tlsRefused: Counter;
   violations: Counter;
   eventsQueued: Counter;
+  eventCopies: Counter;
   publishesRefused: Counter;
   publishesThrottled: Counter;
   commitBatch: Histogram;
@@ -33,6 +34,7 @@ export function createGatewayMetrics(): GatewayMetrics {
     tlsRefused: r.counter('cf_gateway_tls_refused_total', 'Connections refused at the TLS stage, by reason (no-certificate, unknown-ca, expired, not-yet-valid, other-tenant, unverified, handshake-failed)'),
     violations: r.counter('cf_gateway_limit_violations_total', 'Clients disconnected for breaking a limit, by limit'),
     eventsQueued: r.counter('cf_gateway_events_queued_total', 'Events committed to the durable queue (then PUBACKed)'),
+    eventCopies: r.counter('cf_gateway_event_copies_total', 'Second copies of a queued event with other bytes (tampered, or re-sealed by the device), by device; forwarded for the cloud to verify'),
     publishesRefused: r.counter('cf_gateway_publishes_refused_total', 'Publishes refused, by reason'),
     publishesThrottled: r.counter('cf_gateway_publishes_throttled_total', 'Publishes over the rate, admitted late (PUBACK and socket reads wait for a token)'),
     commitBatch: r.histogram('cf_gateway_commit_batch_size', 'Events per group commit', [1, 2, 5, 10, 20, 50, 100, 200, 500]),

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { withinRequestLimit } from './forwarder.js';
+import { copyKey } from '../protocol/index.js';
 import { eventQueue, forwardSettler, GatewayStore } from './store.js';
 
 const dirs: string[] = [];
@@ -16,6 +17,24 @@ afterEach(() => {
 });
 
 describe('GatewayStore (SQLite file)', () => {
+  it('queues a second copy with other bytes under its copy key, once, and reports it', () => {
+    const s = new GatewayStore({ dataDir: tempDir() });
+    const original = Buffer.from('the device sent this');
+    const tampered = Buffer.from('the device sent thiz');
+    s.appendEvents([{ id: 'e1', device: 'd1', envelope: original }]);
+    // In a later group, and within one group (the chunked insert path: 64 rows and more).
+    expect(s.appendEvents([{ id: 'e1', device: 'd1', envelope: tampered }])).toEqual([{ id: 'e1', device: 'd1', key: copyKey('e1', tampered) }]);
+    const many = Array.from({ length: 64 }, (_, i) => ({ id: `m${i}`, device: 'd2', envelope: Buffer.from(`m${i}`) }));
+    const other = Buffer.from('m7 changed');
+    expect(s.appendEvents([...many, { id: 'm7', device: 'd2', envelope: other }, { id: 'e1', device: 'd1', envelope: tampered }])).toEqual([{ id: 'm7', device: 'd2', key: copyKey('m7', other) }]);
+    expect(s.appendEvents(many)).toEqual([]);
+    const queued = s.nextEvents(100);
+    expect(queued).toHaveLength(1 + 1 + 64 + 1);
+    expect(queued.find((e) => e.id === copyKey('e1', tampered))!.envelope.equals(tampered)).toBe(true);
+    expect(queued.find((e) => e.id === 'e1')!.envelope.equals(original)).toBe(true);
+    s.close();
+  });
+
   it('keeps events in arrival order, ignores repeated ids, and survives reopening', () => {
     const dir = tempDir();
     const a = new GatewayStore({ dataDir: dir });
@@ -23,7 +42,7 @@ describe('GatewayStore (SQLite file)', () => {
       { id: 'e1', device: 'd1', envelope: Buffer.from('one') },
       { id: 'e2', device: 'd2', envelope: Buffer.from('two') },
     ]);
-    a.appendEvents([{ id: 'e1', device: 'd1', envelope: Buffer.from('one again') }]);
+    expect(a.appendEvents([{ id: 'e1', device: 'd1', envelope: Buffer.from('one') }])).toEqual([]);
     a.close();
     const b = new GatewayStore({ dataDir: dir });
     expect(b.nextEvents(10).map((e) => [e.id, e.envelope.toString()])).toEqual([

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { copyKey } from '../protocol/envelope.js';
 
 /**
  * The gateway's durable state in one SQLite file (WAL):
@@ -76,21 +77,51 @@ export function openStoreConnection(path: string, opts: Pick<StoreOptions, 'dura
 }
 
 /**
+ * A second copy of a queued event with other bytes under the same id. The gateway cannot
+ * verify a device's signature, so it cannot tell a tampered copy from the device's own
+ * photo-less re-seal: it queues the copy under its copy key (protocol copyKey) for the cloud
+ * to judge, and reports it so the broker logs and counts it.
+ */
+export interface EventCopy {
+  id: string;
+  device: string;
+  key: string;
+}
+
+/**
  * The group-commit insert: events in one IMMEDIATE transaction (the write lock taken up
  * front, so the busy timeout applies rather than a SQLITE_BUSY on upgrade), as multi-row
  * inserts of INSERT_CHUNK rows (one statement step per chunk instead of per event).
+ *
+ * An id already queued is ignored when its bytes are the same (a retry); with other bytes it
+ * is queued again under its copy key and returned. Only a chunk that inserted fewer rows than
+ * it carried is read back, so the common path costs nothing more.
  */
-export function eventInserter(db: Database.Database): (events: readonly EventRow[], now: number) => void {
+export function eventInserter(db: Database.Database): (events: readonly EventRow[], now: number) => EventCopy[] {
   const one = db.prepare('INSERT OR IGNORE INTO events (id, device, envelope, received_at) VALUES (?, ?, ?, ?)');
   const chunk = db.prepare(`INSERT OR IGNORE INTO events (id, device, envelope, received_at) VALUES ${Array(INSERT_CHUNK).fill('(?, ?, ?, ?)').join(', ')}`);
+  const queued = db.prepare('SELECT envelope FROM events WHERE id = ?').pluck();
+  const findCopies = (events: readonly EventRow[], from: number, to: number, now: number, copies: EventCopy[]) => {
+    for (let j = from; j < to; j++) {
+      const e = events[j]!;
+      const held = queued.get(e.id) as Buffer | undefined;
+      if (!held || held.equals(e.envelope)) continue;
+      const key = copyKey(e.id, e.envelope);
+      if (one.run(key, e.device, e.envelope, now).changes > 0) copies.push({ id: e.id, device: e.device, key });
+    }
+  };
   const insert = db.transaction((events: readonly EventRow[], now: number) => {
+    const copies: EventCopy[] = [];
     let i = 0;
     for (; i + INSERT_CHUNK <= events.length; i += INSERT_CHUNK) {
       const args: unknown[] = [];
       for (let j = i; j < i + INSERT_CHUNK; j++) args.push(events[j]!.id, events[j]!.device, events[j]!.envelope, now);
-      chunk.run(args);
+      if (chunk.run(args).changes < INSERT_CHUNK) findCopies(events, i, i + INSERT_CHUNK, now, copies);
     }
-    for (; i < events.length; i++) one.run(events[i]!.id, events[i]!.device, events[i]!.envelope, now);
+    for (; i < events.length; i++) {
+      if (one.run(events[i]!.id, events[i]!.device, events[i]!.envelope, now).changes === 0) findCopies(events, i, i + 1, now, copies);
+    }
+    return copies;
   });
   return (events, now) => insert.immediate(events, now);
 }
@@ -204,7 +235,7 @@ export class GatewayStore {
   readonly db: Database.Database;
   readonly path: string;
   private readonly stmts;
-  private readonly insertEvents: (events: readonly EventRow[], now: number) => void;
+  private readonly insertEvents: (events: readonly EventRow[], now: number) => EventCopy[];
   private readonly queue: (limit: number, after?: number) => IterableIterator<QueuedEvent>;
   private markDelivery: ((ids: readonly string[], at: number) => (OutboundChannel | null)[]) | null = null;
 
@@ -248,11 +279,12 @@ export class GatewayStore {
 
   /**
    * Appends events in one transaction (one fsync for the whole group) on this connection.
-   * Duplicate ids are ignored. The running gateway appends through gateway/event-writer.ts
+   * A repeated id with the same bytes is ignored; with other bytes it is queued as a copy and
+   * returned (eventInserter). The running gateway appends through gateway/event-writer.ts
    * instead (the same insert, on a worker thread), so the fsync does not stall the broker.
    */
-  appendEvents(events: readonly EventRow[], now = Date.now()): void {
-    this.insertEvents(events, now);
+  appendEvents(events: readonly EventRow[], now = Date.now()): EventCopy[] {
+    return this.insertEvents(events, now);
   }
 
   nextEvents(limit: number): QueuedEvent[] {

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, diffieHellman, hkdfSync, sign, verify } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, diffieHellman, hkdfSync, sign, verify } from 'node:crypto';
 import { z } from 'zod';
 import { canonicalBytes, parseJson } from './canonical.js';
 import { ProtocolError } from './errors.js';
@@ -122,7 +122,7 @@ function deriveKey(shared: Buffer, ephRaw: Buffer, recipientRaw: Buffer): { key:
   return { key: okm.subarray(0, 32), iv: okm.subarray(32, 44) };
 }
 
-interface Framed {
+export interface Framed {
   header: EnvelopeHeader;
   headerBytes: Buffer;
   body: Buffer;
@@ -214,15 +214,20 @@ export function sequenceStream(header: EnvelopeHeader): string {
   return `${header.kind}:${header.tenant}:${header.device}:${header.signer}`;
 }
 
+/** An envelope whose framing, context and signature have been checked (verifyEnvelope). */
+export interface VerifiedEnvelope {
+  readonly header: EnvelopeHeader;
+  /** @internal the framed bytes, for openVerified. */
+  readonly framed: Framed;
+}
+
 /**
- * Verifies and opens an envelope. Checks run in a fixed order, each with its own error code:
- * size → framing → header → context → signer → signature → expiry → time window → replay →
- * recipient → decryption → JSON → schema.
+ * The first half of verifyAndOpen: size → framing → header → context → signer → signature.
+ * A receiver that must tell "the sender signed these bytes" apart from "these bytes are new"
+ * (the cloud's ingest: a known event id with bytes the device did not sign is a tamper, not a
+ * duplicate) verifies first, then deduplicates, then opens with openVerified.
  */
-export function verifyAndOpen<S extends z.ZodType | undefined = undefined>(
-  bytes: Uint8Array,
-  opts: OpenOptions<S>,
-): Opened<S extends z.ZodType ? z.infer<S> : unknown> {
+export function verifyEnvelope(bytes: Uint8Array, opts: Pick<OpenOptions, 'expect' | 'signers'>): VerifiedEnvelope {
   const f = frame(bytes);
   const { header } = f;
   const { expect } = opts;
@@ -241,7 +246,18 @@ export function verifyAndOpen<S extends z.ZodType | undefined = undefined>(
   if (!verify(null, f.signed, signer.key, f.signature)) {
     throw new ProtocolError('envelope.signature-invalid', 'signature does not verify');
   }
+  return { header, framed: f };
+}
 
+/**
+ * The second half of verifyAndOpen, on an envelope verifyEnvelope accepted: expiry → time
+ * window → replay → recipient → decryption → JSON → schema.
+ */
+export function openVerified<S extends z.ZodType | undefined = undefined>(
+  verified: VerifiedEnvelope,
+  opts: Omit<OpenOptions<S>, 'expect' | 'signers'>,
+): Opened<S extends z.ZodType ? z.infer<S> : unknown> {
+  const { header, framed: f } = verified;
   const now = opts.now ?? Date.now();
   if (header.expiresAt !== null && header.expiresAt <= now) {
     throw new ProtocolError('envelope.expired', `expired ${Math.round((now - header.expiresAt) / 1000)} s ago`);
@@ -265,6 +281,42 @@ export function verifyAndOpen<S extends z.ZodType | undefined = undefined>(
   const body = opts.schema ? parseMessage(opts.schema, json, `${header.kind} body`) : json;
   if (opts.sequences) opts.sequences.recordSequence(stream, header.seq);
   return { header, body: body as S extends z.ZodType ? z.infer<S> : unknown };
+}
+
+/**
+ * Verifies and opens an envelope. Checks run in a fixed order, each with its own error code:
+ * size → framing → header → context → signer → signature → expiry → time window → replay →
+ * recipient → decryption → JSON → schema.
+ */
+export function verifyAndOpen<S extends z.ZodType | undefined = undefined>(
+  bytes: Uint8Array,
+  opts: OpenOptions<S>,
+): Opened<S extends z.ZodType ? z.infer<S> : unknown> {
+  return openVerified(verifyEnvelope(bytes, opts), opts);
+}
+
+/**
+ * A SHA-256 of an envelope's bytes, hex. Routers that cannot verify a signature (the gateway)
+ * compare copies by it: two different byte strings under one event id mean one of them is not
+ * what the device sent, or the device re-sealed it (a photo dropped under outbox pressure).
+ */
+export function envelopeDigest(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * The key under which a router queues a second, different copy of an event whose id it already
+ * queues: the event id, a dot and the first 16 hex digits of the copy's digest. It goes to the
+ * cloud as the ingest entry's id, so the cloud, not the router, judges the copy (the device's
+ * own re-seal is a duplicate, anything else a tamper) and answers under the same key.
+ */
+export function copyKey(eventId: string, bytes: Uint8Array): string {
+  return `${eventId}.${envelopeDigest(bytes).slice(0, 16)}`;
+}
+
+/** Whether `key` names this envelope: its header id, or copyKey of its id and bytes. */
+export function keyNamesEnvelope(key: string, eventId: string, bytes: Uint8Array): boolean {
+  return key === eventId || (key.length === eventId.length + 17 && key === copyKey(eventId, bytes));
 }
 
 function unseal(body: Buffer, aad: Buffer, recipient: KeyPair): Buffer {

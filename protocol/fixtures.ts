@@ -2,7 +2,7 @@
  * Valid example messages of every kind, for tests and benchmarks of every tier. Each call
  * returns fresh ids so messages never collide across tests.
  */
-import { newMessageId, newSubjectId } from './ids.js';
+import { newAccessGroupId, newMessageId, newSubjectId } from './ids.js';
 import type { Ack, AlarmEvent, Command, CommandResult, DoorDecision, PunchEvent, Status } from './schemas.js';
 
 const TENANT = 'acme';
@@ -71,7 +71,7 @@ export function exampleCommands(): Command[] {
     cardHashes: ['a'.repeat(64)],
     pinHash: null,
     faceConsent: true,
-    accessGroups: ['staff'],
+    accessGroups: [newAccessGroupId()], // opaque ids, as the cloud sends them (its directory keeps the names)
     templates: [{ model: 'faceapi-resnet128-v1', dims: 128, vector }],
     referencePhotos: [TINY_JPEG_BASE64],
   };
@@ -80,9 +80,32 @@ export function exampleCommands(): Command[] {
     { type: 'update-subject', commandId: newMessageId(), ...base, record: { ...record, faceConsent: false, templates: [], referencePhotos: [] } },
     { type: 'remove-subject', commandId: newMessageId(), ...base, subject: record.subject },
     { type: 'erase-subject', commandId: newMessageId(), ...base, subject: record.subject },
-    { type: 'config-update', commandId: newMessageId(), ...base, config: { policy: { faceCheck: 'match' } } },
+    { type: 'config-update', commandId: newMessageId(), ...base, config: { policy: { faceCheck: 'match', access: { groups: { [record.accessGroups[0]!]: 'always' } } } } },
     { type: 'remote-unlock', commandId: newMessageId(), ...base, door: 'lobby', pulseMs: 3000 },
     { type: 'reenroll-campaign', commandId: newMessageId(), ...base, model: 'faceapi-resnet128-v2', subjects: null },
     { type: 'revocation-list', commandId: newMessageId(), ...base, serials: ['1f2e3d'], listVersion: 3 },
   ];
+}
+
+/**
+ * A copy of an envelope with one bit flipped in one part, as an attacker on the path would
+ * make it: in the body (the sealed ciphertext), in the signature, or in the header — there in
+ * the last digit of `sentAt`, so the header still parses and still names the same event id.
+ */
+export function flipEnvelopeByte(envelope: Buffer, part: 'header' | 'body' | 'signature'): Buffer {
+  const out = Buffer.from(envelope);
+  const headerLength = out.readUInt16BE(4);
+  const bodyAt = 6 + headerLength + 4;
+  let at: number;
+  if (part === 'signature') at = out.length - 32;
+  else if (part === 'body') at = bodyAt + Math.floor((out.length - 64 - bodyAt) / 2);
+  else {
+    const header = out.subarray(6, 6 + headerLength).toString('latin1');
+    const key = header.indexOf('"sentAt":');
+    let end = key + '"sentAt":'.length;
+    while (/[0-9]/.test(header[end]!)) end++;
+    at = 6 + end - 1; // the last digit: '0'..'9' with its low bit flipped is still a digit
+  }
+  out[at]! ^= 0x01;
+  return out;
 }

@@ -38,11 +38,32 @@ export function newMessageId(): string {
   return randomUUID();
 }
 
-/** Subject ids are opaque and random ("s-" + 20 base32 chars): nothing about the person. */
-export function newSubjectId(): string {
-  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
-  const bytes = randomBytes(20);
-  let out = 's-';
-  for (const b of bytes) out += alphabet[b & 31];
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+
+function randomBase32(length: number): string {
+  let out = '';
+  for (const b of randomBytes(length)) out += BASE32[b & 31];
   return out;
+}
+
+/**
+ * Subject ids are opaque and random ("s-" + 20 base32 chars): nothing about the person. Only
+ * the cloud makes them; a client-chosen subject id is accepted only in exactly this form, so a
+ * name, an employee number or an email cannot travel to terminals as an id.
+ */
+export const SUBJECT_ID_REGEX = /^s-[a-z2-7]{20}$/;
+
+export function newSubjectId(): string {
+  return `s-${randomBase32(20)}`;
+}
+
+/**
+ * Access group ids are opaque too ("g-" + 12 base32 chars): what terminals hold in subject
+ * records and in their policy's group → schedule map. The group's human name ("night shift",
+ * "contractors") stays in the cloud's directory (cloud/access-groups.ts).
+ */
+export const ACCESS_GROUP_ID_REGEX = /^g-[a-z2-7]{12}$/;
+
+export function newAccessGroupId(): string {
+  return `g-${randomBase32(12)}`;
 }

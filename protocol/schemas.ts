@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ID_REGEX, UUID_REGEX } from './ids.js';
+import { ACCESS_GROUP_ID_REGEX, ID_REGEX, SUBJECT_ID_REGEX, UUID_REGEX } from './ids.js';
 import { ProtocolError } from './errors.js';
 import { LIMITS } from './limits.js';
 import { CARD_HASH_PATTERN, PIN_HASH_PATTERN } from './credentials.js';
@@ -14,6 +14,13 @@ const id = (what: string) => z.string().regex(ID_REGEX, `${what} id must be lowe
 export const TenantId = id('tenant');
 export const DeviceId = id('device');
 export const SubjectId = id('subject');
+/**
+ * The forms the cloud makes (protocol/ids.ts): what a subject or access group id in a command
+ * should look like. The cloud refuses anything else at its API; terminals still accept any
+ * SubjectId / id-shaped group for records made before, and should move to these.
+ */
+export const OpaqueSubjectId = z.string().regex(SUBJECT_ID_REGEX, 'subject id must be "s-" and 20 base32 characters');
+export const AccessGroupId = z.string().regex(ACCESS_GROUP_ID_REGEX, 'access group id must be "g-" and 12 base32 characters');
 export const MessageId = z.string().regex(UUID_REGEX, 'must be a lowercase UUIDv4');
 export const Score = z.number().min(0).max(1);
 /** Milliseconds since the Unix epoch. */

@@ -25,7 +25,8 @@ beforeAll(async () => {
   stack = await startInProcessSite(log, {}, { maxQueueBytes: 192 * 1024 });
   door = await stack.startTerminal('door-1', { frame: await emptyFrame(), mode: 'access', face: null, policy: { credentials: 'card-only', photoAtPunch: false, access: { pulseMs: 100, groups: { staff: 'always' } } } });
   const pepper = stack.cloud.tenants.get('acme')!.keys.pepper;
-  door.store.upsertSubject({ subject: 's-1', cardHashes: [cardHash(pepper, '1001')], pinHash: null, faceConsent: false, accessGroups: ['staff'], suspended: false }, null);
+  // The terminal's policy names the group by its opaque id from the cloud's directory; so does the subject.
+  door.store.upsertSubject({ subject: 's-1', cardHashes: [cardHash(pepper, '1001')], pinHash: null, faceConsent: false, accessGroups: [await stack.accessGroupId('staff')], suspended: false }, null);
   door.terminal.on('punch', (p) => made.push(p));
   await until(() => door.link.connected);
 }, 60_000);

@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../cloud/auth.js';
 import { startHarness, type Harness } from '../../cloud/testing/harness.js';
+import { newSubjectId } from '../../protocol/index.js';
 import { mutate, mutation, type Mutation } from './mutations.js';
 import { FUZZ_SEED, runs, scaledTimeout } from './seeds.js';
 
@@ -23,7 +24,8 @@ let ownerKey: string;
 let otherOwnerKey: string;
 let auditorKey: string;
 let jpegs: Buffer[];
-const KNOWN_SUBJECT = 'known-1';
+/** Subject ids in the opaque form the cloud makes: a client may choose one only in that form. */
+const KNOWN_SUBJECT = newSubjectId();
 
 type Res = { statusCode: number; headers: Record<string, unknown>; body: string };
 
@@ -244,7 +246,7 @@ describe('bad-input campaign: the cloud admin API', () => {
 
   it('enrollment and rectification with junk, truncated and mutated reference photos and templates', async () => {
     // A subject of its own: the listing campaign above may have made the known one leave.
-    const rectified = 'photo-1';
+    const rectified = newSubjectId();
     const made = await send('POST', '/v1/tenants/acme/subjects', { auth: `Bearer ${ownerKey}`, payload: JSON.stringify({ subject: rectified, consent: { policyVersion: 'v1' } }) });
     expect(made.statusCode, made.body).toBe(201);
     const rssBefore = process.memoryUsage().rss;
@@ -305,7 +307,7 @@ describe('bad-input campaign: the cloud admin API', () => {
   // dims: true to 1), then the outbox's command validation throws a ProtocolError the error
   // handler does not map: 500 "internal error" instead of a 400 naming the template.
   it('a template whose vector does not match its dims is a clear 400, not a 500', async () => {
-    const subject = 'dims-1';
+    const subject = newSubjectId();
     const made = await send('POST', '/v1/tenants/acme/subjects', { auth: `Bearer ${ownerKey}`, payload: JSON.stringify({ subject, consent: { policyVersion: 'v1' } }) });
     expect(made.statusCode, made.body).toBe(201);
     const before = tableCounts();

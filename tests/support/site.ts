@@ -10,6 +10,7 @@ import { startDeviceService, type DeviceService } from '../../device/service.js'
 import { startGateway, type Gateway } from '../../gateway/gateway.js';
 import { createSite, type Site } from '../../gateway/testing/fixture.js';
 import { privateKeyToPem } from '../../protocol/index.js';
+import { policyWithGroupIds } from '../../demo/site.js';
 
 /**
  * The three tiers in one process, each over its real protocol: the real cloud (SQLite, vault,
@@ -24,6 +25,8 @@ export interface InProcessSite {
   gateway: Gateway;
   cloudPort: number;
   startTerminal(id: string, opts: { frame: Buffer; policy: Record<string, unknown>; mode: 'access' | 'timekeeping'; face: FaceEngine | null }): Promise<DeviceService>;
+  /** The opaque id of the access group with this name in the cloud's directory (made on first use). */
+  accessGroupId(name: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -39,7 +42,13 @@ export async function startInProcessSite(log: Logger, forwarder: Record<string, 
   });
   const gateway = await startGateway(config, { log });
   const terminals: DeviceService[] = [];
+  const accessGroupId = async (name: string) => {
+    const r = await cloud.api('POST', '/v1/tenants/acme/access-groups', { token: cloud.tenants.get('acme')!.ownerKey, body: { name } });
+    if (r.status !== 200 && r.status !== 201) throw new Error(`access group: HTTP ${r.status}`);
+    return r.json.id as string;
+  };
   return {
+    accessGroupId,
     cloud,
     site,
     gateway,
@@ -74,7 +83,8 @@ export async function startInProcessSite(log: Logger, forwarder: Record<string, 
           gpio: { driver: 'simulator' },
           pins: { relay: 17, greenLed: 22, redLed: 23, buzzer: 24 },
         },
-        policy: opts.policy,
+        // Installed as facilities staff would: access groups by their ids from the cloud's directory.
+        policy: await policyWithGroupIds(opts.policy, accessGroupId),
       });
       const service = await startDeviceService({ config: deviceConfig, baseDir: dir, log, face: opts.face, opsPort: null });
       terminals.push(service);
