@@ -88,9 +88,14 @@ export class CloudSync {
         const authFailure = err instanceof CloudError && err.isAuthFailure;
         const delay = authFailure ? this.opts.backoffMaxMs : backoff.next();
         failures += 1;
-        // A refused token is someone's to fix: say so every time. An unreachable cloud: once per outage.
-        const level = authFailure || failures === 1 ? 'warn' : 'debug';
-        log[level]({ err: { message: (err as Error).message }, retryInMs: delay, failedPolls: failures }, 'command poll failed; will retry');
+        if (err instanceof CloudError && err.isTrustFailure) {
+          // Not an outage: this gateway refuses the cloud it was given. Say so every time, plainly.
+          log.error({ reason: 'cloud-certificate-untrusted', tlsCode: err.tlsCode, err: { message: err.message }, retryInMs: delay }, "ALARM: the cloud's certificate is not trusted; no command reaches this site until cloud.ca or the cloud's certificate is fixed");
+        } else {
+          // A refused token is someone's to fix: say so every time. An unreachable cloud: once per outage.
+          const level = authFailure || failures === 1 ? 'warn' : 'debug';
+          log[level]({ err: { message: (err as Error).message }, retryInMs: delay, failedPolls: failures }, 'command poll failed; will retry');
+        }
         await this.pollSleeper.sleep(delay);
       }
     }
