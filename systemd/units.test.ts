@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireTool } from '../tests/support/tools.js';
 
 /**
  * The unit files: `systemd-analyze verify` against a private root (this machine's systemd
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * hardening the issue lists, option by option.
  */
 const here = dirname(fileURLToPath(import.meta.url));
+requireTool('systemd-analyze');
 const UNITS = ['clockface-device.service', 'clockface-gateway.service', 'clockface-cloud.service'] as const;
 
 /** [Section] → key → every value it is given (repeated keys accumulate, as systemd's lists do). */
