@@ -82,6 +82,7 @@ export function registerGatewayRoutes(app: FastifyInstance, service: CloudServic
       const waitMs = Math.min(q.wait ?? 0, opts.maxWaitSeconds) * 1000;
       let found = service.outbox.pending(gw.tenant, gw.gateway, cursor);
       if (!found.length && waitMs > 0) {
+        req.log.debug({ gateway: gw.gateway, waitMs }, 'long poll waiting');
         await opts.longPolls.wait(
           waitMs,
           (wake) => {
