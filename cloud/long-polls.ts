@@ -8,10 +8,6 @@ export class LongPolls {
   private readonly open = new Set<() => void>();
   private ended = false;
 
-  get size(): number {
-    return this.open.size;
-  }
-
   get ending(): boolean {
     return this.ended;
   }

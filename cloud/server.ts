@@ -33,8 +33,6 @@ export interface ServerOptions {
    * client certificate from their tenant's CA instead of a token.
    */
   tenantCas?: Record<string, string>;
-  /** How long a stopping cloud lets requests in flight finish before it cuts their connections. */
-  closeGraceMs?: number;
 }
 
 /** Reads each tenant's ca.crt from its keys folder, where provisioning writes it. */
@@ -46,6 +44,9 @@ export function loadTenantCas(tenants: Array<{ id: string; keysDir: string }>): 
   }
   return out;
 }
+
+/** How long a stopping cloud lets requests in flight finish before it cuts their connections. */
+const CLOSE_GRACE_MS = 1500;
 
 export interface Auth {
   gateway(req: FastifyRequest): { tenant: string; gateway: string };
@@ -135,7 +136,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.addHook('preClose', async () => {
     const answered = longPolls.endAll();
     app.log.info({ longPolls: answered }, 'stopping: open long polls answered, connections closing');
-    setTimeout(() => app.server.closeAllConnections(), opts.closeGraceMs ?? 1500).unref();
+    setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS).unref();
   });
   app.addHook('onSend', async (_req, reply) => {
     if (longPolls.ending) reply.header('connection', 'close');

@@ -86,9 +86,11 @@ export class CloudSync {
       } catch (err) {
         if (this.pollSleeper.isStopped) break;
         const authFailure = err instanceof CloudError && err.isAuthFailure;
-        const delay = authFailure ? this.opts.backoffMaxMs : backoff.next();
+        const trustFailure = err instanceof CloudError && err.isTrustFailure;
+        // Neither a refused token nor a refused certificate mends itself: retry rarely, in case someone fixes it.
+        const delay = authFailure || trustFailure ? this.opts.backoffMaxMs : backoff.next();
         failures += 1;
-        if (err instanceof CloudError && err.isTrustFailure) {
+        if (err instanceof CloudError && trustFailure) {
           // Not an outage: this gateway refuses the cloud it was given. Say so every time, plainly.
           log.error({ reason: 'cloud-certificate-untrusted', tlsCode: err.tlsCode, err: { message: err.message }, retryInMs: delay }, "ALARM: the cloud's certificate is not trusted; no command reaches this site until cloud.ca or the cloud's certificate is fixed");
         } else {
