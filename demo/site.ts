@@ -46,6 +46,8 @@ export interface Site {
   /** What the terminal's reader sends: a card number line, or keypad digits ending in '#'. */
   key(terminal: string, line: string): Promise<void>;
   relayPulses(terminal: string): number;
+  /** Whether the terminal's relay is released (no pulse running). */
+  relayIdle(terminal: string): boolean;
   stop(): Promise<void>;
 }
 
@@ -212,6 +214,14 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
         return pulses(readRecordFile(terminals.get(id)!.gpioRecord), 17).length;
       } catch {
         return 0;
+      }
+    },
+    relayIdle(id) {
+      try {
+        const last = pulses(readRecordFile(terminals.get(id)!.gpioRecord), 17).at(-1);
+        return last === undefined || Number.isFinite(last.end);
+      } catch {
+        return true;
       }
     },
     async stop() {
