@@ -17,6 +17,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   face: async () => (await import('./face.js')).run,
   'face-loo': async () => (await import('./face-loo.js')).run,
   e2e: async () => (await import('./e2e.js')).run,
+  'cloud-stop': async () => (await import('./cloud-stop.js')).run,
 };
 
 async function main(names: string[]): Promise<number> {

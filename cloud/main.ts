@@ -119,14 +119,17 @@ async function serve(config: CloudConfig): Promise<number> {
     process.once('SIGINT', resolve);
   });
   notifier.stopping();
+  const stopping = performance.now();
   log.info('cloud stopping');
   sweeper.stop();
-  await cardHashes.stop();
-  await worker?.stop();
-  await engine?.close();
-  await app.close();
+  // The API and the re-check worker wind down side by side: neither waits on the other.
+  await Promise.all([app.close(), cardHashes.stop(), (async () => {
+    await worker?.stop();
+    await engine?.close();
+  })()]);
   await ops.close();
   service.close();
+  log.info({ stopMs: Math.round(performance.now() - stopping) }, 'cloud stopped');
   notifier.close();
   return 0;
 }

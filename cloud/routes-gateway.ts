@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { LongPolls } from './long-polls.js';
 import type { Auth } from './server.js';
 import type { CloudService } from './service.js';
 
@@ -7,7 +8,7 @@ const ID = { type: 'string', pattern: '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$' }
 const UUID = { type: 'string', pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' } as const;
 const Error = { type: 'object', properties: { error: { type: 'string' } } } as const;
 
-export function registerGatewayRoutes(app: FastifyInstance, service: CloudService, auth: Auth, opts: { maxWaitSeconds: number; maxBatch: number }): void {
+export function registerGatewayRoutes(app: FastifyInstance, service: CloudService, auth: Auth, opts: { maxWaitSeconds: number; maxBatch: number; longPolls: LongPolls }): void {
   app.post(
     '/v1/gateway/ingest',
     {
@@ -81,20 +82,18 @@ export function registerGatewayRoutes(app: FastifyInstance, service: CloudServic
       const waitMs = Math.min(q.wait ?? 0, opts.maxWaitSeconds) * 1000;
       let found = service.outbox.pending(gw.tenant, gw.gateway, cursor);
       if (!found.length && waitMs > 0) {
-        await new Promise<void>((resolve) => {
-          const onQueued = (tenant: string) => {
-            if (tenant === gw.tenant) done();
-          };
-          const timer = setTimeout(() => done(), waitMs);
-          const done = () => {
-            clearTimeout(timer);
-            service.outbox.queued.off('queued', onQueued);
-            req.raw.off('close', done);
-            resolve();
-          };
-          service.outbox.queued.on('queued', onQueued);
-          req.raw.once('close', done);
-        });
+        req.log.debug({ gateway: gw.gateway, waitMs }, 'long poll waiting');
+        await opts.longPolls.wait(
+          waitMs,
+          (wake) => {
+            const onQueued = (tenant: string) => {
+              if (tenant === gw.tenant) wake();
+            };
+            service.outbox.queued.on('queued', onQueued);
+            return () => service.outbox.queued.off('queued', onQueued);
+          },
+          req.raw,
+        );
         found = service.outbox.pending(gw.tenant, gw.gateway, cursor);
       }
       const next = found.length ? found[found.length - 1]!.seq : cursor;

@@ -6,9 +6,9 @@
  * commands and photos, the gateway's queue, the relay's GPIO record), never from the script's
  * own bookkeeping. Exits 0 only when every expected outcome happened.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cardHash, hashPin } from '../protocol/index.js';
 import { castFromSamples, emptyFrame, type Person } from './people.js';
@@ -17,7 +17,7 @@ import { Timeline } from './timeline.js';
 
 type Punch = Record<string, unknown> & { eventId: string; device: string; subject: string | null; decision: string; credential: string; reasons: unknown; scores: unknown };
 
-const USAGE = 'usage: clockface demo [--keep-running] [--json-summary FILE] [--dir DIR]';
+const USAGE = 'usage: clockface demo [--keep-running] [--json-summary FILE (default ./.demo/summary-TIME.json)] [--dir DIR]';
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { 'keep-running': { type: 'boolean' }, 'json-summary': { type: 'string' }, dir: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
@@ -26,7 +26,9 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const work = values.dir ?? mkdtempSync(join(tmpdir(), 'clockface-demo-'));
-  const summaryFile = values['json-summary'] ?? join(work, 'demo-summary.json');
+  // Outside the work folder, which a passing run removes: the summary stays where it says it is.
+  const summaryFile = values['json-summary'] ?? join(process.cwd(), '.demo', `summary-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  mkdirSync(dirname(resolve(summaryFile)), { recursive: true });
   const t = new Timeline(DAY_STEPS);
   t.note('Clockface demo: one site on this machine, every part a separate process over loopback TLS.');
   t.note('Camera frames are replayed from photos that ship with @vladmandic/face-api; the card reader,');
@@ -195,7 +197,8 @@ async function day(t: Timeline, site: Site, cast: Record<'ana' | 'ben' | 'carl' 
   site.show('door-1', ana.frame);
   for (let i = 0; i < 3; i++) {
     await site.key('door-1', '1001');
-    await new Promise((r) => setTimeout(r, 1500));
+    // One badge at a time: a grant while the last pulse still runs extends it (one pulse, two grants).
+    await waitFor('the door to open and close for Ana', async () => site.relayPulses('door-1') - outagePulses > i && site.relayIdle('door-1'), 15_000).catch(() => undefined);
   }
   site.show('door-1', nobody);
   await t.step('cloud down: the door still opens for Ana; punches wait in the gateway queue', '3 pulses, 3 punches queued at the gateway', async () => {
@@ -203,7 +206,8 @@ async function day(t: Timeline, site: Site, cast: Record<'ana' | 'ben' | 'carl' 
       const metrics = await (await fetch(`http://127.0.0.1:${site.gatewayOpsPort}/metrics`)).text();
       const m = /^cf_gateway_backlog_depth(?:\{[^}]*\})?\s+(\d+)/m.exec(metrics);
       const n = m ? Number(m[1]) : 0;
-      return n >= 3 ? n : undefined;
+      // The last pulse may still be running (500 ms) when its punch is queued: wait for both.
+      return n >= 3 && site.relayPulses('door-1') - outagePulses >= 3 ? n : undefined;
     });
     return `${site.relayPulses('door-1') - outagePulses} pulses, ${depth} punches queued at the gateway`;
   });
@@ -264,7 +268,7 @@ async function day(t: Timeline, site: Site, cast: Record<'ana' | 'ben' | 'carl' 
     const left = await site.api('POST', `/v1/tenants/acme/subjects/${ids.ana}/leave`);
     if (left.status !== 200) throw new Error(`leave refused: ${left.status}`);
     const gone = await waitFor('the sweep', async () => {
-      const codes = await Promise.all(mine.map(async (p) => (await fetch(`${site.cloudUrl}/v1/tenants/acme/photos/${String(p.photoId)}`, { headers: { authorization: `Bearer ${site.ownerKey}` } })).status));
+      const codes = await Promise.all(mine.map(async (p) => (await site.api('GET', `/v1/tenants/acme/photos/${String(p.photoId)}`)).status));
       return codes.every((c) => c === 404) ? codes.length : undefined;
     });
     return gone === mine.length ? 'all of her photos deleted' : `${gone} of ${mine.length} deleted`;
@@ -274,7 +278,7 @@ async function day(t: Timeline, site: Site, cast: Record<'ana' | 'ben' | 'carl' 
 function printWhereThingsAre(site: Site): void {
   console.log(`
 Everything keeps running until Ctrl-C. Where things are:
-  cloud API        ${site.cloudUrl}  (owner key: ${join(site.work, 'owner.key')}; OpenAPI at /openapi.json)
+  cloud API        ${site.cloudUrl}  (owner key: ${join(site.work, 'owner.key')}; CA: ${join(site.bundles, 'tenant', 'ca.crt')}; OpenAPI at /openapi.json)
   cloud metrics    http://127.0.0.1:${site.cloudOpsPort}/metrics
   gateway MQTT     mqtts://localhost:${site.gatewayPort}  (client certificates only)
   gateway metrics  http://127.0.0.1:${site.gatewayOpsPort}/metrics

@@ -77,6 +77,7 @@ export async function startRole(opts: StartOptions): Promise<RoleProcess> {
     new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`not ready after ${timeoutMs} ms`), timeoutMs))),
   ]);
   clearTimeout(timer);
+  let released = false;
   const stop = async (signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000) => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill(signal);
@@ -84,8 +85,12 @@ export async function startRole(opts: StartOptions): Promise<RoleProcess> {
       await exited;
       clearTimeout(killer);
     }
-    listener.close();
-    log.end();
+    // Once: closing the unix-dgram socket a second time aborts the whole process (a native assertion).
+    if (!released) {
+      released = true;
+      listener.close();
+      log.end();
+    }
     return child.exitCode;
   };
   if (outcome !== 'ready') {

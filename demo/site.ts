@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { pulses, readRecordFile } from '../device/hardware/gpio/sim.js';
@@ -39,6 +40,7 @@ export interface Site {
   pepper: Buffer;
   terminals: Map<string, Terminal>;
   processes: Map<string, RoleProcess>;
+  /** The cloud's admin API over HTTPS as the owner (the cloud's certificate checked against the tenant CA); json is {} for a body that is not JSON. */
   api(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }>;
   stopCloud(): Promise<void>;
   startCloud(): Promise<void>;
@@ -49,6 +51,8 @@ export interface Site {
   /** What the terminal's reader sends: a card number line, or keypad digits ending in '#'. */
   key(terminal: string, line: string): Promise<void>;
   relayPulses(terminal: string): number;
+  /** Whether the terminal's relay is released (no pulse running). */
+  relayIdle(terminal: string): boolean;
   stop(): Promise<void>;
 }
 
@@ -84,20 +88,25 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
     return p;
   };
 
-  progress('provision: tenant acme (CA, admin signing key, cloud sealing key, card pepper)');
+  progress('provision: tenant acme (CA, admin signing key, cloud sealing key, card pepper) and the cloud\'s HTTPS certificate');
   clockface(['provision', 'tenant', 'init', '--out', bundles, '--tenant', 'acme']);
   clockface(['provision', 'tenant', 'export-cloud', '--out', bundles]);
+  // The cloud serves HTTPS with a certificate from the tenant CA; gateways and the admin tools
+  // check it against the tenant's ca.crt, as a site that runs its own cloud does.
+  const cloudCert = JSON.parse(clockface(['provision', 'cloud', 'cert', '--out', bundles, '--host', 'localhost', '--alt-name', '127.0.0.1'])) as { cert: string; key: string };
+  const tenantCa = join(bundles, 'tenant', 'ca.crt');
+  const cloudCa = readFileSync(tenantCa);
   const pepper = Buffer.from(readFileSync(join(bundles, 'tenant', 'card-pepper.key'), 'utf8').trim(), 'base64');
 
   const [cloudPort, cloudOpsPort, gatewayPort, gatewayOpsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const cloudUrl = `http://127.0.0.1:${cloudPort}`;
+  const cloudUrl = `https://127.0.0.1:${cloudPort}`;
   const cloudConfig = join(work, 'cloud.json');
   writeFileSync(
     cloudConfig,
     JSON.stringify(
       {
         dataDir: join(work, 'data', 'cloud'),
-        http: { host: '127.0.0.1', port: cloudPort, tls: null },
+        http: { host: '127.0.0.1', port: cloudPort, tls: { cert: cloudCert.cert, key: cloudCert.key } },
         tenants: [{ id: 'acme', keysDir: join(bundles, 'cloud', 'acme') }],
         recheck: { engine: 'local', command: [process.execPath, CLI_PATH, 'face', 'serve'], ratePerSecond: 20, maxAttempts: 3, intervalMs: 500 },
         retention: { sweepIntervalMs: 1000, batchSize: 1000 },
@@ -117,7 +126,7 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
   progress('start: cloud (API, photo vault, re-check worker with the local face engine, retention sweeper)');
   await startCloud();
 
-  const cloud = ['--cloud', cloudUrl, '--api-key-file', ownerKeyFile];
+  const cloud = ['--cloud', cloudUrl, '--api-key-file', ownerKeyFile, '--cloud-ca', tenantCa];
   progress('provision: gateway site-1 and terminals, registered with the cloud');
   clockface(['provision', 'gateway', 'add', '--out', bundles, '--gateway', 'site-1', '--host', 'localhost', '--alt-name', '127.0.0.1', ...cloud]);
   for (const t of plans) clockface(['provision', 'device', 'add', '--out', bundles, '--device', t.id, '--gateway', 'site-1', '--profile', 'simulator', '--mode', t.mode, ...cloud]);
@@ -142,15 +151,7 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
       },
     });
 
-  const api: Site['api'] = async (method, path, body) => {
-    const res = await fetch(`${cloudUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${owner.key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-  };
+  const api: Site['api'] = (method, path, body) => cloudRequest(new URL(path, cloudUrl), cloudCa, owner.key, method, body);
 
   for (const t of plans) {
     progress(`start: terminal ${t.id} (${t.mode}; replay camera, card reader + keypad simulator, GPIO simulator)`);
@@ -229,6 +230,14 @@ export async function buildSite(work: string, plans: TerminalPlan[], progress: (
         return 0;
       }
     },
+    relayIdle(id) {
+      try {
+        const last = pulses(readRecordFile(terminals.get(id)!.gpioRecord), 17).at(-1);
+        return last === undefined || Number.isFinite(last.end);
+      } catch {
+        return true;
+      }
+    },
     async stop() {
       for (const p of [...processes.values()].reverse()) await p.stop();
     },
@@ -247,4 +256,28 @@ export async function policyWithGroupIds(policy: Record<string, unknown>, groupI
   const groups: Record<string, string> = {};
   for (const [name, schedule] of Object.entries(access.groups)) groups[await groupId(name)] = schedule;
   return { ...policy, access: { ...access, groups } };
+}
+
+/** One admin API call over HTTPS, trusting only the tenant CA (fetch takes no CA of its own). */
+function cloudRequest(url: URL, ca: Buffer, key: string, method: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method, ca, headers: { authorization: `Bearer ${key}`, ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const isJson = /json/.test(String(res.headers['content-type'] ?? ''));
+          resolve({ status: res.statusCode ?? 0, json: isJson && text ? (JSON.parse(text) as Record<string, unknown>) : {} });
+        });
+      },
+    );
+    req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${url.pathname}: no answer within 30 s`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
 }

@@ -13,6 +13,8 @@ export class CloudError extends Error {
     message: string,
     /** HTTP status, or 0 when the request never got an answer (refused, timeout, TLS). */
     readonly status: number,
+    /** The TLS stack's code when the cloud's certificate was refused (e.g. UNABLE_TO_GET_ISSUER_CERT_LOCALLY). */
+    readonly tlsCode: string | null = null,
   ) {
     super(message);
   }
@@ -20,6 +22,41 @@ export class CloudError extends Error {
   get isAuthFailure(): boolean {
     return this.status === 401 || this.status === 403;
   }
+  /** The cloud's certificate is not trusted (wrong cloud.ca, expired, wrong name): someone must act. */
+  get isTrustFailure(): boolean {
+    return this.tlsCode !== null;
+  }
+}
+
+/** OpenSSL's verdicts on a peer certificate, as Node reports them in `err.code`. */
+const CERTIFICATE_REFUSALS = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'INVALID_CA',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** A request error as a CloudError; a refused cloud certificate says so and what to check. */
+function requestError(method: string, url: URL, err: Error & { code?: string }): CloudError {
+  if (err instanceof CloudError) return err;
+  const code = err.code ?? '';
+  if (CERTIFICATE_REFUSALS.has(code)) {
+    return new CloudError(
+      `${method} ${url.pathname}: the cloud's certificate at ${url.host} is not trusted (${code}: ${err.message}); cloud.ca must name the CA that signed it, and its names must include ${url.hostname}`,
+      0,
+      code,
+    );
+  }
+  return new CloudError(`${method} ${url.pathname}: ${err.message}`, 0);
 }
 
 const B64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
@@ -208,7 +245,7 @@ export class CloudClient {
         },
       );
       req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on('error', (err) => reject(err instanceof CloudError ? err : new CloudError(`${method} ${url.pathname}: ${err.message}`, 0)));
+      req.on('error', (err) => reject(requestError(method, url, err)));
       req.end(payload);
     });
   }

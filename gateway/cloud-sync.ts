@@ -63,10 +63,15 @@ export class CloudSync {
   private async pollCommands(): Promise<void> {
     const { store, cloud, delivery, log, metrics } = this.opts;
     const backoff = new Backoff(this.opts.backoffBaseMs, this.opts.backoffMaxMs);
+    // A cloud that restarts answers the open poll early and refuses connections for a while:
+    // that is one outage, logged once when it starts and once when it ends, not once per retry.
+    let failures = 0;
     while (!this.pollSleeper.isStopped) {
       try {
         const answer = await cloud.commands(store.getValue('commandCursor'), this.opts.longPollSeconds, this.abort.signal);
         this.lastCommandPoll = Date.now();
+        if (failures > 0) log.info({ failedPolls: failures }, 'command poll reaches the cloud again');
+        failures = 0;
         const accepted = answer.commands.filter((c) => {
           const ok = c.tenant === this.opts.tenant && isValidId(c.device);
           if (!ok) log.warn({ commandId: c.commandId, reason: 'wrong-tenant-or-device' }, 'command for another tenant or an invalid device id ignored');
@@ -80,8 +85,19 @@ export class CloudSync {
         if (this.opts.longPollSeconds === 0) await this.pollSleeper.sleep(1000);
       } catch (err) {
         if (this.pollSleeper.isStopped) break;
-        const delay = err instanceof CloudError && err.isAuthFailure ? this.opts.backoffMaxMs : backoff.next();
-        log.warn({ err: { message: (err as Error).message }, retryInMs: delay }, 'command poll failed; will retry');
+        const authFailure = err instanceof CloudError && err.isAuthFailure;
+        const trustFailure = err instanceof CloudError && err.isTrustFailure;
+        // Neither a refused token nor a refused certificate mends itself: retry rarely, in case someone fixes it.
+        const delay = authFailure || trustFailure ? this.opts.backoffMaxMs : backoff.next();
+        failures += 1;
+        if (err instanceof CloudError && trustFailure) {
+          // Not an outage: this gateway refuses the cloud it was given. Say so every time, plainly.
+          log.error({ reason: 'cloud-certificate-untrusted', tlsCode: err.tlsCode, err: { message: err.message }, retryInMs: delay }, "ALARM: the cloud's certificate is not trusted; no command reaches this site until cloud.ca or the cloud's certificate is fixed");
+        } else {
+          // A refused token is someone's to fix: say so every time. An unreachable cloud: once per outage.
+          const level = authFailure || failures === 1 ? 'warn' : 'debug';
+          log[level]({ err: { message: (err as Error).message }, retryInMs: delay, failedPolls: failures }, 'command poll failed; will retry');
+        }
         await this.pollSleeper.sleep(delay);
       }
     }

@@ -139,6 +139,14 @@ export class Forwarder {
           await this.sleeper.sleep(this.opts.backoffMaxMs);
           continue;
         }
+        if (err instanceof CloudError && err.isTrustFailure) {
+          // This gateway refuses the cloud's certificate: no punch may leave for a cloud it cannot verify.
+          metrics.forwardFailures.inc({ kind: 'tls' });
+          this.state = 'backing-off';
+          log.error({ reason: 'cloud-certificate-untrusted', tlsCode: err.tlsCode, err: { message: this.lastError } }, "ALARM: the cloud's certificate is not trusted; forwarding stopped until cloud.ca or the cloud's certificate is fixed");
+          await this.sleeper.sleep(this.opts.backoffMaxMs);
+          continue;
+        }
         metrics.forwardFailures.inc({ kind: !(err instanceof CloudError) || err.status === 0 ? 'network' : err.status >= 500 ? 'server' : 'client' });
         this.breaker.failure();
         const delay = this.backoff.next();

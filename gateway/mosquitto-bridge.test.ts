@@ -1,4 +1,4 @@
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { topics } from '../protocol/index.js';
 import { startGateway, type Gateway } from './gateway.js';
 import { createSite, DeviceSim, QUICK_FORWARDER, type Site, until } from './testing/fixture.js';
 import { freePort } from '../common/free-port.js';
+import { requireTool } from '../tests/support/tools.js';
 
 /*
  * A real Mosquitto (Debian's `mosquitto`) bridged in front of the gateway with the bridge
@@ -16,16 +17,8 @@ import { freePort } from '../common/free-port.js';
  * notifications ($SYS/broker/connection/.../state) must stay local, or the gateway ends the
  * connection as a publish outside the device's rights.
  */
-const hasMosquitto = (() => {
-  try {
-    execFileSync('mosquitto', ['-h'], { stdio: 'ignore' });
-    return true;
-  } catch (err) {
-    // `mosquitto -h` exits 3 after printing its usage; only a missing binary is ENOENT.
-    return (err as NodeJS.ErrnoException).code !== 'ENOENT';
-  }
-})();
-if (!hasMosquitto) console.warn('mosquitto-bridge.test.ts: skipped, the `mosquitto` binary is not installed (Debian package mosquitto; .ci/run installs it)');
+// Mosquitto is the part under test: without it this file fails at once, saying how to install it.
+requireTool('mosquitto', 'mosquitto_pub', 'mosquitto_sub');
 
 let site: Site;
 let gw: Gateway;
@@ -39,7 +32,7 @@ function run(cmd: string, args: string[]): Promise<{ code: number; out: string; 
   });
 }
 
-describe.skipIf(!hasMosquitto)('a Mosquitto bridge in front of the gateway', () => {
+describe('a Mosquitto bridge in front of the gateway', () => {
   beforeAll(async () => {
     site = await createSite('acme');
     const { config } = site.writeConfig({ forwarder: QUICK_FORWARDER });

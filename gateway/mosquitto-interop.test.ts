@@ -7,12 +7,16 @@ import { topics } from '../protocol/index.js';
 import { startGateway, type Gateway } from './gateway.js';
 import { commandEnvelope, createSite, DeviceSim, QUICK_FORWARDER, type Site, until } from './testing/fixture.js';
 import type { ClientCredentials } from './testing/site-pki.js';
+import { requireTool } from '../tests/support/tools.js';
 
 /*
  * Interop: the stock Mosquitto command-line clients (Debian's mosquitto-clients) with a
  * device certificate connect to the gateway, publish within their rights, receive commands,
  * and are refused outside their rights.
  */
+// The stock clients are the part under test: without them this file fails at once, saying how to install them.
+requireTool('mosquitto_pub', 'mosquitto_sub');
+
 let site: Site;
 let gw: Gateway;
 let creds: ClientCredentials;

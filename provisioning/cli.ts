@@ -7,7 +7,8 @@ import { checkBundle } from './check.js';
 import { CloudAdminClient } from './cloud-client.js';
 import { OutputFolder, ProvisionError } from './output.js';
 import { PROFILE_NAMES, hardwareProfile } from './profiles.js';
-import { TENANT_DIR, exportCloudKeys, initTenant, loadTenant } from './tenant.js';
+import { issueCloudCertificate } from './cloud-cert.js';
+import { TENANT_DIR, TENANT_FILES, exportCloudKeys, initTenant, loadTenant } from './tenant.js';
 import { findUnit } from './inventory.js';
 import { mosquittoSubCommand } from './integration.js';
 import { DEVICE_MODES, GATEWAY_DEFAULT_PORT, addDevice, addGateway, addIntegration, revoke, rotateUnit, type DeviceMode, type RevokeTarget, type UnitRole } from './units.js';
@@ -31,6 +32,8 @@ Commands (in the order a site is set up):
   revoke          (--device D | --gateway G | --integration NAME | --serial HEX | --due)  rebuild the CRL
                                                              (--due: end finished overlaps)
   tenant export-cloud                                        DIR/cloud/<tenant>/: the keys the cloud needs (no CA key)
+  cloud cert      --host HOST [--alt-name NAME]...           DIR/cloud/https.{crt,key}: the cloud API's HTTPS certificate
+                                                             from the tenant CA (gateways check it: gateway add --cloud-ca DIR/tenant/ca.crt)
   tenant backup   [--backup-to REL]                          encrypted copy of DIR/tenant (scrypt + AES-256-GCM)
   tenant restore  --from FILE                                unpack a backup into DIR
   profiles                                                   list hardware profiles
@@ -158,6 +161,13 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<Rec
       const keysDir = exportCloudKeys(out, ring);
       progress(`give ${keysDir} to the cloud as tenants[].keysDir for ${ring.tenant}; it holds no CA key`);
       return { command, tenant: ring.tenant, keysDir, dryRun };
+    }
+    case 'cloud cert': {
+      const ring = loadTenant(out.root);
+      const result = await issueCloudCertificate(out, ring, { host: need(values, 'host'), altNames: values['alt-name'] });
+      progress(`cloud certificate ${result.serial} for ${result.names.join(', ')}: the cloud's http.tls is { "cert": "${result.cert}", "key": "${result.key}" }`);
+      progress(`gateways check it with the tenant CA: "gateway add ... --cloud https://${result.names[0]}:PORT --cloud-ca ${out.resolveInside(TENANT_FILES.caCert)}"`);
+      return { command, ...result, dryRun };
     }
     case 'tenant backup': {
       const passphrase = readPassphrase(values['passphrase-file'], io.env);

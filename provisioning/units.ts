@@ -431,9 +431,9 @@ async function writeArchive(out: OutputFolder, role: UnitRole, id: string, overw
 
 const HOST_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
-function checkHost(host: string): string {
+export function checkHost(host: string): string {
   if (isIP(host) !== 0 || HOST_PATTERN.test(host)) return host;
-  throw new ProvisionError(`gateway host ${JSON.stringify(host.slice(0, 80))} is not a host name or IP address`);
+  throw new ProvisionError(`host ${JSON.stringify(host.slice(0, 80))} is not a host name or IP address`);
 }
 
 /** A unit id, refused with the unit's own role in the message. */

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CARD_PEPPER_CREDENTIAL } from '../device/card-pepper.js';
+import { requireTool } from '../tests/support/tools.js';
 
 /**
  * The unit files: `systemd-analyze verify` against a private root (this machine's systemd
@@ -12,6 +13,7 @@ import { CARD_PEPPER_CREDENTIAL } from '../device/card-pepper.js';
  * hardening the issue lists, option by option.
  */
 const here = dirname(fileURLToPath(import.meta.url));
+requireTool('systemd-analyze');
 const UNITS = ['clockface-device.service', 'clockface-gateway.service', 'clockface-cloud.service'] as const;
 
 /** [Section] → key → every value it is given (repeated keys accumulate, as systemd's lists do). */

@@ -16,12 +16,15 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 describe('npm run demo', () => {
   it('plays the whole day and every expected outcome happens', async () => {
     if (!existsSync(cli)) execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
-    const summaryFile = join(work, 'summary.json');
+    // No --dir, no --json-summary: as a newcomer runs it, the work folder is removed after a
+    // passing day, and the summary must still be where the demo says it is.
     const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((done) => {
-      execFile(process.execPath, [cli, 'demo', '--dir', join(work, 'site'), '--json-summary', summaryFile], { maxBuffer: 16 * 1024 * 1024 }, (err, out) =>
+      execFile(process.execPath, [cli, 'demo'], { cwd: work, maxBuffer: 16 * 1024 * 1024 }, (err, out) =>
         done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout: out }),
       );
     });
+    const summaryFile = /^JSON summary: (.+)$/m.exec(stdout)?.[1] ?? '';
+    expect(summaryFile.startsWith(join(work, '.demo')), stdout).toBe(true);
     const summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as { ok: boolean; outcomes: Array<{ step: string; ok: boolean; actual: string }> };
     expect(summary.outcomes.filter((o) => !o.ok), stdout).toEqual([]);
     expect(summary.ok).toBe(true);
