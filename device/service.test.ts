@@ -17,6 +17,7 @@ import type { ScreenState } from './terminal.js';
 import { pulses, type SimulatedGpio } from './hardware/index.js';
 import { connectCloudSide, enrollCommand, type CloudSide } from './test-support/cloud-side.js';
 import { until } from './test-support/terminal-process.js';
+import { requireTool } from '../tests/support/tools.js';
 
 /*
  * The terminal over real parts: mTLS aedes on loopback, SQLite files, the replay camera showing
@@ -77,6 +78,7 @@ const basePolicy = { credentials: 'card+face', thresholds: { match: 0.8 }, acces
 
 beforeAll(async () => {
   broker = await startTestBroker(TENANT, DEVICE);
+  requireTool('socat');
   socat = spawn('socat', [`pty,raw,echo=0,link=${ptyPort}`, `pty,raw,echo=0,link=${ptyHost}`], { stdio: 'ignore' });
   await until(() => existsSync(ptyPort) && existsSync(ptyHost), 'socat pty links');
   hostFd = openSync(ptyHost, 'w');

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPair, privateKeyToPem, rawPublicKey, type KeyPair } from '../../protocol/index.js';
 import { DeviceStore } from '../store.js';
 import { bundleChild } from './bundle.js';
+import { requireTool } from '../../tests/support/tools.js';
 
 /*
  * A terminal as a real process (`clockface device --config FILE`, bundled by bundleChild), with
@@ -22,6 +23,7 @@ export async function until(cond: () => boolean, what: string, tries = 1500): Pr
 export async function startPty(dir: string): Promise<{ port: string; write(line: string): void; close(): Promise<void> }> {
   const port = join(dir, 'reader-port');
   const host = join(dir, 'reader-host');
+  requireTool('socat');
   const socat = spawn('socat', [`pty,raw,echo=0,link=${port}`, `pty,raw,echo=0,link=${host}`], { stdio: 'ignore' });
   await until(() => existsSync(port) && existsSync(host), 'socat pty links');
   const fd = openSync(host, 'w');

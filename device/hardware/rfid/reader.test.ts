@@ -9,6 +9,7 @@ import { HardwareError } from '../errors.js';
 import { em4100Frame, type CardRead } from './parsers.js';
 import { SerialCardReader, SimulatedCardReader } from './reader.js';
 import { bundleFixture } from '../test-fixtures/bundle.js';
+import { requireTool } from '../../../tests/support/tools.js';
 
 /**
  * A real pseudo-terminal pair made by socat: the reader opens one end as its serial port, the
@@ -32,6 +33,7 @@ const portPath = () => join(dir, 'reader');
 const hostPath = () => join(dir, 'host');
 
 async function startSocat(): Promise<void> {
+  requireTool('socat');
   socat = spawn('socat', [`pty,raw,echo=0,link=${portPath()}`, `pty,raw,echo=0,link=${hostPath()}`], { stdio: 'ignore' });
   await until(() => existsSync(portPath()) && existsSync(hostPath()), 'socat pty links');
   hostFd = openSync(hostPath(), 'r+');
