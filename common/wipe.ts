@@ -35,11 +35,13 @@ export interface WipeOutcome {
 }
 
 /**
- * VACUUM costs about 12-20 ms per MB of live data (2-core machine); above this the wipe is
- * deferred (the WAL is still truncated) and the promise is reported as not kept, rather than
- * holding the store's writer for seconds. Live data beyond it is a large backlog, which drains.
+ * VACUUM costs about 12-20 ms per MB of live data (2-core machine) and holds the write lock
+ * meanwhile; above this the wipe is deferred (the WAL is still truncated) and the promise is
+ * reported as not kept, rather than holding the store's writers for seconds. Live data beyond
+ * it on a gateway is a backlog after an outage, which drains; a terminal's store (templates,
+ * a normal outbox) stays well under it.
  */
-export const VACUUM_MAX_LIVE_BYTES = 64 * 1024 * 1024;
+export const VACUUM_MAX_LIVE_BYTES = 16 * 1024 * 1024;
 
 /** How long the truncating checkpoint waits for readers to move on before it reports wal-busy. */
 const WAL_WAIT_MS = 250;

@@ -237,6 +237,7 @@ export class GatewayStore {
         'SELECT seq, id, device, channel, envelope, expires_at AS expiresAt FROM outbound WHERE device = ? AND channel = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq',
       ),
       expireOutbound: db.prepare('DELETE FROM outbound WHERE expires_at IS NOT NULL AND expires_at <= ?'),
+      anyExpired: db.prepare('SELECT 1 FROM outbound WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1'),
       outboundDepth: db.prepare('SELECT COUNT(*) AS n FROM outbound'),
       nextDelivered: db.prepare('SELECT command_id AS commandId, at FROM delivered ORDER BY at LIMIT ?'),
       deleteDelivered: db.prepare('DELETE FROM delivered WHERE command_id = ?'),
@@ -310,6 +311,10 @@ export class GatewayStore {
   }
 
   expireOutbound(now = Date.now()): number {
+    // Runs every second on the broker's thread: a DELETE takes the write lock even when it
+    // matches nothing, and would wait out the event writer's commit or wipe (VACUUM) there.
+    // A read never waits in WAL mode, so look first.
+    if (!this.stmts.anyExpired.get(now)) return 0;
     const expired = this.stmts.expireOutbound.run(now).changes;
     if (expired > 0) this.onEnvelopeDeleted();
     return expired;
