@@ -15,6 +15,7 @@ import { readEnvelopeHeader } from './event-header.js';
 import { EventWriter } from './event-writer.js';
 import { GatewayStore, type OutboundRow } from './store.js';
 import { WipeSchedule } from '../common/wipe.js';
+import { ReaderPause } from './reader-pause.js';
 
 /**
  * One site gateway: the broker, the durable store, the forwarder and the downlink, wired
@@ -92,13 +93,15 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     throw err;
   }
   let revoked = storedRevocations(store);
-  // Deleted copies are wiped on the writer's thread, batched, within the configured bound.
+  // Deleted copies are wiped on the writer's thread, batched, within the configured bound;
+  // the forward reader pauses meanwhile so the WAL can be truncated (gateway/reader-pause.ts).
+  const readerPause = new ReaderPause();
   const wiper = new WipeSchedule({
     boundMs: config.wipeWithinSeconds * 1000,
     name: 'gateway store',
     log,
     wipe: async () => {
-      const outcome = await writer.wipe();
+      const outcome = await readerPause.exclusive(() => writer.wipe());
       metrics.wipes.inc({ outcome: outcome.complete ? 'complete' : (outcome.reason ?? 'incomplete') });
       return outcome;
     },
@@ -164,7 +167,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     forwarder = new Forwarder({
       tenant: config.tenant,
       store,
-      nextBatch: (limit, after) => batches.next(limit, after),
+      nextBatch: (limit, after) => readerPause.read(() => batches.next(limit, after)),
       cloud,
       ...config.forwarder,
       metrics,
