@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   provision: async () => (await import('./provision.js')).run,
   gateway: async () => (await import('./gateway.js')).run,
   'gateway-drain': async () => (await import('./gateway-drain.js')).run,
+  'gateway-wipe': async () => (await import('./gateway-wipe.js')).run,
   device: async () => (await import('./device.js')).run,
   cloud: async () => (await import('./cloud.js')).run,
   face: async () => (await import('./face.js')).run,

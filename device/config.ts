@@ -48,6 +48,13 @@ export const DeviceConfig = z
       .object({ maxEvents: z.number().int().min(10).default(50_000), maxBytes: z.number().int().min(100_000).default(512 * 1024 * 1024) })
       .strict()
       .prefault({}),
+    /**
+     * How long a deleted copy may stay on the terminal's disk, in seconds: an event after its
+     * cloud receipt, a shed photo, the template and card hashes of a subject removed, erased,
+     * withdrawn from face consent or ended with the contract. Within it the store is rewritten
+     * (VACUUM) and its WAL truncated (device/README.md "How long a copy lives").
+     */
+    wipeWithinSeconds: z.number().int().min(4).max(86_400).default(60),
     ops: z.object({ port: z.number().int().min(0).max(65535).default(9464) }).strict().prefault({}),
     log: LogConfig,
   })

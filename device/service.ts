@@ -70,7 +70,7 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
   else log.info('card pepper read from the systemd credential');
 
   const mqttCredentials = () => ({ ca: read(config.mqtt.ca), cert: read(config.mqtt.cert), key: read(config.mqtt.key) });
-  const store = new DeviceStore(join(dataDir, 'device.db'), dataKey(dataDir));
+  const store = new DeviceStore(join(dataDir, 'device.db'), dataKey(dataDir), { wipeWithinMs: config.wipeWithinSeconds * 1000, log });
   const policy = new PolicyHolder(store, config.policy);
   const registry = new Registry();
   const punches = registry.counter('clockface_device_punches_total', 'Punch decisions recorded');
@@ -208,6 +208,9 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
   let storeOpen = true;
   outboxGauge.collect(() => (storeOpen ? store.outboxSize().count : 0));
   linkUp.collect(() => (link.connected ? 1 : 0));
+  registry
+    .gauge('clockface_device_unwiped_oldest_age_seconds', 'Age of the oldest deleted copy (event, photo, template) whose bytes may still be on disk; stays under wipeWithinSeconds while the promise is kept')
+    .collect(() => (storeOpen ? store.wiper.oldestUnwipedAgeSeconds() : 0));
   const health = () => checkHealth({ store: () => storeOpen && storeAnswers(store), camera: hardware.camera, linkUp: () => link.connected });
 
   if (!o.hardware) await hardware.start();
@@ -224,7 +227,13 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
           registry,
           health: () => {
             const h = health();
-            return { ...h, outbox: h.store === 'ok' ? store.outboxSize().count : null };
+            const unwiped = store.wiper.oldestUnwipedAgeSeconds();
+            return {
+              ...h,
+              outbox: h.store === 'ok' ? store.outboxSize().count : null,
+              // The promise of device/README.md: no deleted copy older than the bound is on disk.
+              wipe: { withinSeconds: config.wipeWithinSeconds, oldestUnwipedSeconds: unwiped, kept: unwiped <= config.wipeWithinSeconds },
+            };
           },
         });
   // Release 1 card hashes on this disk become v2 in the background (credential-check.ts).

@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { SequenceStore } from '../protocol/index.js';
+import type { Logger } from '../common/log.js';
+import { openWipingConnection, wipeDeleted, WipeSchedule, type WipeOutcome } from '../common/wipe.js';
 
 /*
  * The terminal's local store: one SQLite file in WAL mode. Holds only opaque subject ids,
@@ -75,8 +77,22 @@ const MIGRATIONS: string[] = [
    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
 ];
 
+export interface DeviceStoreOptions {
+  /**
+   * How long a deleted copy (an event the cloud has a receipt for, a shed photo, a removed
+   * subject's template and card hashes) may stay in the store's files, in ms (default 60 s).
+   */
+  wipeWithinMs?: number;
+  log?: Logger;
+}
+
 export class DeviceStore implements SequenceStore {
   readonly db: Database.Database;
+  /**
+   * Wipes deleted copies from the file, its free pages and the WAL within the bound
+   * (common/wipe.ts): every delete below marks it, and the wipe runs on this connection.
+   */
+  readonly wiper: WipeSchedule;
   private readonly dataKey: Buffer;
   private readonly subjectListeners = new Set<(subject: string | null) => void>();
 
@@ -95,15 +111,23 @@ export class DeviceStore implements SequenceStore {
   }
 
   /** dataKey: 32 bytes that encrypt templates at rest (AES-256-GCM). */
-  constructor(file: string, dataKey: Buffer) {
+  constructor(file: string, dataKey: Buffer, opts: DeviceStoreOptions = {}) {
     if (dataKey.length !== 32) throw new Error('device data key must be 32 bytes');
     this.dataKey = dataKey;
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
+    // The one place the terminal opens its file: WAL and secure_delete (common/wipe.ts).
+    this.db = openWipingConnection(() => new Database(file));
     // FULL: an outbox row must survive power loss before the relay fires.
     this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');
     this.migrate();
+    this.wiper = new WipeSchedule({ boundMs: opts.wipeWithinMs ?? 60_000, name: 'terminal store', wipe: () => this.wipeNow(), ...(opts.log ? { log: opts.log } : {}) });
+    // What a previous run deleted may still be in the files (a power cut before its wipe).
+    this.wiper.deleted();
+  }
+
+  /** One wipe of deleted copies, now, on this connection (the schedule calls it; tests too). */
+  wipeNow(): WipeOutcome {
+    return wipeDeleted(this.db);
   }
 
   private migrate(): void {
@@ -123,13 +147,24 @@ export class DeviceStore implements SequenceStore {
     return this.db.pragma('user_version', { simple: true }) as number;
   }
 
+  /** Wipes what was deleted since the last wipe, then closes the file. */
   close(): void {
+    if (!this.db.open) return;
+    void this.wiper.close();
+    if (this.wiper.oldestUnwipedAgeSeconds() > 0) {
+      try {
+        this.wipeNow();
+      } catch {
+        // Closing must not fail: the next start wipes (the constructor marks the store dirty).
+      }
+    }
     this.db.close();
   }
 
   // --- subjects ---------------------------------------------------------------------------
 
   upsertSubject(s: StoredSubject, templates: StoredTemplate[] | null): void {
+    let deleted = 0;
     this.db.transaction(() => {
       this.db
         .prepare(
@@ -138,23 +173,26 @@ export class DeviceStore implements SequenceStore {
              access_groups=excluded.access_groups, suspended=excluded.suspended`,
         )
         .run(s.subject, s.pinHash, s.faceConsent ? 1 : 0, JSON.stringify(s.accessGroups), s.suspended ? 1 : 0);
-      this.db.prepare('DELETE FROM card_hashes WHERE subject = ?').run(s.subject);
+      deleted += this.db.prepare('DELETE FROM card_hashes WHERE subject = ?').run(s.subject).changes;
       const addCard = this.db.prepare('INSERT OR REPLACE INTO card_hashes (hash, subject) VALUES (?, ?)');
       for (const h of s.cardHashes) addCard.run(h, s.subject);
       // Without consent no template may stay on the terminal.
       if (templates !== null || !s.faceConsent) {
-        this.db.prepare('DELETE FROM templates WHERE subject = ?').run(s.subject);
+        deleted += this.db.prepare('DELETE FROM templates WHERE subject = ?').run(s.subject).changes;
         if (s.faceConsent && templates) {
           const add = this.db.prepare('INSERT INTO templates (subject, model, sealed) VALUES (?, ?, ?)');
           for (const t of templates) add.run(s.subject, t.model, this.encrypt(t.vector));
         }
       }
     })();
+    // Replaced templates and card hashes (consent withdrawn, a new reference) go from the disk too.
+    if (deleted > 0) this.wiper.deleted();
     this.changed(s.subject);
   }
 
   removeSubject(subject: string): boolean {
     const removed = this.db.prepare('DELETE FROM subjects WHERE subject = ?').run(subject).changes > 0;
+    if (removed) this.wiper.deleted();
     this.changed(subject);
     return removed;
   }
@@ -198,6 +236,7 @@ export class DeviceStore implements SequenceStore {
     const affected = rows.map((r) => r.subject).filter((s) => subjects === null || subjects.includes(s));
     const del = this.db.prepare('DELETE FROM templates WHERE subject = ? AND model != ?');
     this.db.transaction(() => affected.forEach((s) => del.run(s, model)))();
+    if (affected.length > 0) this.wiper.deleted();
     this.changed(null);
     return affected.length;
   }
@@ -292,7 +331,7 @@ export class DeviceStore implements SequenceStore {
    * or were dropped.
    */
   enqueue(e: NewOutboxEvent, limits: OutboxLimits): { photosDropped: string[]; eventsDropped: string[] } {
-    return this.db.transaction(() => {
+    const shed = this.db.transaction(() => {
       this.db
         .prepare('INSERT INTO outbox (event_id, topic, envelope, slim, subject, has_photo, is_punch) VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(e.eventId, e.topic, e.envelope, e.slim, e.subject, e.slim ? 1 : 0, e.isPunch ? 1 : 0);
@@ -320,6 +359,8 @@ export class DeviceStore implements SequenceStore {
       }
       return { photosDropped, eventsDropped };
     })();
+    if (shed.photosDropped.length + shed.eventsDropped.length > 0) this.wiper.deleted();
+    return shed;
   }
 
   /** Oldest first, the order the link publishes in. */
@@ -333,7 +374,10 @@ export class DeviceStore implements SequenceStore {
   /** Deletes acknowledged events; returns how many were actually removed (duplicates count 0). */
   acknowledge(eventIds: readonly string[]): number {
     const del = this.db.prepare('DELETE FROM outbox WHERE event_id = ?');
-    return this.db.transaction(() => eventIds.reduce((n, id) => n + del.run(id).changes, 0))();
+    const removed = this.db.transaction(() => eventIds.reduce((n, id) => n + del.run(id).changes, 0))();
+    // A delivered event (sealed, maybe with a photo) leaves the disk within the bound, not just the table.
+    if (removed > 0) this.wiper.deleted();
+    return removed;
   }
 
   private dropPhoto(id: number): void {
@@ -342,9 +386,11 @@ export class DeviceStore implements SequenceStore {
 
   /** Erase: queued events of this subject lose their photos before they ever leave. */
   dropPhotosOf(subject: string): number {
-    return this.db
+    const dropped = this.db
       .prepare('UPDATE outbox SET envelope = slim, slim = NULL, has_photo = 0 WHERE subject = ? AND has_photo = 1')
       .run(subject).changes;
+    if (dropped > 0) this.wiper.deleted();
+    return dropped;
   }
 
   outboxSize(): { count: number; bytes: number } {

@@ -55,6 +55,13 @@ export const GatewayConfig = z
      * within `offlineGraceMs` (a credentials reload, a network blip): the cloud's view of who
      * is offline is what facilities staff act on.
      */
+    /**
+     * How long a deleted copy may stay on the gateway's disk, in seconds: an event the cloud has
+     * answered for, a command or receipt delivered or expired. Within it the store is rewritten
+     * (VACUUM) and its WAL truncated, so none of their bytes remain in the database file, its
+     * free pages or the WAL (docs/gateway.md "How long a copy lives").
+     */
+    wipeWithinSeconds: z.number().int().min(4).max(86_400).default(60),
     presence: z.object({ offlineGraceMs: z.number().int().min(0).default(15_000) }).strict().default({ offlineGraceMs: 15_000 }),
     limits: z
       .object({

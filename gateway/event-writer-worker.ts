@@ -1,4 +1,5 @@
 import { workerData } from 'node:worker_threads';
+import { wipeDeleted } from '../common/wipe.js';
 import { unpack, type WriteAnswer, type WriteRequest, type WriterData } from './event-writer.js';
 import { serveStoreRequests } from './store-thread.js';
 import { deliveryMarker, eventInserter, forwardSettler, openStoreConnection } from './store.js';
@@ -11,7 +12,8 @@ import { deliveryMarker, eventInserter, forwardSettler, openStoreConnection } fr
  * order, and answers each only after its transaction has committed (and, with FULL, been
  * fsynced); the broker sends the PUBACKs on that answer. It is also the connection that
  * checkpoints the WAL (the store's connection has automatic checkpoints off while a writer is
- * attached), so no checkpoint stalls the broker's thread either.
+ * attached), so no checkpoint stalls the broker's thread either, and the one that wipes
+ * deleted copies (VACUUM and a checkpoint that truncates the WAL, common/wipe.ts).
  */
 const { path, durability, maxBytes } = workerData as WriterData;
 const db = openStoreConnection(path, { durability, ...(maxBytes !== undefined ? { maxBytes } : {}) });
@@ -21,6 +23,7 @@ const markDelivered = deliveryMarker(db);
 
 function run(req: WriteRequest): WriteAnswer {
   if (req.op === 'delivered') return { channels: markDelivered(req.ids, req.now) };
+  if (req.op === 'wipe') return { wipe: wipeDeleted(db) };
   const envelopes = unpack(req.envelopes);
   if (req.op === 'append') {
     const copies = insert(req.ids.map((id, i) => ({ id, device: req.devices[i]!, envelope: envelopes[i]! })), req.now);

@@ -1,4 +1,5 @@
 import type { Worker } from 'node:worker_threads';
+import type { WipeOutcome } from '../common/wipe.js';
 import { StoreThread, type StoreThreadOptions } from './store-thread.js';
 import type { Answered, EventCopy, EventRow, GatewayStore, OutboundChannel, OutboundRow } from './store.js';
 
@@ -43,9 +44,10 @@ export type WriteRequest =
       outbound: { id: string; device: string; channel: OutboundChannel; expiresAt: number | null }[];
       envelopes: Packed;
       now: number;
-    };
+    }
+  | { op: 'wipe'; envelopes: Packed };
 
-export type WriteAnswer = { added?: number[]; channels?: (OutboundChannel | null)[]; copies?: EventCopy[] };
+export type WriteAnswer = { added?: number[]; channels?: (OutboundChannel | null)[]; copies?: EventCopy[]; wipe?: WipeOutcome };
 
 /** The writer's own settings, and its thread's (log, restarts allowed, what to do on giving up). */
 export interface EventWriterOptions extends Omit<StoreThreadOptions, 'name'> {
@@ -129,6 +131,16 @@ export class EventWriter {
    */
   async delivered(ids: readonly string[], now = Date.now()): Promise<(OutboundChannel | null)[]> {
     return (await this.send({ op: 'delivered', ids: [...ids], now, envelopes: EMPTY })).channels ?? [];
+  }
+
+  /**
+   * Wipes what was deleted so far from the file, its free pages and the WAL (common/wipe.ts:
+   * VACUUM, then a checkpoint that truncates the WAL) on the writer's thread: the broker's
+   * thread never waits for it, group commits queue behind it.
+   */
+  async wipe(): Promise<WipeOutcome> {
+    const { wipe } = await this.send({ op: 'wipe', envelopes: EMPTY });
+    return wipe!;
   }
 
   private send(request: WriteRequest): Promise<WriteAnswer> {

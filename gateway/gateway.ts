@@ -14,6 +14,8 @@ import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { readEnvelopeHeader } from './event-header.js';
 import { EventWriter } from './event-writer.js';
 import { GatewayStore, type OutboundRow } from './store.js';
+import { WipeSchedule } from '../common/wipe.js';
+import { ReaderPause } from './reader-pause.js';
 
 /**
  * One site gateway: the broker, the durable store, the forwarder and the downlink, wired
@@ -29,6 +31,8 @@ export interface Gateway {
   readonly metrics: GatewayMetrics;
   /** The durable event writer (its thread: `eventWriter.thread`). */
   readonly eventWriter: EventWriter;
+  /** Wipes deleted copies from the store's files within `wipeWithinSeconds` (common/wipe.ts). */
+  readonly wiper: WipeSchedule;
   readonly forwarder: Forwarder | null;
   /** The forwarder's batch reader (its thread: `forwardReader.thread`). */
   readonly forwardReader: ForwardReader | null;
@@ -89,6 +93,22 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     throw err;
   }
   let revoked = storedRevocations(store);
+  // Deleted copies are wiped on the writer's thread, batched, within the configured bound;
+  // the forward reader pauses meanwhile so the WAL can be truncated (gateway/reader-pause.ts).
+  const readerPause = new ReaderPause();
+  const wiper = new WipeSchedule({
+    boundMs: config.wipeWithinSeconds * 1000,
+    name: 'gateway store',
+    log,
+    wipe: async () => {
+      const outcome = await readerPause.exclusive(() => writer.wipe());
+      metrics.wipes.inc({ outcome: outcome.complete ? 'complete' : (outcome.reason ?? 'incomplete') });
+      return outcome;
+    },
+  });
+  store.onEnvelopeDeleted = () => wiper.deleted();
+  // What a previous run deleted may still be in the files (a crash before its wipe).
+  wiper.deleted();
 
   let forwarder: Forwarder | null = null;
   let reader: ForwardReader | null = null;
@@ -121,7 +141,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       onEventsQueued: () => forwarder?.nudge(),
     },
   });
-  delivery = new OutboundDelivery(store, broker, metrics, log, () => sync?.nudge(), (ids) => writer.delivered(ids));
+  delivery = new OutboundDelivery(store, broker, metrics, log, () => sync?.nudge(), async (ids) => {
+    const channels = await writer.delivered(ids);
+    if (channels.some((c) => c !== null)) wiper.deleted();
+    return channels;
+  });
 
   const applyRevocations = (serials: Set<string>) => {
     if (serials.size !== revoked.size) log.info({ revoked: serials.size }, 'revocation list applied');
@@ -143,7 +167,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     forwarder = new Forwarder({
       tenant: config.tenant,
       store,
-      nextBatch: (limit, after) => batches.next(limit, after),
+      nextBatch: (limit, after) => readerPause.read(() => batches.next(limit, after)),
       cloud,
       ...config.forwarder,
       metrics,
@@ -165,7 +189,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
           // Receipts older than the protocol's receipt window would be refused by the device anyway.
           valid.push({ id, device: r.device, channel: 'ack', envelope, expiresAt: Date.now() + RECEIPT_KEEP_MS });
         }
-        d.stored(await writer.settle(answered, valid));
+        const added = await writer.settle(answered, valid);
+        if ('range' in answered || answered.ids.length > 0) wiper.deleted();
+        d.stored(added);
       },
     });
     sync = new CloudSync({ tenant: config.tenant, store, cloud, delivery, ...config.forwarder, metrics, log, onRevocations: applyRevocations });
@@ -177,6 +203,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   metrics.backlogOldestSeconds.collect(() => store.eventBacklog().oldestAgeSeconds);
   metrics.outboundDepth.collect(() => store.outboundDepth());
   metrics.deadLetters.collect(() => store.deadLetters(0).count);
+  metrics.unwipedOldestSeconds.collect(() => wiper.oldestUnwipedAgeSeconds());
 
   let port: number;
   let wsPort: number | null;
@@ -187,6 +214,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     await broker.close().catch(() => {});
     cloud?.close();
     await reader?.close();
+    await wiper.close();
     await writer.close();
     store.close();
     throw new Error(`cannot listen for MQTT on ${config.mqtt.host}:${config.mqtt.port}: ${(err as Error).message}`);
@@ -206,6 +234,13 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       lastForwardError: forwarder?.lastError ?? null,
       outbound: store.outboundDepth(),
       deadLetters: store.deadLetters(5),
+      // The promise of docs/gateway.md: no deleted copy older than the bound is still on disk.
+      wipe: {
+        withinSeconds: config.wipeWithinSeconds,
+        oldestUnwipedSeconds: wiper.oldestUnwipedAgeSeconds(),
+        kept: wiper.oldestUnwipedAgeSeconds() <= config.wipeWithinSeconds,
+        lastOutcome: wiper.lastOutcome,
+      },
     };
   };
   let ops: OpsServer | null = null;
@@ -219,6 +254,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     broker,
     metrics,
     eventWriter: writer,
+    wiper,
     forwarder,
     forwardReader: reader,
     sync,
@@ -241,6 +277,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         await sync?.stop();
         cloud?.close();
         await ops?.close();
+        // What was deleted since the last wipe leaves the files before the gateway stops.
+        await wiper.flush();
+        await wiper.close();
         await writer.close();
         store.close();
         log.info('gateway stopped');

@@ -23,6 +23,8 @@ export interface GatewayMetrics {
   deadLettered: Counter;
   deadLetters: Gauge;
   reportsDropped: Counter;
+  unwipedOldestSeconds: Gauge;
+  wipes: Counter;
 }
 
 export function createGatewayMetrics(): GatewayMetrics {
@@ -49,5 +51,7 @@ export function createGatewayMetrics(): GatewayMetrics {
     deadLettered: r.counter('cf_gateway_events_dead_lettered_total', 'Events the cloud refused on their own as malformed, parked in dead_letters'),
     deadLetters: r.gauge('cf_gateway_dead_letters', 'Events parked in dead_letters'),
     reportsDropped: r.counter('cf_gateway_reports_dropped_total', 'Delivery or presence reports the cloud refused on their own as malformed, by kind'),
+    unwipedOldestSeconds: r.gauge('cf_gateway_unwiped_oldest_age_seconds', 'Age of the oldest deleted copy (event, command, receipt) whose bytes may still be on disk; stays under wipeWithinSeconds while the promise is kept'),
+    wipes: r.counter('cf_gateway_wipes_total', 'Wipes of deleted copies (VACUUM and WAL truncation), by outcome'),
   };
 }

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { copyKey } from '../protocol/envelope.js';
+import { openWipingConnection, wipeDeleted, type WipeOutcome } from '../common/wipe.js';
 
 /**
  * The gateway's durable state in one SQLite file (WAL):
@@ -60,11 +61,12 @@ export interface EventRow {
 /**
  * Opens a connection to the store file with the gateway's settings. Every connection to the
  * file (the store's and the event writer's on its worker thread) goes through here, because
- * synchronous, busy_timeout and the quota (max_page_count) are per connection in SQLite.
+ * synchronous, busy_timeout, secure_delete and the quota (max_page_count) are per connection
+ * in SQLite. secure_delete (common/wipe.ts): a delivered event, an expired or delivered command
+ * is zeroed where it lay when its row is deleted, whichever connection deletes it.
  */
 export function openStoreConnection(path: string, opts: Pick<StoreOptions, 'durability' | 'maxBytes'>): Database.Database {
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
+  const db = openWipingConnection(() => new Database(path));
   db.pragma(`synchronous = ${opts.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
   // Two connections write to the file (this one and the event writer's): a writer waits for
   // the other instead of failing with SQLITE_BUSY.
@@ -238,6 +240,11 @@ export class GatewayStore {
   private readonly insertEvents: (events: readonly EventRow[], now: number) => EventCopy[];
   private readonly queue: (limit: number, after?: number) => IterableIterator<QueuedEvent>;
   private markDelivery: ((ids: readonly string[], at: number) => (OutboundChannel | null)[]) | null = null;
+  /**
+   * Called after this connection deleted a sealed envelope (an expired or delivered command or
+   * receipt, an event parked): the gateway schedules the wipe of its copies (common/wipe.ts).
+   */
+  onEnvelopeDeleted: () => void = () => {};
 
   constructor(opts: StoreOptions) {
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -261,6 +268,7 @@ export class GatewayStore {
         'SELECT seq, id, device, channel, envelope, expires_at AS expiresAt FROM outbound WHERE device = ? AND channel = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq',
       ),
       expireOutbound: db.prepare('DELETE FROM outbound WHERE expires_at IS NOT NULL AND expires_at <= ?'),
+      anyExpired: db.prepare('SELECT 1 FROM outbound WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1'),
       outboundDepth: db.prepare('SELECT COUNT(*) AS n FROM outbound'),
       nextDelivered: db.prepare('SELECT command_id AS commandId, at FROM delivered ORDER BY at LIMIT ?'),
       deleteDelivered: db.prepare('DELETE FROM delivered WHERE command_id = ?'),
@@ -297,6 +305,7 @@ export class GatewayStore {
       this.stmts.parkEvent.run(reason, now, id);
       this.stmts.deleteEvent.run(id);
     }).immediate();
+    this.onEnvelopeDeleted();
   }
 
   deadLetters(limit = 10): { count: number; latest: DeadLetter[] } {
@@ -328,11 +337,24 @@ export class GatewayStore {
 
   /** markDelivered for several messages in one transaction (what the event writer runs). */
   markDeliveredMany(ids: readonly string[], at = Date.now()): (OutboundChannel | null)[] {
-    return (this.markDelivery ??= deliveryMarker(this.db))(ids, at);
+    const channels = (this.markDelivery ??= deliveryMarker(this.db))(ids, at);
+    if (channels.some((c) => c !== null)) this.onEnvelopeDeleted();
+    return channels;
   }
 
   expireOutbound(now = Date.now()): number {
-    return this.stmts.expireOutbound.run(now).changes;
+    // Runs every second on the broker's thread: a DELETE takes the write lock even when it
+    // matches nothing, and would wait out the event writer's commit or wipe (VACUUM) there.
+    // A read never waits in WAL mode, so look first.
+    if (!this.stmts.anyExpired.get(now)) return 0;
+    const expired = this.stmts.expireOutbound.run(now).changes;
+    if (expired > 0) this.onEnvelopeDeleted();
+    return expired;
+  }
+
+  /** Wipes deleted copies on this connection (common/wipe.ts); the running gateway wipes on the event writer's thread. */
+  wipeDeleted(): WipeOutcome {
+    return wipeDeleted(this.db);
   }
 
   outboundDepth(): number {
