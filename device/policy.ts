@@ -1,5 +1,6 @@
 import { DEFAULT_THRESHOLDS } from './face/scores.js';
 import { z } from 'zod';
+import { accessGroupMap } from '../protocol/index.js';
 
 /*
  * The organisation's policy (per tenant, pushed with config-update commands) and the door rules
@@ -89,8 +90,11 @@ export const Policy = z
       .object({
         door: z.string().regex(/^[a-z0-9]+(-[a-z0-9]+)*$/).default('door'),
         pulseMs: z.number().int().min(100).max(60_000).optional(),
-        /** access group → schedule name ("always" needs no schedule). */
-        groups: z.record(z.string(), z.string()).default({}),
+        /**
+         * access group → schedule name ("always" needs no schedule). Keys are the cloud's opaque
+         * group ids ("g-" + 12 base32), never a group's name: the same rule as the contract's.
+         */
+        groups: accessGroupMap(z.string()).default({}),
         schedules: z.record(z.string(), z.array(Window)).default({}),
         /** YYYY-MM-DD dates (local time) on which scheduled groups are closed. */
         holidays: z.array(z.string().regex(/^\d{4}-\d{2}-\d{2}$/)).default([]),

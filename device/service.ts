@@ -71,7 +71,7 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
 
   const mqttCredentials = () => ({ ca: read(config.mqtt.ca), cert: read(config.mqtt.cert), key: read(config.mqtt.key) });
   const store = new DeviceStore(join(dataDir, 'device.db'), dataKey(dataDir));
-  const policy = new PolicyHolder(store, config.policy);
+  const policy = new PolicyHolder(store, config.policy, log);
   const registry = new Registry();
   const punches = registry.counter('clockface_device_punches_total', 'Punch decisions recorded');
   const shed = registry.counter('clockface_device_outbox_photos_dropped_total', 'Photos dropped under outbox pressure');
