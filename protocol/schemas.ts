@@ -25,20 +25,28 @@ export const OpaqueSubjectId = z.string().regex(SUBJECT_ID_REGEX, 'subject id mu
 export const AccessGroupId = z.string().regex(ACCESS_GROUP_ID_REGEX, 'access group id must be "g-" and 12 base32 characters');
 
 /**
- * A map keyed by access group ids (a policy's group → schedule). zod's own key check names the
- * bad key in the issue path; this one counts them instead, so the key itself is never logged.
+ * A map whose keys must match `key` (a form, never free text). zod's own key check names the
+ * bad key in the issue path; this one counts bad keys instead, so a refused key — possibly the
+ * very name being kept out — never reaches an error, a command-result or a log.
  */
-export function accessGroupMap<V extends z.ZodType>(value: V) {
+export function keyCheckedMap<V extends z.ZodType>(key: { regex: RegExp; noun: string; form: string }, value: V) {
   return z.record(z.string(), value).superRefine((map, ctx) => {
-    const bad = Object.keys(map).filter((k) => !ACCESS_GROUP_ID_REGEX.test(k)).length;
+    const keys = Object.keys(map);
+    const bad = keys.filter((k) => !key.regex.test(k)).length;
     if (bad > 0) {
       ctx.addIssue({
         code: 'custom',
-        message: `${bad} of ${Object.keys(map).length} keys ${bad === 1 ? 'is not an access group id' : 'are not access group ids'}: keys must be "g-" and 12 base32 characters (a group's name stays in the cloud)`,
+        message: `${bad} of ${keys.length} keys ${bad === 1 ? `is not ${key.noun}` : `are not ${key.noun}s`}: keys must be ${key.form}`,
       });
     }
   });
 }
+
+/** A map keyed by access group ids (a policy's group → schedule). */
+export function accessGroupMap<V extends z.ZodType>(value: V) {
+  return keyCheckedMap({ regex: ACCESS_GROUP_ID_REGEX, noun: 'an access group id', form: `"g-" and 12 base32 characters (a group's name stays in the cloud)` }, value);
+}
+
 export const MessageId = z.string().regex(UUID_REGEX, 'must be a lowercase UUIDv4');
 export const Score = z.number().min(0).max(1);
 /** Milliseconds since the Unix epoch. */
