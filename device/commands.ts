@@ -8,10 +8,11 @@ import { upgradeCardHash } from '../protocol/index.js';
 /** The current policy, persisted in the store so a restart keeps what the cloud pushed. */
 export class PolicyHolder {
   private current: Policy;
+  /** Why a policy saved by an older release was refused at start (the service logs it), or null. */
+  readonly savedRefused: string | null = null;
   constructor(
     private readonly store: DeviceStore,
     initial: Policy,
-    log?: Pick<Logger, 'warn'>,
   ) {
     const saved = store.getSetting('policy');
     const parsed = saved ? Policy.safeParse(JSON.parse(saved)) : null;
@@ -19,7 +20,7 @@ export class PolicyHolder {
     // are names, not opaque ids): start on the config file's policy, not in a crash loop, and
     // drop the saved one so the free text goes with it; the cloud's next config-update replaces it.
     if (parsed && !parsed.success) {
-      log?.warn({ reason: issuesText(parsed.error) }, 'saved policy refused by this release; using the config file policy until the cloud sends one');
+      this.savedRefused = issuesText(parsed.error);
       store.setSetting('policy', JSON.stringify(initial));
     }
     this.current = parsed?.success ? parsed.data : initial;

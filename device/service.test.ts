@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import mqtt from 'mqtt';
 import { cardHash, generateKeyPair, privateKeyToPem, rawPublicKey, topics } from '../protocol/index.js';
+import { opaqueGroup, opaqueSubject } from '../protocol/fixtures.js';
 import { createLogger } from '../common/log.js';
 import { DeviceConfig } from './config.js';
 import { startDeviceService, type DeviceService } from './service.js';
@@ -17,7 +18,6 @@ import type { ScreenState } from './terminal.js';
 import { pulses, type SimulatedGpio } from './hardware/index.js';
 import { connectCloudSide, enrollCommand, type CloudSide } from './test-support/cloud-side.js';
 import { until } from './test-support/terminal-process.js';
-import { opaqueGroup, opaqueSubject } from '../protocol/fixtures.js';
 
 /*
  * The terminal over real parts: mTLS aedes on loopback, SQLite files, the replay camera showing

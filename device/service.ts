@@ -71,13 +71,14 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
 
   const mqttCredentials = () => ({ ca: read(config.mqtt.ca), cert: read(config.mqtt.cert), key: read(config.mqtt.key) });
   const store = new DeviceStore(join(dataDir, 'device.db'), dataKey(dataDir));
-  const policy = new PolicyHolder(store, config.policy, log);
+  const policy = new PolicyHolder(store, config.policy);
   const registry = new Registry();
   const punches = registry.counter('clockface_device_punches_total', 'Punch decisions recorded');
   const shed = registry.counter('clockface_device_outbox_photos_dropped_total', 'Photos dropped under outbox pressure');
   const outboxGauge = registry.gauge('clockface_device_outbox_events', 'Events waiting for a cloud receipt');
   const rejected = registry.counter('clockface_device_commands_rejected_total', 'Commands refused (unsigned, expired, replayed, other tenant, invalid), by reason');
   const linkUp = registry.gauge('clockface_device_link_up', '1 while the MQTT link to the gateway is connected');
+  if (policy.savedRefused) log.warn({ reason: policy.savedRefused }, 'saved policy refused by this release; using the config file policy until the cloud sends one');
   const ignored = registry.counter('clockface_device_triggers_ignored_total', 'Triggers (card reads, face scans, keypad entries) not acted on, by reason');
   // Every reason shows from the start (at 0), so a rate over it needs no first occurrence.
   for (const reason of IGNORE_REASONS) ignored.inc({ reason }, 0);
