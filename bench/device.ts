@@ -14,6 +14,7 @@ import type { PunchBody } from '../device/events.js';
 import { percentile, round } from './measure.js';
 import { bruteForce, cardCostSweep } from './brute-force.js';
 import { castFromSamples } from '../demo/people.js';
+import { opaqueGroup, opaqueSubject } from '../protocol/fixtures.js';
 
 /**
  * Badge-to-relay latency through the whole terminal flow: simulated reader (real EM4100 frames
@@ -67,13 +68,13 @@ export async function run(): Promise<Record<string, unknown>> {
         pins: { relay: 17, greenLed: 22, redLed: 23, buzzer: 24 },
         relay: { pulseMs: 100 },
       },
-      policy: { credentials: 'card+face', thresholds: { match: 0.8 }, access: { pulseMs: 100, groups: { staff: 'always' } }, burst: { frames: 3 } },
+      policy: { credentials: 'card+face', thresholds: { match: 0.8 }, access: { pulseMs: 100, groups: { [opaqueGroup('staff')]: 'always' } }, burst: { frames: 3 } },
     });
     const service = await startDeviceService({ config, baseDir: dir, log: createLogger({ name: 'bench', level: 'silent' }), face, opsPort: null });
     const photo = person.reference;
     service.store.upsertSubject(
       // Both forms of the badge, so either lookup finds it (the release 1 one is never upgraded: the scheme says so).
-      { subject: 's-bench', cardHashes: [cardHash(pepper, '1001'), legacyCardHash(pepper, '1001')], pinHash: null, faceConsent: true, accessGroups: ['staff'], suspended: false },
+      { subject: opaqueSubject('s-bench'), cardHashes: [cardHash(pepper, '1001'), legacyCardHash(pepper, '1001')], pinHash: null, faceConsent: true, accessGroups: [opaqueGroup('staff')], suspended: false },
       [{ model: face.model, vector: await face.templateFromPhoto(photo) }],
     );
     const reader = service.hardware.reader as SimulatedCardReader;

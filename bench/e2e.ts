@@ -6,6 +6,7 @@ import { cardHash, topics } from '../protocol/index.js';
 import { badge, startInProcessSite } from '../tests/support/site.js';
 import { percentile, round } from './measure.js';
 import { oneFaceFrame } from '../demo/people.js';
+import { opaqueSubject } from '../protocol/fixtures.js';
 
 /**
  * End to end through the three tiers (in one process, each over its real protocol): 100
@@ -66,7 +67,7 @@ export async function run(): Promise<Record<string, unknown>> {
     // The terminal's policy holds the group's opaque id (startTerminal asked the cloud's directory for it); so does the subject.
     const staff = await stack.accessGroupId('staff');
     door.store.upsertSubject(
-      { subject: 's-bench', cardHashes: [cardHash(t.keys.pepper, '1001')], pinHash: null, faceConsent: true, accessGroups: [staff], suspended: false },
+      { subject: opaqueSubject('s-bench'), cardHashes: [cardHash(t.keys.pepper, '1001')], pinHash: null, faceConsent: true, accessGroups: [staff], suspended: false },
       [{ model: face.model, vector: await face.templateFromPhoto(frame) }],
     );
     while (!door.link.connected) await new Promise((r) => setTimeout(r, 10));

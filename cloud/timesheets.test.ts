@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PunchEvent } from '../protocol/index.js';
+import { opaqueSubject } from '../protocol/fixtures.js';
 import { startHarness, type Harness } from './testing/harness.js';
 
 /**
@@ -12,6 +13,9 @@ let owner: string;
 /** Berlin wall-clock time in March 2026 (UTC+1) as epoch ms. */
 const berlin = (day: number, hh: number, mm = 0) => Date.UTC(2026, 2, day, hh - 1, mm);
 const ids: Record<string, string> = {};
+/** Two employees, by the opaque ids terminals punch with (emp-a sorts before emp-b). */
+const EMP_A = opaqueSubject('emp-a');
+const EMP_B = opaqueSubject('emp-b');
 
 beforeAll(async () => {
   h = await startHarness(['acme']);
@@ -21,28 +25,28 @@ beforeAll(async () => {
   expect((await h.api('PUT', '/v1/tenants/acme/settings', { token: owner, body: { timeZone: 'Europe/Berlin' } })).json.timeZone).toBe('Europe/Berlin');
   const punches: Array<[string, string, PunchEvent['action'], number, Partial<PunchEvent>?]> = [
     // emp-a, Monday 2 March: two pairs, 4 h + 4 h 45 min.
-    ['a1', 'emp-a', 'in', berlin(2, 8)],
-    ['a2', 'emp-a', 'out', berlin(2, 12)],
-    ['a3', 'emp-a', 'in', berlin(2, 12, 30)],
-    ['a4', 'emp-a', 'out', berlin(2, 17, 15)],
+    ['a1', EMP_A, 'in', berlin(2, 8)],
+    ['a2', EMP_A, 'out', berlin(2, 12)],
+    ['a3', EMP_A, 'in', berlin(2, 12, 30)],
+    ['a4', EMP_A, 'out', berlin(2, 17, 15)],
     // A denied attempt and a door-access punch are not time records.
-    ['ax', 'emp-a', 'out', berlin(2, 13), { decision: 'denied', reasons: ['face-mismatch'] }],
-    ['ay', 'emp-a', 'access', berlin(2, 14)],
+    ['ax', EMP_A, 'out', berlin(2, 13), { decision: 'denied', reasons: ['face-mismatch'] }],
+    ['ay', EMP_A, 'access', berlin(2, 14)],
     // Tuesday: in, never out (the next in is over a day later).
-    ['a5', 'emp-a', 'in', berlin(3, 8)],
+    ['a5', EMP_A, 'in', berlin(3, 8)],
     // Wednesday: a pair whose out was flagged by the terminal.
-    ['a6', 'emp-a', 'in', berlin(4, 9)],
-    ['a7', 'emp-a', 'out', berlin(4, 17), { decision: 'flagged', reasons: ['review-required'] }],
+    ['a6', EMP_A, 'in', berlin(4, 9)],
+    ['a7', EMP_A, 'out', berlin(4, 17), { decision: 'flagged', reasons: ['review-required'] }],
     // Thursday: an out with no in, then a night shift into Friday.
-    ['a8', 'emp-a', 'out', berlin(5, 17)],
-    ['a9', 'emp-a', 'in', berlin(5, 22)],
-    ['a10', 'emp-a', 'out', berlin(6, 6)],
+    ['a8', EMP_A, 'out', berlin(5, 17)],
+    ['a9', EMP_A, 'in', berlin(5, 22)],
+    ['a10', EMP_A, 'out', berlin(6, 6)],
     // Saturday 00:30 in Berlin is still Friday in UTC.
-    ['a11', 'emp-a', 'in', berlin(7, 0, 30)],
-    ['a12', 'emp-a', 'out', berlin(7, 2)],
+    ['a11', EMP_A, 'in', berlin(7, 0, 30)],
+    ['a12', EMP_A, 'out', berlin(7, 2)],
     // emp-b: auto toggles the terminal recorded as such.
-    ['b1', 'emp-b', 'auto', berlin(2, 9)],
-    ['b2', 'emp-b', 'auto', berlin(2, 17, 30)],
+    ['b1', EMP_B, 'auto', berlin(2, 9)],
+    ['b2', EMP_B, 'auto', berlin(2, 17, 30)],
   ];
   const items = [];
   for (const [name, subject, action, wall, patch] of punches) {
@@ -67,7 +71,7 @@ describe('timesheets', () => {
   it('pairs punches per subject and day in the tenant time zone, with worked minutes and what needs a person', async () => {
     const { timeZone, days } = await sheet('from=2026-03-02&to=2026-03-07');
     expect(timeZone).toBe('Europe/Berlin');
-    expect(days.map((d) => `${d.subject} ${d.date}`)).toEqual(['emp-a 2026-03-02', 'emp-a 2026-03-03', 'emp-a 2026-03-04', 'emp-a 2026-03-05', 'emp-a 2026-03-07', 'emp-b 2026-03-02']);
+    expect(days.map((d) => `${d.subject} ${d.date}`)).toEqual([`${EMP_A} 2026-03-02`, `${EMP_A} 2026-03-03`, `${EMP_A} 2026-03-04`, `${EMP_A} 2026-03-05`, `${EMP_A} 2026-03-07`, `${EMP_B} 2026-03-02`]);
     const [mon, tue, wed, thu, sat, b] = days as [Day, Day, Day, Day, Day, Day];
     expect(pairIds(mon)).toEqual([[ids.a1, ids.a2, 240, null], [ids.a3, ids.a4, 285, null]]);
     expect(mon).toMatchObject({ workedMinutes: 525, incomplete: false, needsReview: false });
@@ -88,7 +92,7 @@ describe('timesheets', () => {
   it('moves the day boundary with the time zone setting', async () => {
     await h.api('PUT', '/v1/tenants/acme/settings', { token: owner, body: { timeZone: 'UTC' } });
     try {
-      const { days } = await sheet('from=2026-03-06&to=2026-03-07&subject=emp-a');
+      const { days } = await sheet(`from=2026-03-06&to=2026-03-07&subject=${EMP_A}`);
       // 00:30 Berlin is 23:30 UTC on Friday.
       expect(days.map((d) => d.date)).toEqual(['2026-03-06']);
       expect(pairIds(days[0]!)).toEqual([[ids.a11, ids.a12, 90, null]]);
@@ -99,22 +103,22 @@ describe('timesheets', () => {
   });
 
   it('filters by subject and range; an out whose in lies before the range is not reported as missing its in', async () => {
-    const { days } = await sheet('from=2026-03-06&to=2026-03-06&subject=emp-a');
+    const { days } = await sheet(`from=2026-03-06&to=2026-03-06&subject=${EMP_A}`);
     expect(days).toEqual([]);
-    const b = await sheet('from=2026-03-01&to=2026-03-31&subject=emp-b');
-    expect(b.days.map((d) => d.subject)).toEqual(['emp-b']);
+    const b = await sheet(`from=2026-03-01&to=2026-03-31&subject=${EMP_B}`);
+    expect(b.days.map((d) => d.subject)).toEqual([EMP_B]);
   });
 
   it('serves CSV for payroll, one row per pair', async () => {
-    const r = await h.api('GET', '/v1/tenants/acme/timesheets?from=2026-03-02&to=2026-03-04&subject=emp-a&format=csv', { token: owner });
+    const r = await h.api('GET', `/v1/tenants/acme/timesheets?from=2026-03-02&to=2026-03-04&subject=${EMP_A}&format=csv`, { token: owner });
     expect(r.status).toBe(200);
     const lines = r.bytes.toString('utf8').trimEnd().split('\r\n');
     expect(lines[0]).toBe('subject,date,in,out,minutes,incomplete,needs_review,in_event,out_event');
     expect(lines.slice(1)).toEqual([
-      `emp-a,2026-03-02,2026-03-02T08:00:00+01:00,2026-03-02T12:00:00+01:00,240,,no,${ids.a1},${ids.a2}`,
-      `emp-a,2026-03-02,2026-03-02T12:30:00+01:00,2026-03-02T17:15:00+01:00,285,,no,${ids.a3},${ids.a4}`,
-      `emp-a,2026-03-03,2026-03-03T08:00:00+01:00,,,missing-out,no,${ids.a5},`,
-      `emp-a,2026-03-04,2026-03-04T09:00:00+01:00,2026-03-04T17:00:00+01:00,480,,yes,${ids.a6},${ids.a7}`,
+      `${EMP_A},2026-03-02,2026-03-02T08:00:00+01:00,2026-03-02T12:00:00+01:00,240,,no,${ids.a1},${ids.a2}`,
+      `${EMP_A},2026-03-02,2026-03-02T12:30:00+01:00,2026-03-02T17:15:00+01:00,285,,no,${ids.a3},${ids.a4}`,
+      `${EMP_A},2026-03-03,2026-03-03T08:00:00+01:00,,,missing-out,no,${ids.a5},`,
+      `${EMP_A},2026-03-04,2026-03-04T09:00:00+01:00,2026-03-04T17:00:00+01:00,480,,yes,${ids.a6},${ids.a7}`,
     ]);
   });
 

@@ -8,6 +8,7 @@ import { createCertificateAuthority, issueCertificate } from '../provisioning/pk
 import { pulses, readRecordFile } from './hardware/index.js';
 import { CardPepperError, loadCardPepper } from './card-pepper.js';
 import { startPty, spawnTerminal, until, writeTerminalBundle } from './test-support/terminal-process.js';
+import { opaqueGroup, opaqueSubject } from '../protocol/fixtures.js';
 
 /*
  * The card pepper never sits in the config or the database: systemd decrypts it into
@@ -61,8 +62,8 @@ describe('a terminal process with its pepper as a systemd credential', () => {
     const salt = randomBytes(16);
     const oldPin = `scrypt$16384$8$1$${salt.toString('base64')}$${scryptSync('2468', salt, 32, { N: 16384, r: 8, p: 1 }).toString('base64')}`;
     let store = bundle.openStore();
-    store.upsertSubject({ subject: 's-card', cardHashes: [legacyCardHash(bundle.pepper, '1001')], pinHash: null, faceConsent: false, accessGroups: ['staff'], suspended: false }, null);
-    store.upsertSubject({ subject: 's-pin', cardHashes: [legacyCardHash(bundle.pepper, '5150')], pinHash: oldPin, faceConsent: false, accessGroups: ['staff'], suspended: false }, null);
+    store.upsertSubject({ subject: opaqueSubject('s-card'), cardHashes: [legacyCardHash(bundle.pepper, '1001')], pinHash: null, faceConsent: false, accessGroups: [opaqueGroup('staff')], suspended: false }, null);
+    store.upsertSubject({ subject: opaqueSubject('s-pin'), cardHashes: [legacyCardHash(bundle.pepper, '5150')], pinHash: oldPin, faceConsent: false, accessGroups: [opaqueGroup('staff')], suspended: false }, null);
     store.close();
     const pty = await startPty(dir);
     const config = {
@@ -78,7 +79,7 @@ describe('a terminal process with its pepper as a systemd credential', () => {
         pins: { relay: 17, greenLed: 22, redLed: 23, buzzer: 24 },
       },
       // Nobody here has face consent: card + face asks them for their PIN.
-      policy: { credentials: 'card+face', pinFallback: true, pinTimeoutMs: 60_000, access: { door: 'main', pulseMs: 100, groups: { staff: 'always' } } },
+      policy: { credentials: 'card+face', pinFallback: true, pinTimeoutMs: 60_000, access: { door: 'main', pulseMs: 100, groups: { [opaqueGroup('staff')]: 'always' } } },
       faceTrigger: { scanMs: 0 },
       ops: { port: 0 },
       log: { level: 'debug' },
@@ -105,7 +106,7 @@ describe('a terminal process with its pepper as a systemd credential', () => {
     store = bundle.openStore();
     const cards = (store.db.prepare('SELECT hash FROM card_hashes ORDER BY hash').all() as { hash: string }[]).map((r) => r.hash);
     expect(cards).toEqual([cardHash(bundle.pepper, '1001'), cardHash(bundle.pepper, '5150')].sort());
-    expect(store.getSubject('s-pin')!.pinHash).toMatch(/^p2\$/);
+    expect(store.getSubject(opaqueSubject('s-pin'))!.pinHash).toMatch(/^p2\$/);
     store.close();
 
     // Without the credential, and with no pepper file beside the config, it does not start.

@@ -8,12 +8,22 @@ import { upgradeCardHash } from '../protocol/index.js';
 /** The current policy, persisted in the store so a restart keeps what the cloud pushed. */
 export class PolicyHolder {
   private current: Policy;
+  /** Why a policy saved by an older release was refused at start (the service logs it), or null. */
+  readonly savedRefused: string | null = null;
   constructor(
     private readonly store: DeviceStore,
     initial: Policy,
   ) {
     const saved = store.getSetting('policy');
-    this.current = saved ? Policy.parse(JSON.parse(saved)) : initial;
+    const parsed = saved ? Policy.safeParse(JSON.parse(saved)) : null;
+    // A policy saved by an older release may break a rule this one adds (e.g. group keys that
+    // are names, not opaque ids): start on the config file's policy, not in a crash loop, and
+    // drop the saved one so the free text goes with it; the cloud's next config-update replaces it.
+    if (parsed && !parsed.success) {
+      this.savedRefused = issuesText(parsed.error);
+      store.setSetting('policy', JSON.stringify(initial));
+    }
+    this.current = parsed?.success ? parsed.data : initial;
   }
   get(): Policy {
     return this.current;
@@ -22,11 +32,16 @@ export class PolicyHolder {
   replace(raw: unknown): void {
     const parsed = Policy.safeParse(raw);
     if (!parsed.success) {
-      throw new Error(`policy refused: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      throw new Error(`policy refused: ${issuesText(parsed.error)}`);
     }
     this.store.setSetting('policy', JSON.stringify(parsed.data));
     this.current = parsed.data;
   }
+}
+
+/** Each issue as "path: why"; zod's messages here never carry the refused value. */
+function issuesText(error: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> }): string {
+  return error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
 }
 
 export interface CommandDeps {

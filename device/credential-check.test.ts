@@ -9,6 +9,7 @@ import { createCommandHandler, PolicyHolder } from './commands.js';
 import { CredentialCheck } from './credential-check.js';
 import { Policy } from './policy.js';
 import { DeviceStore, type StoredSubject } from './store.js';
+import { opaqueGroup, opaqueSubject } from '../protocol/fixtures.js';
 
 /*
  * The terminal's badge lookup and PIN check on a real SQLite store: v2 hashes are found, and
@@ -30,7 +31,7 @@ const person = (subject: string, cardHashes: string[], pinHash: string | null = 
   cardHashes,
   pinHash,
   faceConsent: false,
-  accessGroups: ['staff'],
+  accessGroups: [opaqueGroup('staff')],
   suspended: false,
 });
 /** A PIN hash exactly as release 1 wrote it: scrypt of the bare PIN, parameters in the string. */
@@ -43,33 +44,33 @@ const storedCards = (store: DeviceStore) => (store.db.prepare('SELECT hash FROM 
 describe('CredentialCheck', () => {
   it('finds a badge by its v2 hash, and no other badge', async () => {
     const { store, check } = setup('v2');
-    store.upsertSubject(person('s-ana', [cardHash(pepper, '1001')]), null);
-    expect((await check.subjectByCard('0001001'))?.subject).toBe('s-ana');
+    store.upsertSubject(person(opaqueSubject('s-ana'), [cardHash(pepper, '1001')]), null);
+    expect((await check.subjectByCard('0001001'))?.subject).toBe(opaqueSubject('s-ana'));
     expect(await check.subjectByCard('1002')).toBeUndefined();
     store.close();
   });
 
   it('finds a badge release 1 enrolled and replaces its hash by the v2 one on that read', async () => {
     const { store, check, lines } = setup('legacy-read');
-    store.upsertSubject(person('s-bo', [legacyCardHash(pepper, '2002'), legacyCardHash(pepper, '2003')]), null);
-    expect((await check.subjectByCard('2002'))?.subject).toBe('s-bo');
+    store.upsertSubject(person(opaqueSubject('s-bo'), [legacyCardHash(pepper, '2002'), legacyCardHash(pepper, '2003')]), null);
+    expect((await check.subjectByCard('2002'))?.subject).toBe(opaqueSubject('s-bo'));
     expect(storedCards(store)).toEqual([cardHash(pepper, '2002'), legacyCardHash(pepper, '2003')].sort());
-    expect((await check.subjectByCard('2002'))?.subject).toBe('s-bo'); // now by v2
+    expect((await check.subjectByCard('2002'))?.subject).toBe(opaqueSubject('s-bo')); // now by v2
     expect(lines.join('')).toContain('card hash upgraded from release 1 on read');
     store.close();
   });
 
   it('upgrades every release 1 card hash on the disk without a badge being read; v2 ones are left alone', async () => {
     const { store, check } = setup('legacy-sweep');
-    store.upsertSubject(person('s-cy', [legacyCardHash(pepper, '3001'), legacyCardHash(pepper, '3002')]), null);
-    store.upsertSubject(person('s-di', [cardHash(pepper, '3003')]), null);
+    store.upsertSubject(person(opaqueSubject('s-cy'), [legacyCardHash(pepper, '3001'), legacyCardHash(pepper, '3002')]), null);
+    store.upsertSubject(person(opaqueSubject('s-di'), [cardHash(pepper, '3003')]), null);
     // Both forms of one badge (a record pushed twice): the older one goes, the newer stays.
-    store.upsertSubject(person('s-ed', [legacyCardHash(pepper, '3004'), cardHash(pepper, '3004')]), null);
+    store.upsertSubject(person(opaqueSubject('s-ed'), [legacyCardHash(pepper, '3004'), cardHash(pepper, '3004')]), null);
     expect(await check.upgradeStoredCardHashes()).toBe(3);
     const cards = storedCards(store);
     expect(cards.filter(isLegacyCardHash)).toEqual([]);
     expect(cards).toEqual(['3001', '3002', '3003', '3004'].map((n) => cardHash(pepper, n)).sort());
-    for (const [card, subject] of [['3001', 's-cy'], ['3002', 's-cy'], ['3003', 's-di'], ['3004', 's-ed']]) {
+    for (const [card, subject] of [['3001', opaqueSubject('s-cy')], ['3002', opaqueSubject('s-cy')], ['3003', opaqueSubject('s-di')], ['3004', opaqueSubject('s-ed')]]) {
       expect((await check.subjectByCard(card!))?.subject).toBe(subject);
     }
     expect(await check.upgradeStoredCardHashes()).toBe(0);
@@ -78,19 +79,19 @@ describe('CredentialCheck', () => {
 
   it('checks a v2 PIN; a right PIN against a release 1 hash passes once more and re-hashes it, a wrong one changes nothing', async () => {
     const { store, check, lines } = setup('pins');
-    store.upsertSubject(person('s-v2', [], hashPin(pepper, '1357')), null);
-    const v2 = store.getSubject('s-v2')!;
+    store.upsertSubject(person(opaqueSubject('s-v2'), [], hashPin(pepper, '1357')), null);
+    const v2 = store.getSubject(opaqueSubject('s-v2'))!;
     expect(await check.pinMatches(v2, '1357')).toBe(true);
     expect(await check.pinMatches(v2, '1358')).toBe(false);
 
     const old = release1Pin('2468');
-    store.upsertSubject(person('s-old', [], old), null);
-    expect(await check.pinMatches(store.getSubject('s-old')!, '2469')).toBe(false);
-    expect(store.getSubject('s-old')!.pinHash).toBe(old);
-    expect(await check.pinMatches(store.getSubject('s-old')!, '2468')).toBe(true);
-    const upgraded = store.getSubject('s-old')!.pinHash!;
+    store.upsertSubject(person(opaqueSubject('s-old'), [], old), null);
+    expect(await check.pinMatches(store.getSubject(opaqueSubject('s-old'))!, '2469')).toBe(false);
+    expect(store.getSubject(opaqueSubject('s-old'))!.pinHash).toBe(old);
+    expect(await check.pinMatches(store.getSubject(opaqueSubject('s-old'))!, '2468')).toBe(true);
+    const upgraded = store.getSubject(opaqueSubject('s-old'))!.pinHash!;
     expect(upgraded).toMatch(/^p2\$/);
-    expect(await check.pinMatches(store.getSubject('s-old')!, '2468')).toBe(true);
+    expect(await check.pinMatches(store.getSubject(opaqueSubject('s-old'))!, '2468')).toBe(true);
     expect(lines.join('')).toContain('PIN hash upgraded from release 1');
     expect(lines.join('')).not.toContain('2468');
     store.close();
@@ -98,8 +99,8 @@ describe('CredentialCheck', () => {
 
   it('never tests a PIN at the cost a stored hash asks for: a cheap hand-made hash is refused and logged', async () => {
     const { store, check, lines } = setup('cheap-pin');
-    store.upsertSubject(person('s-cheap', [], release1Pin('4711', 1024, 1)), null);
-    expect(await check.pinMatches(store.getSubject('s-cheap')!, '4711')).toBe(false);
+    store.upsertSubject(person(opaqueSubject('s-cheap'), [], release1Pin('4711', 1024, 1)), null);
+    expect(await check.pinMatches(store.getSubject(opaqueSubject('s-cheap'))!, '4711')).toBe(false);
     expect(lines.join('')).toContain('stored PIN hash is not in a form this release checks');
     store.close();
   });
@@ -115,7 +116,7 @@ describe('CredentialCheck', () => {
       device: 'd1',
       issuedAt: now,
       expiresAt: now + 60_000,
-      record: { subject: 's-fy', cardHashes: [legacyCardHash(pepper, '5005')], pinHash: null, faceConsent: false, accessGroups: [], templates: [], referencePhotos: [] },
+      record: { subject: opaqueSubject('s-fy'), cardHashes: [legacyCardHash(pepper, '5005')], pinHash: null, faceConsent: false, accessGroups: [], templates: [], referencePhotos: [] },
     });
     expect(storedCards(store)).toEqual([cardHash(pepper, '5005')]);
     store.close();
@@ -123,9 +124,9 @@ describe('CredentialCheck', () => {
 
   it('release-1 scheme (the bench baseline) looks badges up by the bare HMAC only', async () => {
     const { store, check } = setup('baseline');
-    store.upsertSubject(person('s-gu', [legacyCardHash(pepper, '6006')]), null);
+    store.upsertSubject(person(opaqueSubject('s-gu'), [legacyCardHash(pepper, '6006')]), null);
     check.scheme = 'release-1';
-    expect((await check.subjectByCard('6006'))?.subject).toBe('s-gu');
+    expect((await check.subjectByCard('6006'))?.subject).toBe(opaqueSubject('s-gu'));
     expect(storedCards(store)).toEqual([legacyCardHash(pepper, '6006')]);
     store.close();
   });

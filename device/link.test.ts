@@ -17,7 +17,7 @@ import {
   verifyAndOpen,
   type KeyPair,
 } from '../protocol/index.js';
-import { examplePunch } from '../protocol/fixtures.js';
+import { examplePunch, opaqueSubject } from '../protocol/fixtures.js';
 import { createLogger } from '../common/log.js';
 import { DeviceStore } from './store.js';
 import { EventRecorder, type DeviceEventBody } from './events.js';
@@ -259,11 +259,11 @@ describe('DeviceLink over a real mTLS aedes broker', () => {
     const foreign = command(unlock, { tenant: 'other-co' });
     const wrongSigner = command(unlock, { signer: generateKeyPair('ed25519') });
     const enrollInClear = command(
-      { type: 'enroll-subject', record: { subject: 's-9', cardHashes: [], pinHash: null, faceConsent: false, accessGroups: [], templates: [], referencePhotos: [] } },
+      { type: 'enroll-subject', record: { subject: opaqueSubject('s-9'), cardHashes: [], pinHash: null, faceConsent: false, accessGroups: [], templates: [], referencePhotos: [] } },
       { sealed: false },
     );
     // Built after enrollInClear: sequences must rise in the order commands are sent.
-    const personalInClear = command({ type: 'remove-subject', subject: 's-1' }, { sealed: false });
+    const personalInClear = command({ type: 'remove-subject', subject: opaqueSubject('s-1') }, { sealed: false });
     const failing = command({ type: 'config-update', config: { fail: true } });
     for (const env of [good, tampered, expired, foreign, wrongSigner, enrollInClear, personalInClear, failing]) {
       cloud.publish(topics.cmd(TENANT, DEVICE), env, { qos: 1 });

@@ -1,5 +1,6 @@
 import { DEFAULT_THRESHOLDS } from './face/scores.js';
 import { z } from 'zod';
+import { ID_REGEX, accessGroupMap, keyCheckedMap } from '../protocol/index.js';
 
 /*
  * The organisation's policy (per tenant, pushed with config-update commands) and the door rules
@@ -7,6 +8,9 @@ import { z } from 'zod';
  */
 
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'time must be HH:MM');
+/** Schedule names are codes, as the cloud requires them ("office", "night-shift"): no free text on a terminal. */
+const SCHEDULE_NAME = { regex: ID_REGEX, noun: 'a schedule name', form: 'codes of lowercase letters, digits and inner dashes' };
+const ScheduleName = z.string().regex(ID_REGEX, 'a schedule name is a code of lowercase letters, digits and inner dashes');
 const Window = z.object({ days: z.array(z.number().int().min(0).max(6)).min(1), from: hhmm, to: hhmm }).strict();
 
 export const Policy = z
@@ -89,9 +93,12 @@ export const Policy = z
       .object({
         door: z.string().regex(/^[a-z0-9]+(-[a-z0-9]+)*$/).default('door'),
         pulseMs: z.number().int().min(100).max(60_000).optional(),
-        /** access group → schedule name ("always" needs no schedule). */
-        groups: z.record(z.string(), z.string()).default({}),
-        schedules: z.record(z.string(), z.array(Window)).default({}),
+        /**
+         * access group → schedule name ("always" needs no schedule). Keys are the cloud's opaque
+         * group ids ("g-" + 12 base32), never a group's name: the same rule as the contract's.
+         */
+        groups: accessGroupMap(ScheduleName).default({}),
+        schedules: keyCheckedMap(SCHEDULE_NAME, z.array(Window)).default({}),
         /** YYYY-MM-DD dates (local time) on which scheduled groups are closed. */
         holidays: z.array(z.string().regex(/^\d{4}-\d{2}-\d{2}$/)).default([]),
         antiPassback: z.object({ enabled: z.boolean().default(false), windowMs: z.number().int().min(0).default(300_000) }).strict().prefault({}),

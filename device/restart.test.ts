@@ -9,6 +9,7 @@ import type { PunchBody } from './events.js';
 import { startTestBroker } from './test-support/broker.js';
 import { connectCloudSide, enrollCommand } from './test-support/cloud-side.js';
 import { spawnTerminal, until, writeTerminalBundle, type TerminalProcess } from './test-support/terminal-process.js';
+import { opaqueGroup, opaqueSubject } from '../protocol/fixtures.js';
 
 /*
  * The terminal as a real process (its own real face engine, WASM) on the mTLS test broker:
@@ -42,7 +43,7 @@ describe('a terminal process restarted after an enroll command', () => {
         pins: { relay: 17, greenLed: 22, redLed: 23, buzzer: 24 },
         relay: { pulseMs: 200, mode: 'fail-secure' },
       },
-      policy: { credentials: 'face-only', timekeeping: { action: 'auto', debounceMs: 60_000 }, access: { door: 'lobby', pulseMs: 200, groups: { staff: 'always' } } },
+      policy: { credentials: 'face-only', timekeeping: { action: 'auto', debounceMs: 60_000 }, access: { door: 'lobby', pulseMs: 200, groups: { [opaqueGroup('staff')]: 'always' } } },
       faceTrigger: { scanMs: 200, cooldownMs: 500 },
       ops: { port: 0 },
     };
@@ -50,14 +51,14 @@ describe('a terminal process restarted after an enroll command', () => {
     try {
       terminal = await spawnTerminal(bundle, config);
       await until(() => terminal!.log().includes('link connected'), 'the first process on the link');
-      await cloud.command(enrollCommand(bundle.pepper, 's-anna', '1001', { photo: anna!.reference }));
+      await cloud.command(enrollCommand(bundle.pepper, opaqueSubject('s-anna'), '1001', { photo: anna!.reference }));
       terminal.proc.kill('SIGTERM');
       expect(await terminal.exited).toBe(0);
       terminal.remove();
 
       // On disk between the two processes: her template, of the engine's model.
       const store = bundle.openStore();
-      const saved = store.templatesOf('s-anna');
+      const saved = store.templatesOf(opaqueSubject('s-anna'));
       store.close();
       expect(saved).toHaveLength(1);
 
@@ -65,7 +66,7 @@ describe('a terminal process restarted after an enroll command', () => {
       terminal = await spawnTerminal(bundle, config);
       const second = terminal.proc.pid;
       expect(terminal.log()).toContain('face engine ready'); // the real engine, not a face-less fallback
-      const punches = () => cloud.received.filter((e): e is PunchBody => e.type === 'punch' && e.subject === 's-anna');
+      const punches = () => cloud.received.filter((e): e is PunchBody => e.type === 'punch' && e.subject === opaqueSubject('s-anna'));
       await until(() => punches().length >= 2, 'two face punches from the restarted process');
       const [first, repeat] = punches();
       expect(saved[0]!.model).toBe(first!.model);

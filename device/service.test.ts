@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import mqtt from 'mqtt';
 import { cardHash, generateKeyPair, privateKeyToPem, rawPublicKey, topics } from '../protocol/index.js';
+import { opaqueGroup, opaqueSubject } from '../protocol/fixtures.js';
 import { createLogger } from '../common/log.js';
 import { DeviceConfig } from './config.js';
 import { startDeviceService, type DeviceService } from './service.js';
@@ -74,7 +75,7 @@ async function badge(card: string): Promise<PunchBody> {
 const enrollBody = (subject: string, card: string, opts: { photo?: Person; pin?: string; consent?: boolean }) =>
   enrollCommand(pepper, subject, card, { ...opts, photo: opts.photo?.reference });
 
-const basePolicy = { credentials: 'card+face', thresholds: { match: 0.8 }, access: { door: 'lobby', pulseMs: 200, groups: { staff: 'always' } } };
+const basePolicy = { credentials: 'card+face', thresholds: { match: 0.8 }, access: { door: 'lobby', pulseMs: 200, groups: { [opaqueGroup('staff')]: 'always' } } };
 
 beforeAll(async () => {
   broker = await startTestBroker(TENANT, DEVICE);
@@ -145,15 +146,15 @@ afterAll(async () => {
 
 describe('the terminal over real parts', () => {
   it('a signed, sealed enroll command makes the person known; badge + matching face opens the door', async () => {
-    await command(enrollBody('s-anna', '1001', { photo: anna }));
-    await command(enrollBody('s-ben', '1002', { photo: ben }));
-    await command(enrollBody('s-cleo', '1003', { pin: '4321', consent: false }));
+    await command(enrollBody(opaqueSubject('s-anna'), '1001', { photo: anna }));
+    await command(enrollBody(opaqueSubject('s-ben'), '1002', { photo: ben }));
+    await command(enrollBody(opaqueSubject('s-cleo'), '1003', { pin: '4321', consent: false }));
     expect(service.store.subjectCount()).toBe(3);
 
     await show(anna);
     const before = relayOpens;
     const p = await badge('1001');
-    expect(p).toMatchObject({ subject: 's-anna', credential: 'card+face', decision: 'granted', action: 'access', door: 'lobby' });
+    expect(p).toMatchObject({ subject: opaqueSubject('s-anna'), credential: 'card+face', decision: 'granted', action: 'access', door: 'lobby' });
     expect(p.scores.similarity).toBeGreaterThan(0.8); // the real engine: a different cut of the same face
     expect(p.photo).not.toBeNull();
     expect(relayOpens).toBe(before + 1);
@@ -166,7 +167,7 @@ describe('the terminal over real parts', () => {
     await show(ben);
     const before = relayOpens;
     const denied = await badge('1001');
-    expect(denied).toMatchObject({ subject: 's-anna', decision: 'denied', reasons: ['face-mismatch'] });
+    expect(denied).toMatchObject({ subject: opaqueSubject('s-anna'), decision: 'denied', reasons: ['face-mismatch'] });
     expect(relayOpens).toBe(before);
 
     await command({ type: 'config-update', config: { policy: { ...basePolicy, onFailedCheck: 'flag' } } });
@@ -180,7 +181,7 @@ describe('the terminal over real parts', () => {
     await command({ type: 'config-update', config: { policy: { ...basePolicy, credentials: 'face-only' } } });
     await show(ben);
     const p = await service.terminal.onFace();
-    expect(p).toMatchObject({ subject: 's-ben', credential: 'face', decision: 'granted' });
+    expect(p).toMatchObject({ subject: opaqueSubject('s-ben'), credential: 'face', decision: 'granted' });
     await show(stranger); // nobody enrolled
     const unknown = await service.terminal.onFace();
     expect(unknown).toMatchObject({ subject: null, decision: 'denied', reasons: ['unknown-face'] });
@@ -200,7 +201,7 @@ describe('the terminal over real parts', () => {
     const first = badge('1003');
     await until(() => asked() >= mark, 'PIN prompt');
     expect(service.terminal.enterPin('4321')).toBe(true);
-    expect(await first).toMatchObject({ subject: 's-cleo', credential: 'card+pin', decision: 'granted', photo: null, scores: { similarity: null } });
+    expect(await first).toMatchObject({ subject: opaqueSubject('s-cleo'), credential: 'card+pin', decision: 'granted', photo: null, scores: { similarity: null } });
 
     const mark2 = screens.length;
     const second = badge('1003');
@@ -220,7 +221,7 @@ describe('the terminal over real parts', () => {
   it('every event reached the cloud and the outbox is empty; templates sit encrypted on disk', async () => {
     await until(() => service.store.outboxSize().count === 0, 'outbox drained');
     const db = readFileSync(join(dir, 'data', 'device.db'));
-    const template = service.store.templatesOf('s-anna')[0]!.vector;
+    const template = service.store.templatesOf(opaqueSubject('s-anna'))[0]!.vector;
     expect(db.includes(Buffer.from(template.buffer, template.byteOffset, 64))).toBe(false);
     expect(db.includes(Buffer.from('1001'))).toBe(false);
     const res = await fetch(`${service.ops!.url}/metrics`);
@@ -271,17 +272,17 @@ describe('commands, consent and policy through the real link', () => {
   });
 
   it('consent withdrawn by a signed update-subject (empty templates): the face data goes, card + PIN opens', async () => {
-    await command(enrollBody('s-dora', '1004', { photo: dora, pin: '2580' }));
+    await command(enrollBody(opaqueSubject('s-dora'), '1004', { photo: dora, pin: '2580' }));
     await show(dora);
-    expect(await badge('1004')).toMatchObject({ subject: 's-dora', credential: 'card+face', decision: 'granted' });
-    expect(service.store.templatesOf('s-dora')).toHaveLength(1);
-    expect(service.terminal.index.verify('s-dora', (await face.analyze([dora.frame])).descriptor!)).not.toBeNull();
+    expect(await badge('1004')).toMatchObject({ subject: opaqueSubject('s-dora'), credential: 'card+face', decision: 'granted' });
+    expect(service.store.templatesOf(opaqueSubject('s-dora'))).toHaveLength(1);
+    expect(service.terminal.index.verify(opaqueSubject('s-dora'), (await face.analyze([dora.frame])).descriptor!)).not.toBeNull();
 
     // What cloud/subjects.ts consent(…, 'withdrawn') queues: the record again, without consent, templates or photos.
-    await command({ type: 'update-subject', record: { ...enrollBody('s-dora', '1004', { pin: '2580', consent: false }).record } });
-    expect(service.store.getSubject('s-dora')).toMatchObject({ faceConsent: false });
-    expect(service.store.templatesOf('s-dora')).toEqual([]);
-    expect(service.terminal.index.verify('s-dora', (await face.analyze([dora.frame])).descriptor!)).toBeNull();
+    await command({ type: 'update-subject', record: { ...enrollBody(opaqueSubject('s-dora'), '1004', { pin: '2580', consent: false }).record } });
+    expect(service.store.getSubject(opaqueSubject('s-dora'))).toMatchObject({ faceConsent: false });
+    expect(service.store.templatesOf(opaqueSubject('s-dora'))).toEqual([]);
+    expect(service.terminal.index.verify(opaqueSubject('s-dora'), (await face.analyze([dora.frame])).descriptor!)).toBeNull();
 
     const mark = screens.length;
     const gpioMark = gpio().records.length;
@@ -290,7 +291,7 @@ describe('commands, consent and policy through the real link', () => {
     await until(() => onPeriods(22, gpioMark).length >= 2, 'the PIN prompt blinking green');
     expect(service.terminal.enterPin('2580')).toBe(true);
     const p = await punch;
-    expect(p).toMatchObject({ subject: 's-dora', credential: 'card+pin', decision: 'granted', photo: null, scores: { similarity: null } });
+    expect(p).toMatchObject({ subject: opaqueSubject('s-dora'), credential: 'card+pin', decision: 'granted', photo: null, scores: { similarity: null } });
     await until(() => cloud.received.some((e) => e.eventId === p.eventId), 'the PIN punch at the cloud');
     expect(cloud.received.find((e) => e.eventId === p.eventId)).toMatchObject({ photo: null });
   });
@@ -310,10 +311,10 @@ describe('commands, consent and policy through the real link', () => {
   it('erase-subject through the link: gone from the store, the card is unknown, the face no longer recognised', async () => {
     await command({ type: 'config-update', config: { policy: { ...basePolicy, credentials: 'face-only' } } });
     await show(ben);
-    expect(await service.terminal.onFace()).toMatchObject({ subject: 's-ben', decision: 'granted' });
-    await command({ type: 'erase-subject', subject: 's-ben' });
-    expect(service.store.getSubject('s-ben')).toBeUndefined();
-    expect(service.store.templatesOf('s-ben')).toEqual([]);
+    expect(await service.terminal.onFace()).toMatchObject({ subject: opaqueSubject('s-ben'), decision: 'granted' });
+    await command({ type: 'erase-subject', subject: opaqueSubject('s-ben') });
+    expect(service.store.getSubject(opaqueSubject('s-ben'))).toBeUndefined();
+    expect(service.store.templatesOf(opaqueSubject('s-ben'))).toEqual([]);
     expect(await service.terminal.onFace()).toMatchObject({ subject: null, decision: 'denied', reasons: ['unknown-face'] });
     await command({ type: 'config-update', config: { policy: basePolicy } });
     expect(await badge('1002')).toMatchObject({ subject: null, decision: 'denied', reasons: ['unknown-card'] });
@@ -322,23 +323,23 @@ describe('commands, consent and policy through the real link', () => {
   it('re-enroll campaign through the link drops old-model templates; the re-enrolment recomputes them with this model', async () => {
     // A subject enrolled under an earlier model: never compared, so refused until re-enrolled.
     service.store.upsertSubject(
-      { subject: 's-eli', cardHashes: [cardHash(pepper, '1005')], pinHash: null, faceConsent: true, accessGroups: ['staff'], suspended: false },
+      { subject: opaqueSubject('s-eli'), cardHashes: [cardHash(pepper, '1005')], pinHash: null, faceConsent: true, accessGroups: [opaqueGroup('staff')], suspended: false },
       [{ model: 'old-model', vector: new Float32Array(128).fill(0.1) }],
     );
     await show(stranger);
-    expect(await badge('1005')).toMatchObject({ subject: 's-eli', decision: 'denied', reasons: ['model-mismatch'] });
-    const annaTemplates = service.store.templatesOf('s-anna');
+    expect(await badge('1005')).toMatchObject({ subject: opaqueSubject('s-eli'), decision: 'denied', reasons: ['model-mismatch'] });
+    const annaTemplates = service.store.templatesOf(opaqueSubject('s-anna'));
 
     await command({ type: 'reenroll-campaign', model: face.model, subjects: null });
-    expect(service.store.templatesOf('s-eli')).toEqual([]);
-    expect(service.store.templatesOf('s-anna')).toEqual(annaTemplates); // current-model templates stay
+    expect(service.store.templatesOf(opaqueSubject('s-eli'))).toEqual([]);
+    expect(service.store.templatesOf(opaqueSubject('s-anna'))).toEqual(annaTemplates); // current-model templates stay
 
-    await command({ type: 'update-subject', record: enrollBody('s-eli', '1005', { photo: stranger }).record });
-    const fresh = service.store.templatesOf('s-eli');
+    await command({ type: 'update-subject', record: enrollBody(opaqueSubject('s-eli'), '1005', { photo: stranger }).record });
+    const fresh = service.store.templatesOf(opaqueSubject('s-eli'));
     expect(fresh.map((t) => t.model)).toEqual([face.model]);
     expect(Array.from(fresh[0]!.vector)).toEqual(Array.from(await face.templateFromPhoto(stranger.reference)));
     const p = await badge('1005');
-    expect(p).toMatchObject({ subject: 's-eli', credential: 'card+face', decision: 'granted' });
+    expect(p).toMatchObject({ subject: opaqueSubject('s-eli'), credential: 'card+face', decision: 'granted' });
     expect(p.scores.similarity).toBeGreaterThan(0.8);
   });
 
@@ -347,7 +348,7 @@ describe('commands, consent and policy through the real link', () => {
     await show(ben); // not Anna, and not even enrolled any more: only presence counts
     const before = relayOpens;
     const anyone = await badge('1001');
-    expect(anyone).toMatchObject({ subject: 's-anna', credential: 'card+face', decision: 'granted', reasons: [], scores: { similarity: null } });
+    expect(anyone).toMatchObject({ subject: opaqueSubject('s-anna'), credential: 'card+face', decision: 'granted', reasons: [], scores: { similarity: null } });
     expect(anyone.scores.faceExists).toBeGreaterThanOrEqual(0.4);
     expect(relayOpens).toBe(before + 1);
 
@@ -368,7 +369,7 @@ describe('commands, consent and policy through the real link', () => {
     const withPhoto = await badge('1001');
     await command({ type: 'config-update', config: { policy: { ...basePolicy, photoAtPunch: false } } });
     const without = await badge('1001');
-    expect(without).toMatchObject({ subject: 's-anna', decision: 'granted' });
+    expect(without).toMatchObject({ subject: opaqueSubject('s-anna'), decision: 'granted' });
     await until(() => [withPhoto, without].every((p) => cloud.received.some((e) => e.eventId === p.eventId)), 'both punches at the cloud');
     const atCloud = (id: string) => cloud.received.find((e) => e.eventId === id);
     expect(atCloud(withPhoto.eventId)).toMatchObject({ type: 'punch', photoDropped: false });
@@ -391,7 +392,7 @@ describe('commands, consent and policy through the real link', () => {
       for (let i = 1; i < beats.length; i++) expect(beats[i]!.status.at - beats[i - 1]!.status.at).toBeGreaterThanOrEqual(HEARTBEAT_MS - 5);
       // Each heartbeat reports the health of now: a new subject shows in the next one.
       const count = service.store.subjectCount();
-      await command(enrollBody('s-fay', '1006', { pin: '1111', consent: false }));
+      await command(enrollBody(opaqueSubject('s-fay'), '1006', { pin: '1111', consent: false }));
       await until(() => seen.some((m) => m.status.health.subjects === count + 1), 'a heartbeat with the new subject count');
     } finally {
       await watcher.endAsync();

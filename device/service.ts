@@ -78,6 +78,7 @@ export async function startDeviceService(o: DeviceServiceOptions): Promise<Devic
   const outboxGauge = registry.gauge('clockface_device_outbox_events', 'Events waiting for a cloud receipt');
   const rejected = registry.counter('clockface_device_commands_rejected_total', 'Commands refused (unsigned, expired, replayed, other tenant, invalid), by reason');
   const linkUp = registry.gauge('clockface_device_link_up', '1 while the MQTT link to the gateway is connected');
+  if (policy.savedRefused) log.warn({ reason: policy.savedRefused }, 'saved policy refused by this release; using the config file policy until the cloud sends one');
   const ignored = registry.counter('clockface_device_triggers_ignored_total', 'Triggers (card reads, face scans, keypad entries) not acted on, by reason');
   // Every reason shows from the start (at 0), so a rate over it needs no first occurrence.
   for (const reason of IGNORE_REASONS) ignored.inc({ reason }, 0);

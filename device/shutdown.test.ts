@@ -6,6 +6,7 @@ import { cardHash, hashPin, verifyAndOpen, DeviceEvent, publicKeyRef, rawPublicK
 import { createCertificateAuthority, issueCertificate } from '../provisioning/pki.js';
 import { readRecordFile } from './hardware/index.js';
 import { startPty, spawnTerminal, until, writeTerminalBundle } from './test-support/terminal-process.js';
+import { opaqueGroup, opaqueSubject } from '../protocol/fixtures.js';
 
 /*
  * SIGTERM while a decision is in flight (the terminal waits for a PIN): the service stops its
@@ -21,7 +22,7 @@ describe('graceful shutdown', () => {
     const cert = await issueCertificate({ ca, tenant: 'acme', role: 'device', id: 'door-1' });
     const bundle = writeTerminalBundle(join(dir, 'bundle'), { ca: ca.certPem, cert: cert.certPem, key: cert.keyPem });
     let store = bundle.openStore();
-    store.upsertSubject({ subject: 's-pin', cardHashes: [cardHash(bundle.pepper, '5150')], pinHash: hashPin(bundle.pepper, '1357'), faceConsent: false, accessGroups: ['staff'], suspended: false }, null);
+    store.upsertSubject({ subject: opaqueSubject('s-pin'), cardHashes: [cardHash(bundle.pepper, '5150')], pinHash: hashPin(bundle.pepper, '1357'), faceConsent: false, accessGroups: [opaqueGroup('staff')], suspended: false }, null);
     store.close();
     const pty = await startPty(dir);
     const terminal = await spawnTerminal(bundle, {
@@ -36,7 +37,7 @@ describe('graceful shutdown', () => {
         reader: { driver: 'serial', path: pty.port, protocol: 'line', lineFormat: 'decimal', repeatWindowMs: 0 },
         pins: { relay: 17, greenLed: 22, redLed: 23, buzzer: 24 },
       },
-      policy: { credentials: 'card+face', pinTimeoutMs: 60_000, access: { door: 'main', groups: { staff: 'always' } } },
+      policy: { credentials: 'card+face', pinTimeoutMs: 60_000, access: { door: 'main', groups: { [opaqueGroup('staff')]: 'always' } } },
       faceTrigger: { scanMs: 0 },
       ops: { port: 0 },
       log: { level: 'debug' },
@@ -62,7 +63,7 @@ describe('graceful shutdown', () => {
       );
       store.close();
       expect(queued).toHaveLength(1);
-      expect(queued[0]).toMatchObject({ type: 'punch', subject: 's-pin', credential: 'card+pin', decision: 'denied', reasons: ['timeout'] });
+      expect(queued[0]).toMatchObject({ type: 'punch', subject: opaqueSubject('s-pin'), credential: 'card+pin', decision: 'denied', reasons: ['timeout'] });
     } finally {
       terminal.proc.kill('SIGKILL');
       terminal.remove();

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DeviceStore } from './store.js';
+import { opaqueGroup, opaqueSubject } from '../protocol/fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cf-store-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -15,23 +16,23 @@ describe('DeviceStore', () => {
     const store = new DeviceStore(file, key);
     const vector = new Float32Array([0.125, -0.5, 0.75, 0.3333]);
     store.upsertSubject(
-      { subject: 's-1', cardHashes: ['a'.repeat(64)], pinHash: null, faceConsent: true, accessGroups: ['staff'], suspended: false },
+      { subject: opaqueSubject('s-1'), cardHashes: ['a'.repeat(64)], pinHash: null, faceConsent: true, accessGroups: [opaqueGroup('staff')], suspended: false },
       [{ model: 'm1', vector }],
     );
-    expect(store.subjectByCardHash('a'.repeat(64))?.subject).toBe('s-1');
-    expect(Array.from(store.templatesOf('s-1')[0]!.vector)).toEqual(Array.from(vector));
+    expect(store.subjectByCardHash('a'.repeat(64))?.subject).toBe(opaqueSubject('s-1'));
+    expect(Array.from(store.templatesOf(opaqueSubject('s-1'))[0]!.vector)).toEqual(Array.from(vector));
     store.close();
     const raw = readFileSync(file);
     expect(raw.includes(Buffer.from(vector.buffer))).toBe(false);
-    expect(() => new DeviceStore(file, randomBytes(32)).templatesOf('s-1')).toThrow();
+    expect(() => new DeviceStore(file, randomBytes(32)).templatesOf(opaqueSubject('s-1'))).toThrow();
   });
 
   it('drops templates when consent is withdrawn', () => {
     const store = new DeviceStore(join(dir, 'b.db'), randomBytes(32));
-    const base = { subject: 's-2', cardHashes: [], pinHash: 'x', accessGroups: [], suspended: false };
+    const base = { subject: opaqueSubject('s-2'), cardHashes: [], pinHash: 'x', accessGroups: [], suspended: false };
     store.upsertSubject({ ...base, faceConsent: true }, [{ model: 'm', vector: new Float32Array([1]) }]);
     store.upsertSubject({ ...base, faceConsent: false }, null);
-    expect(store.templatesOf('s-2')).toEqual([]);
+    expect(store.templatesOf(opaqueSubject('s-2'))).toEqual([]);
     store.close();
   });
 

@@ -9,6 +9,7 @@ import { createCommandHandler, PolicyHolder } from './commands.js';
 import { Policy } from './policy.js';
 import { StandInFaceEngine } from './test-support/stand-in-face.js';
 import { createLogger } from '../common/log.js';
+import { opaqueSubject } from '../protocol/fixtures.js';
 
 /* The in-memory face index follows the real SQLite store through every kind of change. */
 const dir = mkdtempSync(join(tmpdir(), 'cf-index-'));
@@ -29,34 +30,34 @@ describe('SubjectIndex', () => {
     const file = join(dir, 'a.db');
     const key = randomBytes(32);
     let store = new DeviceStore(file, key);
-    store.upsertSubject(person('s-1'), [{ model: face.model, vector: unit(1) }]);
-    store.upsertSubject(person('s-old'), [{ model: 'old-model-v0', vector: unit(2) }]);
+    store.upsertSubject(person(opaqueSubject('s-1')), [{ model: face.model, vector: unit(1) }]);
+    store.upsertSubject(person(opaqueSubject('s-old')), [{ model: 'old-model-v0', vector: unit(2) }]);
     store.close();
 
     // A restart: the index is rebuilt from the encrypted templates on disk.
     store = new DeviceStore(file, key);
     const index = new SubjectIndex(store, face.model, log);
     expect(index.subjectCount).toBe(1);
-    expect(index.identify(unit(1), thresholds)).toMatchObject({ outcome: 'match', best: { subject: 's-1' } });
+    expect(index.identify(unit(1), thresholds)).toMatchObject({ outcome: 'match', best: { subject: opaqueSubject('s-1') } });
     // The old model's template is never compared, and the subject is marked for re-enrolment.
-    expect(index.verify('s-old', unit(2))).toBeNull();
-    expect(index.needsReenrolment('s-old')).toBe(true);
+    expect(index.verify(opaqueSubject('s-old'), unit(2))).toBeNull();
+    expect(index.needsReenrolment(opaqueSubject('s-old'))).toBe(true);
 
     const apply = createCommandHandler({ store, face, policy: new PolicyHolder(store, Policy.parse({})), unlock: () => undefined, log });
     const base = { tenant: 'acme', device: 'd1', issuedAt: 0, expiresAt: 1 };
     const id = (n: number) => `00000000-0000-4000-8000-00000000000${n}`;
-    store.upsertSubject(person('s-2'), [{ model: face.model, vector: unit(3) }]);
-    expect(index.identify(unit(3), thresholds)).toMatchObject({ outcome: 'match', best: { subject: 's-2' } });
+    store.upsertSubject(person(opaqueSubject('s-2')), [{ model: face.model, vector: unit(3) }]);
+    expect(index.identify(unit(3), thresholds)).toMatchObject({ outcome: 'match', best: { subject: opaqueSubject('s-2') } });
 
     // Consent withdrawn by update-subject: the template leaves the store and the index.
-    await apply({ ...base, commandId: id(1), type: 'update-subject', record: { subject: 's-2', cardHashes: [], pinHash: null, faceConsent: false, accessGroups: [], templates: [], referencePhotos: [] } });
-    expect(index.verify('s-2', unit(3))).toBeNull();
+    await apply({ ...base, commandId: id(1), type: 'update-subject', record: { subject: opaqueSubject('s-2'), cardHashes: [], pinHash: null, faceConsent: false, accessGroups: [], templates: [], referencePhotos: [] } });
+    expect(index.verify(opaqueSubject('s-2'), unit(3))).toBeNull();
     expect(index.identify(unit(3), thresholds).outcome).not.toBe('match');
 
     await apply({ ...base, commandId: id(2), type: 'reenroll-campaign', model: face.model, subjects: null });
-    expect(index.needsReenrolment('s-old')).toBe(false);
+    expect(index.needsReenrolment(opaqueSubject('s-old'))).toBe(false);
 
-    await apply({ ...base, commandId: id(3), type: 'erase-subject', subject: 's-1' });
+    await apply({ ...base, commandId: id(3), type: 'erase-subject', subject: opaqueSubject('s-1') });
     expect(index.identify(unit(1), thresholds).outcome).toBe('empty');
     index.close();
     store.close();
@@ -67,8 +68,8 @@ describe('SubjectIndex', () => {
     const index = new SubjectIndex(store, face.model, log);
     const a = unit(5);
     const b = a.map((x, i) => x + (i === 0 ? 0.001 : 0));
-    store.upsertSubject(person('s-a'), [{ model: face.model, vector: a }]);
-    store.upsertSubject(person('s-b'), [{ model: face.model, vector: b }]);
+    store.upsertSubject(person(opaqueSubject('s-a')), [{ model: face.model, vector: a }]);
+    store.upsertSubject(person(opaqueSubject('s-b')), [{ model: face.model, vector: b }]);
     expect(index.identify(a, thresholds).outcome).toBe('ambiguous');
     index.close();
     store.close();

@@ -18,6 +18,7 @@ import { StandInFaceEngine } from './test-support/stand-in-face.js';
 import { PinLockout } from './pin-lockout.js';
 import { RepeatFilter } from './hardware/rfid/repeat-filter.js';
 import type { IgnoredTrigger } from './trigger-queue.js';
+import { opaqueGroup, opaqueSubject } from '../protocol/fixtures.js';
 
 /*
  * The issue's promise at the terminal: a badge presented is a punch or a refusal with a logged
@@ -101,13 +102,13 @@ function open(envelope: Buffer) {
 
 async function enroll(store: DeviceStore, subject: string, card: string, photo = PHOTO) {
   store.upsertSubject(
-    { subject, cardHashes: [cardHash(pepper, card)], pinHash: null, faceConsent: true, accessGroups: ['staff'], suspended: false },
+    { subject, cardHashes: [cardHash(pepper, card)], pinHash: null, faceConsent: true, accessGroups: [opaqueGroup('staff')], suspended: false },
     [{ model: face.model, vector: await face.templateFromPhoto(readFileSync(photo)) }],
   );
 }
 
 function withPin(store: DeviceStore, subject: string, card: string, pin: string) {
-  store.upsertSubject({ subject, cardHashes: [cardHash(pepper, card)], pinHash: hashPin(pepper, pin), faceConsent: false, accessGroups: ['staff'], suspended: false }, null);
+  store.upsertSubject({ subject, cardHashes: [cardHash(pepper, card)], pinHash: hashPin(pepper, pin), faceConsent: false, accessGroups: [opaqueGroup('staff')], suspended: false }, null);
 }
 
 async function until(what: string, ok: () => boolean): Promise<void> {
@@ -115,13 +116,13 @@ async function until(what: string, ok: () => boolean): Promise<void> {
   if (!ok()) throw new Error(`never: ${what}`);
 }
 
-const FACE_ONLY_CLOCK = { credentials: 'face-only', timekeeping: { debounceMs: 0 }, access: { groups: { staff: 'always' } } };
+const FACE_ONLY_CLOCK = { credentials: 'face-only', timekeeping: { debounceMs: 0 }, access: { groups: { [opaqueGroup('staff')]: 'always' } } };
 
 describe('a card read preempts the idle face scan', () => {
   it('the scan is abandoned (resolves null at once), the card decides, and the late engine result records nothing', async () => {
     const engine = new GatedEngine();
     const { store, terminal, punches, lines } = setup('preempt', 'timekeeping', FACE_ONLY_CLOCK, engine);
-    await enroll(store, 's-1', '42');
+    await enroll(store, opaqueSubject('s-1'), '42');
     engine.hold();
     let scan: PunchBody | null | undefined;
     const scanning = terminal.onFace().then((p) => (scan = p));
@@ -131,7 +132,7 @@ describe('a card read preempts the idle face scan', () => {
     await scanning;
     expect(scan).toBeNull(); // given up before the engine answered
     engine.release(); // the scan's late result, and the card's own analysis
-    expect(await card).toMatchObject({ subject: 's-1', credential: 'card+face', decision: 'granted', action: 'in' });
+    expect(await card).toMatchObject({ subject: opaqueSubject('s-1'), credential: 'card+face', decision: 'granted', action: 'in' });
     expect(engine.calls).toBeGreaterThan(0); // the card's own face check ran
     await terminal.close(); // waits for the abandoned scan to unwind too
     expect(punches().map((p) => p.credential)).toEqual(['card+face']);
@@ -141,7 +142,7 @@ describe('a card read preempts the idle face scan', () => {
   it('an idle scan never queues: while a decision is in flight it is skipped (the next scan looks again)', async () => {
     const engine = new GatedEngine();
     const { store, terminal, ignored } = setup('no-queue-scan', 'timekeeping', FACE_ONLY_CLOCK, engine);
-    await enroll(store, 's-1', '42');
+    await enroll(store, opaqueSubject('s-1'), '42');
     engine.hold();
     const card = terminal.onCard('42');
     await until('the card calls the engine', () => engine.calls === 1);
@@ -156,27 +157,27 @@ describe('a card read preempts the idle face scan', () => {
 describe('a card read behind a decision in flight waits its turn', () => {
   it('behind a PIN prompt: queued in order, decided after the PIN, punched at the time it was read', async () => {
     const { store, terminal, punches, screens } = setup('queue-pin', 'timekeeping', { credentials: 'card+face', timekeeping: { debounceMs: 0 } });
-    withPin(store, 's-pin', '77', '2468');
-    await enroll(store, 's-face', '42');
+    withPin(store, opaqueSubject('s-pin'), '77', '2468');
+    await enroll(store, opaqueSubject('s-face'), '42');
     const first = terminal.onCard('77');
     await until('the PIN prompt', () => screens.includes('enter-pin'));
     const readAt = Date.now();
     const second = terminal.onCard('42');
     expect(terminal.state).toBe('busy');
     expect(terminal.enterPin('2468')).toBe(true);
-    expect(await first).toMatchObject({ subject: 's-pin', credential: 'card+pin', decision: 'granted' });
+    expect(await first).toMatchObject({ subject: opaqueSubject('s-pin'), credential: 'card+pin', decision: 'granted' });
     const p = await second;
-    expect(p).toMatchObject({ subject: 's-face', credential: 'card+face', decision: 'granted' });
+    expect(p).toMatchObject({ subject: opaqueSubject('s-face'), credential: 'card+face', decision: 'granted' });
     expect(p!.time.wall).toBeGreaterThanOrEqual(readAt);
     expect(p!.time.wall).toBeLessThanOrEqual(punches()[0]!.time.wall + 60_000);
-    expect(punches().map((x) => x.subject)).toEqual(['s-pin', 's-face']);
+    expect(punches().map((x) => x.subject)).toEqual([opaqueSubject('s-pin'), opaqueSubject('s-face')]);
     await terminal.close();
   });
 
   it('past the FIFO bound: refused as queue-full, logged without the card number, the others still decided', async () => {
     const { store, terminal, ignored, screens, lines, punches } = setup('queue-full', 'timekeeping', { credentials: 'card+face', timekeeping: { debounceMs: 0 }, queue: { size: 1 } });
-    withPin(store, 's-pin', '77', '2468');
-    await enroll(store, 's-face', '42');
+    withPin(store, opaqueSubject('s-pin'), '77', '2468');
+    await enroll(store, opaqueSubject('s-face'), '42');
     const first = terminal.onCard('77');
     await until('the PIN prompt', () => screens.includes('enter-pin'));
     const waiting = terminal.onCard('42');
@@ -194,8 +195,8 @@ describe('a card read behind a decision in flight waits its turn', () => {
 
   it('past the wait bound: refused as wait-expired', async () => {
     const { store, terminal, ignored, screens } = setup('wait-expired', 'timekeeping', { credentials: 'card+face', timekeeping: { debounceMs: 0 }, queue: { maxWaitMs: 100 } });
-    withPin(store, 's-pin', '77', '2468');
-    await enroll(store, 's-face', '42');
+    withPin(store, opaqueSubject('s-pin'), '77', '2468');
+    await enroll(store, opaqueSubject('s-face'), '42');
     const first = terminal.onCard('77');
     await until('the PIN prompt', () => screens.includes('enter-pin'));
     const waiting = terminal.onCard('42');
@@ -209,8 +210,8 @@ describe('a card read behind a decision in flight waits its turn', () => {
 
   it('at shutdown: what waits is refused as closed, the PIN prompt ends as a recorded timeout, later reads are closed too', async () => {
     const { store, terminal, ignored, screens, punches } = setup('closing', 'timekeeping', { credentials: 'card+face', timekeeping: { debounceMs: 0 } });
-    withPin(store, 's-pin', '77', '2468');
-    await enroll(store, 's-face', '42');
+    withPin(store, opaqueSubject('s-pin'), '77', '2468');
+    await enroll(store, opaqueSubject('s-face'), '42');
     const first = terminal.onCard('77');
     await until('the PIN prompt', () => screens.includes('enter-pin'));
     const waiting = terminal.onCard('42');
@@ -229,7 +230,7 @@ describe('a card read behind a decision in flight waits its turn', () => {
 describe('every trigger not acted on has a reason', () => {
   it('a timekeeping repeat within the debounce window: debounced (info), shown as already recorded', async () => {
     const { store, terminal, ignored, screens, lines } = setup('debounce', 'timekeeping', { credentials: 'card-only', timekeeping: { debounceMs: 60_000 } });
-    await enroll(store, 's-1', '42');
+    await enroll(store, opaqueSubject('s-1'), '42');
     expect(await terminal.onCard('42')).toMatchObject({ decision: 'granted' });
     expect(await terminal.onCard('42')).toBeNull();
     expect(ignored).toEqual([{ trigger: 'card', reason: 'debounced' }]);
@@ -264,10 +265,10 @@ describe('every trigger not acted on has a reason', () => {
 describe('face only: a card is a 1:1 claim the face confirms', () => {
   it('matching face: granted card+face; another face: denied face-mismatch; unknown card: denied; none is silent', async () => {
     const { store, terminal, ignored } = setup('face-only', 'timekeeping', FACE_ONLY_CLOCK);
-    await enroll(store, 's-here', '42');
-    await enroll(store, 's-away', '43', OTHER_PHOTO); // the camera shows someone else
-    expect(await terminal.onCard('42')).toMatchObject({ subject: 's-here', credential: 'card+face', decision: 'granted' });
-    expect(await terminal.onCard('43')).toMatchObject({ subject: 's-away', credential: 'card+face', decision: 'denied', reasons: ['face-mismatch'] });
+    await enroll(store, opaqueSubject('s-here'), '42');
+    await enroll(store, opaqueSubject('s-away'), '43', OTHER_PHOTO); // the camera shows someone else
+    expect(await terminal.onCard('42')).toMatchObject({ subject: opaqueSubject('s-here'), credential: 'card+face', decision: 'granted' });
+    expect(await terminal.onCard('43')).toMatchObject({ subject: opaqueSubject('s-away'), credential: 'card+face', decision: 'denied', reasons: ['face-mismatch'] });
     expect(await terminal.onCard('99')).toMatchObject({ subject: null, decision: 'denied', reasons: ['unknown-card'] });
     expect(ignored).toEqual([]);
     await terminal.close();
@@ -275,7 +276,7 @@ describe('face only: a card is a 1:1 claim the face confirms', () => {
 
   it('the face must match even when the policy only asks whether a face is there (a 1:N search would match too)', async () => {
     const { store, terminal } = setup('face-only-exists', 'timekeeping', { ...FACE_ONLY_CLOCK, faceCheck: 'face-exists' });
-    await enroll(store, 's-away', '43', OTHER_PHOTO);
+    await enroll(store, opaqueSubject('s-away'), '43', OTHER_PHOTO);
     expect(await terminal.onCard('43')).toMatchObject({ credential: 'card+face', decision: 'denied', reasons: ['face-mismatch'] });
     await terminal.close();
   });
@@ -286,7 +287,7 @@ describe('PIN attempts are limited per card holder', () => {
     const file = join(dir, 'pin-lock.db');
     const policy = { credentials: 'card+face', timekeeping: { debounceMs: 0 } };
     const first = setup('pin-lock', 'timekeeping', policy, face, file);
-    withPin(first.store, 's-pin', '77', '2468');
+    withPin(first.store, opaqueSubject('s-pin'), '77', '2468');
     const attempt = async (t: typeof first, pin: string) => {
       const n = t.screens.filter((s) => s === 'enter-pin').length;
       const p = t.terminal.onCard('77');
@@ -298,7 +299,7 @@ describe('PIN attempts are limited per card holder', () => {
     expect(await attempt(first, '1111')).toMatchObject({ decision: 'denied', reasons: ['pin-wrong'] });
     expect(await attempt(first, '2222')).toMatchObject({ decision: 'denied', reasons: ['pin-wrong', 'pin-locked'] });
     const prompts = first.screens.filter((s) => s === 'enter-pin').length;
-    expect(await first.terminal.onCard('77')).toMatchObject({ subject: 's-pin', credential: 'card+pin', decision: 'denied', reasons: ['pin-locked'] });
+    expect(await first.terminal.onCard('77')).toMatchObject({ subject: opaqueSubject('s-pin'), credential: 'card+pin', decision: 'denied', reasons: ['pin-locked'] });
     expect(first.screens.filter((s) => s === 'enter-pin')).toHaveLength(prompts); // no prompt: the right PIN would not help now
     await first.terminal.close();
     first.store.close();

@@ -16,6 +16,7 @@ import { StandInFaceEngine } from './test-support/stand-in-face.js';
 import { startFaceTrigger } from './face-trigger.js';
 import { wiegandForCard } from './hardware/wiegand/encoder.js';
 import { faceCredentialNumber } from './wiegand-credential.js';
+import { opaqueGroup, opaqueSubject } from '../protocol/fixtures.js';
 
 /* The decision flow on its own: real SQLite, the replay camera with a real photo, GPIO simulator. */
 const dir = mkdtempSync(join(tmpdir(), 'cf-terminal-'));
@@ -71,7 +72,7 @@ function open(envelope: Buffer) {
 
 async function enroll(store: DeviceStore, subject: string, card: string) {
   store.upsertSubject(
-    { subject, cardHashes: [cardHash(pepper, card)], pinHash: null, faceConsent: true, accessGroups: ['staff'], suspended: false },
+    { subject, cardHashes: [cardHash(pepper, card)], pinHash: null, faceConsent: true, accessGroups: [opaqueGroup('staff')], suspended: false },
     [{ model: face.model, vector: await face.templateFromPhoto(readFileSync(PHOTO)) }],
   );
 }
@@ -79,12 +80,12 @@ async function enroll(store: DeviceStore, subject: string, card: string) {
 describe('timekeeping', () => {
   it('auto toggles in/out per day and debounces a repeat punch within the window', async () => {
     const { store, terminal } = setup('tk', 'timekeeping', { timekeeping: { action: 'auto', debounceMs: 0 } });
-    await enroll(store, 's-1', '42');
+    await enroll(store, opaqueSubject('s-1'), '42');
     expect((await terminal.onCard('42'))?.action).toBe('in');
     expect((await terminal.onCard('42'))?.action).toBe('out');
     expect((await terminal.onCard('42', 'out'))?.action).toBe('out'); // a function key forces the action
     const { store: s2, terminal: t2 } = setup('tk2', 'timekeeping', { timekeeping: { action: 'auto', debounceMs: 60_000 } });
-    await enroll(s2, 's-1', '42');
+    await enroll(s2, opaqueSubject('s-1'), '42');
     const first = await t2.onCard('42');
     expect(first).toMatchObject({ decision: 'granted', action: 'in', door: null });
     expect(await t2.onCard('42')).toBeNull();
@@ -94,8 +95,8 @@ describe('timekeeping', () => {
 
 describe('outbox pressure', () => {
   it('drops photos first (the event says so) and keeps every punch', async () => {
-    const { store, terminal } = setup('press', 'access', { access: { groups: { staff: 'always' } } }, { maxEvents: 1000, maxBytes: 250_000 });
-    await enroll(store, 's-1', '42');
+    const { store, terminal } = setup('press', 'access', { access: { groups: { [opaqueGroup('staff')]: 'always' } } }, { maxEvents: 1000, maxBytes: 250_000 });
+    await enroll(store, opaqueSubject('s-1'), '42');
     for (let i = 0; i < 4; i++) await terminal.onCard('42');
     const all = store.pending(10).map((e) => ({ e, body: open(e.envelope) }));
     expect(all.filter((x) => x.body.type === 'alarm').map((x) => x.body.type === 'alarm' && x.body.alarm)).toEqual(['outbox-full']);
@@ -110,13 +111,13 @@ describe('outbox pressure', () => {
   });
 
   it('erase-subject removes the person and strips photos of theirs still queued', async () => {
-    const { store, terminal, holder } = setup('erase', 'access', { access: { groups: { staff: 'always' } } });
-    await enroll(store, 's-1', '42');
+    const { store, terminal, holder } = setup('erase', 'access', { access: { groups: { [opaqueGroup('staff')]: 'always' } } });
+    await enroll(store, opaqueSubject('s-1'), '42');
     await terminal.onCard('42');
     expect(store.pending(1)[0]!.hasPhoto).toBe(true);
     const apply = createCommandHandler({ store, face, policy: holder, unlock: () => undefined, log });
-    await apply({ type: 'erase-subject', commandId: '00000000-0000-4000-8000-000000000000', tenant: 'acme', device: 'dev-1', issuedAt: 0, expiresAt: 1, subject: 's-1' });
-    expect(store.getSubject('s-1')).toBeUndefined();
+    await apply({ type: 'erase-subject', commandId: '00000000-0000-4000-8000-000000000000', tenant: 'acme', device: 'dev-1', issuedAt: 0, expiresAt: 1, subject: opaqueSubject('s-1') });
+    expect(store.getSubject(opaqueSubject('s-1'))).toBeUndefined();
     const queued = store.pending(1)[0]!;
     expect(queued.hasPhoto).toBe(false);
     expect(open(queued.envelope)).toMatchObject({ photo: null, photoDropped: true });
@@ -125,9 +126,9 @@ describe('outbox pressure', () => {
 
 describe('door rules', () => {
   it('denies outside the access groups and on anti-passback', async () => {
-    const { store, terminal } = setup('door', 'access', { access: { groups: { staff: 'always' }, antiPassback: { enabled: true, windowMs: 60_000 } } });
-    await enroll(store, 's-1', '42');
-    store.upsertSubject({ subject: 's-2', cardHashes: [cardHash(pepper, '43')], pinHash: null, faceConsent: true, accessGroups: ['visitors'], suspended: false }, null);
+    const { store, terminal } = setup('door', 'access', { access: { groups: { [opaqueGroup('staff')]: 'always' }, antiPassback: { enabled: true, windowMs: 60_000 } } });
+    await enroll(store, opaqueSubject('s-1'), '42');
+    store.upsertSubject({ subject: opaqueSubject('s-2'), cardHashes: [cardHash(pepper, '43')], pinHash: null, faceConsent: true, accessGroups: [opaqueGroup('visitors')], suspended: false }, null);
     expect(await terminal.onCard('42')).toMatchObject({ decision: 'granted' });
     expect(await terminal.onCard('42')).toMatchObject({ decision: 'denied', reasons: ['anti-passback'] });
     // s-2 has no template at all: the face check fails closed before the door rules.
@@ -137,9 +138,9 @@ describe('door rules', () => {
 
 describe('policy variants', () => {
   it('card only: the card is the credential, access groups still apply', async () => {
-    const { store, terminal } = setup('cardonly', 'access', { credentials: 'card-only', access: { groups: { staff: 'always' } } });
-    await enroll(store, 's-1', '42');
-    store.upsertSubject({ subject: 's-2', cardHashes: [cardHash(pepper, '43')], pinHash: null, faceConsent: false, accessGroups: ['visitors'], suspended: false }, null);
+    const { store, terminal } = setup('cardonly', 'access', { credentials: 'card-only', access: { groups: { [opaqueGroup('staff')]: 'always' } } });
+    await enroll(store, opaqueSubject('s-1'), '42');
+    store.upsertSubject({ subject: opaqueSubject('s-2'), cardHashes: [cardHash(pepper, '43')], pinHash: null, faceConsent: false, accessGroups: [opaqueGroup('visitors')], suspended: false }, null);
     const granted = await terminal.onCard('42');
     expect(granted).toMatchObject({ credential: 'card', decision: 'granted', scores: { similarity: null } });
     expect(granted?.photo?.startsWith('/9j/')).toBe(true); // photo at punch, from the live frame
@@ -148,14 +149,14 @@ describe('policy variants', () => {
   });
 
   it('liveness required: a single-frame burst (no motion) is refused', async () => {
-    const { store, terminal } = setup('live', 'access', { livenessRequired: true, burst: { frames: 1 }, access: { groups: { staff: 'always' } } });
-    await enroll(store, 's-1', '42');
+    const { store, terminal } = setup('live', 'access', { livenessRequired: true, burst: { frames: 1 }, access: { groups: { [opaqueGroup('staff')]: 'always' } } });
+    await enroll(store, opaqueSubject('s-1'), '42');
     expect(await terminal.onCard('42')).toMatchObject({ decision: 'denied', reasons: ['liveness-failed'] });
   });
 
   it('a grant sends the card as a Wiegand frame to the access panel when configured', async () => {
-    const { store, terminal } = setup('wg', 'access', { access: { groups: { staff: 'always' }, wiegand: true } });
-    await enroll(store, 's-1', '42');
+    const { store, terminal } = setup('wg', 'access', { access: { groups: { [opaqueGroup('staff')]: 'always' }, wiegand: true } });
+    await enroll(store, opaqueSubject('s-1'), '42');
     const records = () => (hw.gpio as SimulatedGpio).records.filter((r) => r.pin === 20 || r.pin === 21);
     const edgesBefore = records().length;
     expect(await terminal.onCard('42')).toMatchObject({ decision: 'granted' });
@@ -165,27 +166,27 @@ describe('policy variants', () => {
   });
 
   it('a face-only grant sends the subject\'s face credential number (no card was read)', async () => {
-    const { store, terminal } = setup('wg-face', 'access', { credentials: 'face-only', thresholds: { identify: 0.8 }, access: { groups: { staff: 'always' } } });
-    await enroll(store, 's-face', '42');
+    const { store, terminal } = setup('wg-face', 'access', { credentials: 'face-only', thresholds: { identify: 0.8 }, access: { groups: { [opaqueGroup('staff')]: 'always' } } });
+    await enroll(store, opaqueSubject('s-face'), '42');
     const lows = () => (hw.gpio as SimulatedGpio).records.filter((r) => (r.pin === 20 || r.pin === 21) && r.edge && r.level === 0);
     await hw.wiegand!.drained(); // frames of earlier grants still waiting for their gap
     const before = lows().length;
-    expect(await terminal.onFace()).toMatchObject({ subject: 's-face', credential: 'face', decision: 'granted' });
+    expect(await terminal.onFace()).toMatchObject({ subject: opaqueSubject('s-face'), credential: 'face', decision: 'granted' });
     await hw.wiegand!.drained();
     const bits = lows().slice(before).map((r) => (r.pin === 21 ? 1 : 0));
-    expect(bits).toEqual(wiegandForCard(faceCredentialNumber('s-face'), 26));
+    expect(bits).toEqual(wiegandForCard(faceCredentialNumber(opaqueSubject('s-face')), 26));
     expect(bits).not.toEqual(wiegandForCard(42, 26));
   });
 
   it('re-enroll campaign drops old-model templates; revocation lists only move forward', async () => {
     const { store, holder } = setup('cmds', 'access', {});
-    await enroll(store, 's-1', '42');
-    store.upsertSubject({ subject: 's-2', cardHashes: [], pinHash: null, faceConsent: true, accessGroups: [], suspended: false }, [{ model: 'old-model', vector: new Float32Array([1, 0]) }]);
+    await enroll(store, opaqueSubject('s-1'), '42');
+    store.upsertSubject({ subject: opaqueSubject('s-2'), cardHashes: [], pinHash: null, faceConsent: true, accessGroups: [], suspended: false }, [{ model: 'old-model', vector: new Float32Array([1, 0]) }]);
     const apply = createCommandHandler({ store, face, policy: holder, unlock: () => undefined, log });
     const base = { commandId: '00000000-0000-4000-8000-000000000001', tenant: 'acme', device: 'dev-1', issuedAt: 0, expiresAt: 1 };
     await apply({ ...base, type: 'reenroll-campaign', model: face.model, subjects: null });
-    expect(store.templatesOf('s-2')).toEqual([]);
-    expect(store.templatesOf('s-1')).toHaveLength(1);
+    expect(store.templatesOf(opaqueSubject('s-2'))).toEqual([]);
+    expect(store.templatesOf(opaqueSubject('s-1'))).toHaveLength(1);
     await apply({ ...base, type: 'revocation-list', serials: ['abc'], listVersion: 2 });
     await expect(apply({ ...base, type: 'revocation-list', serials: [], listVersion: 1 })).rejects.toThrow(/not newer/);
     expect(JSON.parse(store.getSetting('revocations')!)).toEqual({ version: 2, serials: ['abc'] });
@@ -194,23 +195,23 @@ describe('policy variants', () => {
 
 describe('face in view', () => {
   it('punches a known face without any card, once per cooldown', async () => {
-    const { store, terminal, holder } = setup('trigger', 'access', { credentials: 'face-only', thresholds: { identify: 0.8 }, access: { groups: { staff: 'always' } } });
-    await enroll(store, 's-1', '42');
+    const { store, terminal, holder } = setup('trigger', 'access', { credentials: 'face-only', thresholds: { identify: 0.8 }, access: { groups: { [opaqueGroup('staff')]: 'always' } } });
+    await enroll(store, opaqueSubject('s-1'), '42');
     const punches: string[] = [];
     terminal.on('punch', (p) => punches.push(`${p.subject}:${p.decision}:${p.credential}`));
     const stop = startFaceTrigger(terminal, () => holder.get(), { scanMs: 30, cooldownMs: 60_000 });
     for (let i = 0; i < 300 && punches.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, 200)); // several more scans fall inside the cooldown
     stop();
-    expect(punches).toEqual(['s-1:granted:face']);
+    expect(punches).toEqual([`${opaqueSubject('s-1')}:granted:face`]);
   });
 });
 
 
 describe('both modes on one unit', () => {
   it('a repeat badge within the debounce window still opens the door; only the time punch is suppressed', async () => {
-    const { store, terminal } = setup('both', 'both', { credentials: 'card-only', timekeeping: { action: 'auto', debounceMs: 60_000 }, access: { groups: { staff: 'always' } } });
-    await enroll(store, 's-1', '42');
+    const { store, terminal } = setup('both', 'both', { credentials: 'card-only', timekeeping: { action: 'auto', debounceMs: 60_000 }, access: { groups: { [opaqueGroup('staff')]: 'always' } } });
+    await enroll(store, opaqueSubject('s-1'), '42');
     const opens: boolean[] = [];
     const onRelay = ({ open }: { open: boolean }) => open && opens.push(open);
     hw.outputs.on('relay', onRelay);
@@ -221,7 +222,7 @@ describe('both modes on one unit', () => {
       expect(again).toMatchObject({ decision: 'granted', action: 'access', door: 'door' });
       expect(opens).toHaveLength(2);
       // The repeat did not toggle the day's in/out: the next real punch after the window is "out".
-      store.setSetting('last-punch:s-1', '0');
+      store.setSetting(`last-punch:${opaqueSubject('s-1')}`, '0');
       expect(await terminal.onCard('42')).toMatchObject({ action: 'out' });
     } finally {
       hw.outputs.off('relay', onRelay);
@@ -245,28 +246,28 @@ class SlowEngine implements FaceEngine {
 
 describe('consent and a broken face path', () => {
   it('face only: a card of someone without face consent asks for the PIN; a consenting card is a 1:1 claim the face confirms', async () => {
-    const { store, terminal } = setup('fo-pin', 'access', { credentials: 'face-only', access: { groups: { staff: 'always' } } });
-    await enroll(store, 's-face', '42');
-    store.upsertSubject({ subject: 's-nc', cardHashes: [cardHash(pepper, '77')], pinHash: hashPin(pepper, '2468'), faceConsent: false, accessGroups: ['staff'], suspended: false }, null);
+    const { store, terminal } = setup('fo-pin', 'access', { credentials: 'face-only', access: { groups: { [opaqueGroup('staff')]: 'always' } } });
+    await enroll(store, opaqueSubject('s-face'), '42');
+    store.upsertSubject({ subject: opaqueSubject('s-nc'), cardHashes: [cardHash(pepper, '77')], pinHash: hashPin(pepper, '2468'), faceConsent: false, accessGroups: [opaqueGroup('staff')], suspended: false }, null);
     const screens: string[] = [];
     terminal.on('screen', (x) => screens.push(x));
     const p = terminal.onCard('77');
     for (let i = 0; i < 200 && !screens.includes('enter-pin'); i++) await new Promise((r) => setTimeout(r, 5));
     expect(terminal.enterPin('2468')).toBe(true);
-    expect(await p).toMatchObject({ subject: 's-nc', credential: 'card+pin', decision: 'granted' });
-    expect(await terminal.onCard('42')).toMatchObject({ subject: 's-face', credential: 'card+face', decision: 'granted' });
+    expect(await p).toMatchObject({ subject: opaqueSubject('s-nc'), credential: 'card+pin', decision: 'granted' });
+    expect(await terminal.onCard('42')).toMatchObject({ subject: opaqueSubject('s-face'), credential: 'card+face', decision: 'granted' });
   });
 
   it('no engine, a camera without frames, or an engine past its time limit block with face-unavailable, even under "flag"', async () => {
     const stopped = createCamera(HardwareConfig.parse({ camera: { driver: 'replay', replayPath: join(dir, 'cam'), fps: 20 } }).camera, dir)!; // never started: no frames
-    const flag = { onFailedCheck: 'flag', burst: { frames: 2, timeoutMs: 200, analysisTimeoutMs: 100 }, access: { groups: { staff: 'always' } } };
+    const flag = { onFailedCheck: 'flag', burst: { frames: 2, timeoutMs: 200, analysisTimeoutMs: 100 }, access: { groups: { [opaqueGroup('staff')]: 'always' } } };
     const cases = [
       setup('fault-engine', 'access', flag, undefined, { face: null }),
       setup('fault-camera', 'access', flag, undefined, { camera: () => stopped }),
       setup('fault-slow', 'access', flag, undefined, { face: new SlowEngine() }),
     ];
     for (const { store, terminal } of cases) {
-      await enroll(store, 's-1', '42');
+      await enroll(store, opaqueSubject('s-1'), '42');
       const screens: string[] = [];
       terminal.on('screen', (x) => screens.push(x));
       const opens: boolean[] = [];
@@ -274,7 +275,7 @@ describe('consent and a broken face path', () => {
       hw.outputs.on('relay', onRelay);
       const p = await terminal.onCard('42');
       hw.outputs.off('relay', onRelay);
-      expect(p).toMatchObject({ subject: 's-1', decision: 'denied', reasons: ['face-unavailable'] });
+      expect(p).toMatchObject({ subject: opaqueSubject('s-1'), decision: 'denied', reasons: ['face-unavailable'] });
       expect(opens).toEqual([]);
       expect(screens).toContain('fault');
       expect(terminal.state).toBe('idle');

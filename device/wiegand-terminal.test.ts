@@ -8,6 +8,7 @@ import { hardwareProfile } from '../provisioning/profiles.js';
 import { parityOk, wiegandForCard, bitsToString } from './hardware/wiegand/encoder.js';
 import { readRecordFile, type EdgeRecord } from './hardware/index.js';
 import { startPty, spawnTerminal, until, writeTerminalBundle } from './test-support/terminal-process.js';
+import { opaqueGroup, opaqueSubject } from '../protocol/fixtures.js';
 
 /*
  * The pi-wiegand build (no relay: an external panel owns the door) as a real process: a grant
@@ -42,7 +43,7 @@ describe('a pi-wiegand terminal', () => {
     const cert = await issueCertificate({ ca, tenant: 'acme', role: 'device', id: 'gate-1' });
     const bundle = writeTerminalBundle(join(dir, 'bundle'), { ca: ca.certPem, cert: cert.certPem, key: cert.keyPem });
     const store = bundle.openStore();
-    store.upsertSubject({ subject: 's-dana', cardHashes: [cardHash(bundle.pepper, '4660')], pinHash: null, faceConsent: false, accessGroups: ['staff'], suspended: false }, null);
+    store.upsertSubject({ subject: opaqueSubject('s-dana'), cardHashes: [cardHash(bundle.pepper, '4660')], pinHash: null, faceConsent: false, accessGroups: [opaqueGroup('staff')], suspended: false }, null);
     store.close();
     const pty = await startPty(dir);
     const profile = hardwareProfile('pi-wiegand');
@@ -61,7 +62,7 @@ describe('a pi-wiegand terminal', () => {
         reader: { driver: 'serial', path: pty.port, protocol: 'line', lineFormat: 'decimal', repeatWindowMs: 0 },
       },
       // The policy says nothing about Wiegand: a fitted output is used by default.
-      policy: { credentials: 'card-only', access: { door: 'gate', groups: { staff: 'always' } } },
+      policy: { credentials: 'card-only', access: { door: 'gate', groups: { [opaqueGroup('staff')]: 'always' } } },
       faceTrigger: { scanMs: 0 },
       ops: { port: 0 },
     });

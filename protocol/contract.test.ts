@@ -5,6 +5,7 @@ import {
   Ack,
   CARD_SCRYPT,
   Command,
+  DeviceEvent,
   DoorDecision,
   ProtocolError,
   Status,
@@ -26,7 +27,7 @@ import {
   upgradeCardHash,
   verifyPin,
 } from './index.js';
-import { exampleAck, exampleCommands, exampleDoor, exampleStatus } from './fixtures.js';
+import { exampleAck, exampleCommands, exampleDoor, examplePunch, exampleStatus, opaqueGroup, opaqueSubject } from './fixtures.js';
 
 describe('ids and topics', () => {
   it('builds and parses every channel', () => {
@@ -106,6 +107,47 @@ describe('plain messages', () => {
   });
   it('refuses unknown fields (a door decision must not grow biometrics)', () => {
     expect(() => parseMessage(DoorDecision, { ...exampleDoor(), similarity: 0.9 })).toThrow(/schema-invalid/);
+  });
+});
+
+describe('what reaches a terminal carries no free text (issue 18 item 4)', () => {
+  const NAME = 'ana-garcia';
+  const GROUP_NAME = 'bob-smith-ssn-123456789';
+  const [enroll, , remove, , configUpdate, , reenroll] = exampleCommands() as [Extract<Command, { type: 'enroll-subject' }>, Command, Command, Command, Command, Command, Command];
+  const refusal = (schema: Parameters<typeof parseMessage>[0], value: unknown): string => {
+    try {
+      parseMessage(schema, value);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    throw new Error('accepted');
+  };
+
+  it.each([
+    ['an enroll naming its subject', { ...enroll, record: { ...enroll.record, subject: NAME } }, /record\.subject: subject id must be "s-"/],
+    ['an enroll naming an access group', { ...enroll, record: { ...enroll.record, accessGroups: [GROUP_NAME] } }, /record\.accessGroups\.0: access group id must be "g-"/],
+    ['a removal naming its subject', { ...remove, subject: NAME }, /subject: subject id must be "s-"/],
+    ['a campaign naming a subject', { ...reenroll, subjects: [NAME] }, /subjects\.0: subject id/],
+    ['a policy keyed by a group name', { ...configUpdate, config: { policy: { access: { groups: { [GROUP_NAME]: 'always' } } } } }, /config\.policy\.access\.groups: 1 of 1 keys is not an access group id/],
+  ])('refuses %s, naming the rule and never the value', (_what, command, why) => {
+    const message = refusal(Command, command);
+    expect(message).toMatch(why);
+    expect(message).not.toContain(NAME);
+    expect(message).not.toContain(GROUP_NAME);
+  });
+
+  it('refuses a punch or a door decision whose subject is a name; the opaque forms pass', () => {
+    expect(refusal(DeviceEvent, examplePunch({ subject: NAME }))).toMatch(/subject: subject id must be "s-"/);
+    expect(refusal(DoorDecision, { ...exampleDoor(), subject: NAME })).toMatch(/subject: subject id must be "s-"/);
+    expect(parseMessage(DeviceEvent, examplePunch({ subject: opaqueSubject('ana') }))).toMatchObject({ subject: opaqueSubject('ana') });
+    expect(parseMessage(Command, { ...enroll, record: { ...enroll.record, subject: opaqueSubject('ana'), accessGroups: [opaqueGroup('staff')] } }).type).toBe('enroll-subject');
+  });
+
+  it('test ids are deterministic and in the opaque forms', () => {
+    expect(opaqueSubject('ana')).toBe(opaqueSubject('ana'));
+    expect(opaqueSubject('ana')).not.toBe(opaqueSubject('bob'));
+    expect(opaqueSubject('ana')).toMatch(/^s-[a-z2-7]{20}$/);
+    expect(opaqueGroup('staff')).toMatch(/^g-[a-z2-7]{12}$/);
   });
 });
 

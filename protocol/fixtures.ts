@@ -2,11 +2,32 @@
  * Valid example messages of every kind, for tests and benchmarks of every tier. Each call
  * returns fresh ids so messages never collide across tests.
  */
+import { createHash } from 'node:crypto';
 import { newAccessGroupId, newMessageId, newSubjectId } from './ids.js';
 import type { Ack, AlarmEvent, Command, CommandResult, DoorDecision, PunchEvent, Status } from './schemas.js';
 
 const TENANT = 'acme';
 const DEVICE = 'door-lobby-1';
+
+/**
+ * Deterministic opaque ids for tests: the same label always gives the same id, so a test can
+ * write `opaqueSubject('ana')` where it once wrote 'ana', and read as well, while sending only
+ * what the contract accepts ("s-" + 20 / "g-" + 12 base32 characters, protocol/ids.ts).
+ */
+export function opaqueSubject(label: string): string {
+  return `s-${base32Of(`subject:${label}`, 20)}`;
+}
+
+export function opaqueGroup(label: string): string {
+  return `g-${base32Of(`group:${label}`, 12)}`;
+}
+
+function base32Of(text: string, length: number): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  let out = '';
+  for (const b of createHash('sha256').update(text).digest().subarray(0, length)) out += alphabet[b & 31];
+  return out;
+}
 
 /** The smallest valid JPEG-looking base64 (SOI marker); real photos are used where decoding matters. */
 export const TINY_JPEG_BASE64 = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10]).toString('base64');

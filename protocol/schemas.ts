@@ -15,12 +15,38 @@ export const TenantId = id('tenant');
 export const DeviceId = id('device');
 export const SubjectId = id('subject');
 /**
- * The forms the cloud makes (protocol/ids.ts): what a subject or access group id in a command
- * should look like. The cloud refuses anything else at its API; terminals still accept any
- * SubjectId / id-shaped group for records made before, and should move to these.
+ * The forms the cloud makes (protocol/ids.ts), and the only subject and access group ids that
+ * reach a terminal: in commands, in its policy, in its punch events and on the door topic. An
+ * id-shaped name ("ana-garcia", "bob-smith-ssn-123456789") is refused here, so a terminal never
+ * stores free text even when a cloud or a holder of the admin key sends it. Messages say what
+ * the form is and never echo the refused value (it may be the personal data being kept out).
  */
 export const OpaqueSubjectId = z.string().regex(SUBJECT_ID_REGEX, 'subject id must be "s-" and 20 base32 characters');
 export const AccessGroupId = z.string().regex(ACCESS_GROUP_ID_REGEX, 'access group id must be "g-" and 12 base32 characters');
+
+/**
+ * A map whose keys must match `key` (a form, never free text). zod's own key check names the
+ * bad key in the issue path; this one counts bad keys instead, so a refused key — possibly the
+ * very name being kept out — never reaches an error, a command-result or a log.
+ */
+export function keyCheckedMap<V extends z.ZodType>(key: { regex: RegExp; noun: string; form: string }, value: V) {
+  return z.record(z.string(), value).superRefine((map, ctx) => {
+    const keys = Object.keys(map);
+    const bad = keys.filter((k) => !key.regex.test(k)).length;
+    if (bad > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${bad} of ${keys.length} keys ${bad === 1 ? `is not ${key.noun}` : `are not ${key.noun}s`}: keys must be ${key.form}`,
+      });
+    }
+  });
+}
+
+/** A map keyed by access group ids (a policy's group → schedule). */
+export function accessGroupMap<V extends z.ZodType>(value: V) {
+  return keyCheckedMap({ regex: ACCESS_GROUP_ID_REGEX, noun: 'an access group id', form: `"g-" and 12 base32 characters (a group's name stays in the cloud)` }, value);
+}
+
 export const MessageId = z.string().regex(UUID_REGEX, 'must be a lowercase UUIDv4');
 export const Score = z.number().min(0).max(1);
 /** Milliseconds since the Unix epoch. */
@@ -94,7 +120,7 @@ export const PunchEvent = z
     eventId: MessageId,
     tenant: TenantId,
     device: DeviceId,
-    subject: SubjectId.nullable(),
+    subject: OpaqueSubjectId.nullable(),
     credential: Credential,
     action: PunchAction,
     decision: Decision,
@@ -174,7 +200,7 @@ export const DoorDecision = z
     tenant: TenantId,
     device: DeviceId,
     door: id('door'),
-    subject: SubjectId.nullable(),
+    subject: OpaqueSubjectId.nullable(),
     result: z.enum(['granted', 'denied']),
     reasons: z.array(ReasonCode).max(16),
     eventId: MessageId,
@@ -194,13 +220,13 @@ export const Template = z
 
 const SubjectRecord = z
   .object({
-    subject: SubjectId,
+    subject: OpaqueSubjectId,
     /** `cardHash(tenant pepper, card number)` (credentials.ts; a release 1 hash is upgraded where it lands). The card number itself never travels. */
     cardHashes: z.array(z.string().regex(CARD_HASH_PATTERN)).max(8),
     /** `hashPin(tenant pepper, PIN)` of the fallback PIN, or null. */
     pinHash: z.string().regex(PIN_HASH_PATTERN).nullable(),
     faceConsent: z.boolean(),
-    accessGroups: z.array(id('access group')).max(32),
+    accessGroups: z.array(AccessGroupId).max(32),
     templates: z.array(Template).max(LIMITS.templatesPerSubject),
     referencePhotos: z.array(jpegBase64(LIMITS.referencePhotoBytes, 'reference photo')).max(LIMITS.referencePhotos),
   })
@@ -217,15 +243,21 @@ const commandBase = {
 export const Command = z.discriminatedUnion('type', [
   z.object({ type: z.literal('enroll-subject'), ...commandBase, record: SubjectRecord }).strict(),
   z.object({ type: z.literal('update-subject'), ...commandBase, record: SubjectRecord }).strict(),
-  z.object({ type: z.literal('remove-subject'), ...commandBase, subject: SubjectId }).strict(),
+  z.object({ type: z.literal('remove-subject'), ...commandBase, subject: OpaqueSubjectId }).strict(),
   /** Erase: remove the subject and purge any of their photos still waiting in the outbox. */
-  z.object({ type: z.literal('erase-subject'), ...commandBase, subject: SubjectId }).strict(),
+  z.object({ type: z.literal('erase-subject'), ...commandBase, subject: OpaqueSubjectId }).strict(),
   z
     .object({
       type: z.literal('config-update'),
       ...commandBase,
-      /** Partial terminal config (policy, schedules, thresholds); the device validates it against its own schema. */
-      config: z.record(z.string(), z.unknown()),
+      /**
+       * Partial terminal config (policy, schedules, thresholds); the device validates it against
+       * its own schema. The contract itself checks what could carry personal data: the policy's
+       * access group keys are opaque group ids.
+       */
+      config: z.looseObject({
+        policy: z.looseObject({ access: z.looseObject({ groups: accessGroupMap(z.unknown()).optional() }).optional() }).optional(),
+      }),
     })
     .strict(),
   z
@@ -241,7 +273,7 @@ export const Command = z.discriminatedUnion('type', [
       type: z.literal('reenroll-campaign'),
       ...commandBase,
       model: z.string().min(1).max(64),
-      subjects: z.array(SubjectId).max(10_000).nullable(),
+      subjects: z.array(OpaqueSubjectId).max(10_000).nullable(),
     })
     .strict(),
   z

@@ -3,6 +3,7 @@ import { DeviceEvent, cardHash, hashPin, newMessageId, publicKeyRef, rawPublicKe
 import type { DeviceEventBody } from '../events.js';
 import type { TestBroker } from './broker.js';
 import { until } from './terminal-process.js';
+import { opaqueGroup } from '../../protocol/fixtures.js';
 
 /**
  * The cloud's end of a terminal's link, for tests: a client on the test broker (its peer
@@ -110,7 +111,7 @@ export function enrollCommand(pepper: Buffer, subject: string, card: string, opt
       cardHashes: [cardHash(pepper, card)],
       pinHash: opts.pin ? hashPin(pepper, opts.pin) : null,
       faceConsent: opts.consent ?? true,
-      accessGroups: ['staff'],
+      accessGroups: [opaqueGroup('staff')],
       templates: [],
       referencePhotos: opts.photo ? [opts.photo.toString('base64')] : [],
     },

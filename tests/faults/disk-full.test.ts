@@ -8,6 +8,7 @@ import { cardHash } from '../../protocol/index.js';
 import { badge, startInProcessSite, type InProcessSite } from '../support/site.js';
 import { emptyFrame } from '../../demo/people.js';
 import { logLines, refusals, refusalsWithoutReason } from '../support/refusals.js';
+import { opaqueSubject } from '../../protocol/fixtures.js';
 
 /*
  * The gateway's queue runs out of disk while the cloud is away (a 192 KB quota stands in for a
@@ -26,7 +27,7 @@ beforeAll(async () => {
   door = await stack.startTerminal('door-1', { frame: await emptyFrame(), mode: 'access', face: null, policy: { credentials: 'card-only', photoAtPunch: false, access: { pulseMs: 100, groups: { staff: 'always' } } } });
   const pepper = stack.cloud.tenants.get('acme')!.keys.pepper;
   // The terminal's policy names the group by its opaque id from the cloud's directory; so does the subject.
-  door.store.upsertSubject({ subject: 's-1', cardHashes: [cardHash(pepper, '1001')], pinHash: null, faceConsent: false, accessGroups: [await stack.accessGroupId('staff')], suspended: false }, null);
+  door.store.upsertSubject({ subject: opaqueSubject('s-1'), cardHashes: [cardHash(pepper, '1001')], pinHash: null, faceConsent: false, accessGroups: [await stack.accessGroupId('staff')], suspended: false }, null);
   door.terminal.on('punch', (p) => made.push(p));
   await until(() => door.link.connected);
 }, 60_000);
