@@ -95,13 +95,6 @@ describe('a terminal refuses free text in the ids that reach it', () => {
     expect(reason).not.toContain(NAME_AS_GROUP);
   });
 
-  it('remove, erase and re-enroll campaigns naming a subject by name are rejected', async () => {
-    for (const type of ['remove-subject', 'erase-subject']) {
-      expect(await rejection({ type, subject: NAME_AS_SUBJECT })).toMatch(/subject: subject id must be "s-"/);
-    }
-    expect(await rejection({ type: 'reenroll-campaign', model: 'm-2', subjects: [NAME_AS_SUBJECT] })).toMatch(/subjects\.0: subject id must be "s-"/);
-  });
-
   it('a config-update whose policy keys an access group by name is rejected whole; the old policy stays', async () => {
     const reason = await rejection({ type: 'config-update', config: { policy: { credentials: 'card-only', access: { groups: { [NAME_AS_GROUP]: 'always', [opaqueGroup('night')]: 'always' } } } } });
     expect(reason).toMatch(/config\.policy\.access\.groups: 1 of 2 keys is not an access group id/);

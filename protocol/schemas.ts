@@ -16,10 +16,15 @@ export const DeviceId = id('device');
 export const SubjectId = id('subject');
 /**
  * The forms the cloud makes (protocol/ids.ts), and the only subject and access group ids that
- * reach a terminal: in commands, in its policy, in its punch events and on the door topic. An
- * id-shaped name ("ana-garcia", "bob-smith-ssn-123456789") is refused here, so a terminal never
- * stores free text even when a cloud or a holder of the admin key sends it. Messages say what
- * the form is and never echo the refused value (it may be the personal data being kept out).
+ * a terminal takes in: in the records it stores and in its policy. An id-shaped name
+ * ("ana-garcia", "bob-smith-ssn-123456789") is refused there, so a terminal never stores free
+ * text even when a cloud or a holder of the admin key sends it. Messages say what the form is
+ * and never echo the refused value (it may be the personal data being kept out).
+ *
+ * What only names a subject a terminal may already hold — a punch, a door decision, a remove,
+ * an erase, a re-enrolment list — takes any `SubjectId`: a record stored by an earlier release
+ * under a name-shaped id must still punch (a refused punch is a lost one) and, above all, be
+ * removable everywhere.
  */
 export const OpaqueSubjectId = z.string().regex(SUBJECT_ID_REGEX, 'subject id must be "s-" and 20 base32 characters');
 export const AccessGroupId = z.string().regex(ACCESS_GROUP_ID_REGEX, 'access group id must be "g-" and 12 base32 characters');
@@ -120,7 +125,7 @@ export const PunchEvent = z
     eventId: MessageId,
     tenant: TenantId,
     device: DeviceId,
-    subject: OpaqueSubjectId.nullable(),
+    subject: SubjectId.nullable(),
     credential: Credential,
     action: PunchAction,
     decision: Decision,
@@ -200,7 +205,7 @@ export const DoorDecision = z
     tenant: TenantId,
     device: DeviceId,
     door: id('door'),
-    subject: OpaqueSubjectId.nullable(),
+    subject: SubjectId.nullable(),
     result: z.enum(['granted', 'denied']),
     reasons: z.array(ReasonCode).max(16),
     eventId: MessageId,
@@ -243,9 +248,9 @@ const commandBase = {
 export const Command = z.discriminatedUnion('type', [
   z.object({ type: z.literal('enroll-subject'), ...commandBase, record: SubjectRecord }).strict(),
   z.object({ type: z.literal('update-subject'), ...commandBase, record: SubjectRecord }).strict(),
-  z.object({ type: z.literal('remove-subject'), ...commandBase, subject: OpaqueSubjectId }).strict(),
+  z.object({ type: z.literal('remove-subject'), ...commandBase, subject: SubjectId }).strict(),
   /** Erase: remove the subject and purge any of their photos still waiting in the outbox. */
-  z.object({ type: z.literal('erase-subject'), ...commandBase, subject: OpaqueSubjectId }).strict(),
+  z.object({ type: z.literal('erase-subject'), ...commandBase, subject: SubjectId }).strict(),
   z
     .object({
       type: z.literal('config-update'),
@@ -273,7 +278,7 @@ export const Command = z.discriminatedUnion('type', [
       type: z.literal('reenroll-campaign'),
       ...commandBase,
       model: z.string().min(1).max(64),
-      subjects: z.array(OpaqueSubjectId).max(10_000).nullable(),
+      subjects: z.array(SubjectId).max(10_000).nullable(),
     })
     .strict(),
   z
