@@ -19,8 +19,6 @@ TOOLS=(
   "mosquitto_sub=mosquitto-clients"
   "shellcheck=shellcheck"           # systemd/install.sh
   "systemd-analyze=systemd"         # `systemd-analyze verify` on the unit files
-  "chromium=chromium"               # the pages (console, enrollment, kiosk) via playwright-core
-  "initdb=postgresql"               # the cloud's PostgreSQL engine (throwaway clusters)
 )
 
 check_only=0
@@ -30,12 +28,7 @@ case "${1:-}" in
   *) echo "usage: scripts/test-tools.sh [--check]" >&2; exit 2 ;;
 esac
 
-# Debian keeps PostgreSQL's server programs off PATH, under /usr/lib/postgresql/<version>/bin.
-have() {
-  command -v "$1" >/dev/null 2>&1 && return 0
-  [ "$1" = initdb ] && compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && return 0
-  return 1
-}
+have() { command -v "$1" >/dev/null 2>&1; }
 
 missing_tools=()
 missing_packages=()

@@ -14,7 +14,7 @@ const script = resolve(import.meta.dirname, '..', 'scripts', 'test-tools.sh');
 const bin = mkdtempSync(join(tmpdir(), 'cf-tools-'));
 afterAll(() => rmSync(bin, { recursive: true, force: true }));
 
-const ALL = ['socat', 'mosquitto', 'mosquitto_pub', 'mosquitto_sub', 'shellcheck', 'systemd-analyze', 'chromium', 'initdb', 'id'];
+const ALL = ['socat', 'mosquitto', 'mosquitto_pub', 'mosquitto_sub', 'shellcheck', 'systemd-analyze', 'id'];
 function pathWith(tools: string[]): string {
   const dir = mkdtempSync(join(bin, 'path-'));
   for (const t of tools) {
