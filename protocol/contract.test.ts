@@ -176,7 +176,7 @@ describe('credentials', () => {
     expect(await upgradeCardHash(v1)).toBe(v2);
     expect(await upgradeCardHash(v2)).toBe(v2);
     expect(await cardHashAsync(pepper, '04123456')).toBe(v2);
-    expect(scryptMemoryBytes(CARD_SCRYPT)).toBe(16 << 20);
+    expect(scryptMemoryBytes(CARD_SCRYPT)).toBe(8 << 20);
   });
 
   it('carries both forms of card hash in a subject record, and nothing else', () => {

@@ -29,8 +29,12 @@ export function canonicalCardNumber(input: string | number | bigint): string {
   return BigInt(text).toString(10);
 }
 
-/** scrypt cost of one card hash: 128·N·r bytes of memory (16 MiB). See docs/PROTOCOL.md § Credentials for the measurements behind it. */
-export const CARD_SCRYPT = { N: 1 << 14, r: 8, p: 1 } as const;
+/**
+ * scrypt cost of one card hash: 128·N·r bytes of memory (8 MiB). The largest N whose cost keeps
+ * badge → relay within its 150 ms median target (`npm run bench -- device`, cardHashCostSweep;
+ * 2^14 measured 151 ms). See docs/facilities-guide.md § A stolen terminal for the figures.
+ */
+export const CARD_SCRYPT = { N: 1 << 13, r: 8, p: 1 } as const;
 /** scrypt cost of one PIN check: 32 MiB. Dearer than a card: the PIN space is far smaller, and a PIN check already waits on a person. */
 export const PIN_SCRYPT = { N: 1 << 15, r: 8, p: 1 } as const;
 /** Bytes of memory one hash with these parameters needs (what an attacker must pay per guess, per core). */
