@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { normalizeSerial } from '../provisioning/pki.js';
+import { normalizeSerial } from '../protocol/cert-identity.js';
 import { migrateGroupNamesToIds } from './access-groups.js';
 
 /**

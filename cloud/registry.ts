@@ -1,5 +1,5 @@
 import { publicKeyFromRaw } from '../protocol/index.js';
-import { normalizeSerial } from '../provisioning/pki.js';
+import { normalizeSerial } from '../protocol/cert-identity.js';
 import type { AuditLog } from './audit.js';
 import { createGatewayToken } from './auth.js';
 import type { Clock } from './clock.js';

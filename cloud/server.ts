@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { certificateIdentity, normalizeSerial } from '../provisioning/pki.js';
+import { certificateIdentity, normalizeSerial } from '../protocol/cert-identity.js';
 import { LIMITS } from '../protocol/index.js';
 import { AccessGroupError } from './access-groups.js';
 import { allowed, findApiKey, findGateway, type ApiKeyIdentity, type Permission } from './auth.js';

@@ -14,6 +14,7 @@ import {
   type PublicKeyRef,
 } from '../protocol/index.js';
 import type { z } from 'zod';
+import { normalizeSerial } from '../protocol/cert-identity.js';
 import type { Logger } from 'pino';
 import type { DeviceStore } from './store.js';
 import type { EventRecorder } from './events.js';
@@ -331,7 +332,3 @@ function probeTls(url: string, tls: TlsCredentials, timeoutMs: number): Promise<
   });
 }
 
-/** Serials compare as lowercase hex without leading zeros (as provisioning/pki.ts writes them). */
-export function normalizeSerial(serial: string): string {
-  return serial.toLowerCase().replace(/^0+(?=.)/, '');
-}

@@ -2,6 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, join, resolve } from 'node:path';
 import { keyPairFromPem, newMessageId, PROTOCOL_ERROR_CODES, publicKeyRef, topics } from '../protocol/index.js';
+import { normalizeSerial } from '../protocol/cert-identity.js';
 import type { Logger } from 'pino';
 import { Registry } from '../common/metrics.js';
 import { startOpsServer, type OpsServer } from '../common/ops-server.js';
@@ -11,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import type { DeviceConfig } from './config.js';
 import { DeviceStore } from './store.js';
 import { EventRecorder } from './events.js';
-import { DeviceLink, normalizeSerial } from './link.js';
+import { DeviceLink } from './link.js';
 import { Terminal } from './terminal.js';
 import { IGNORE_REASONS } from './trigger-queue.js';
 import { loadCardPepper } from './card-pepper.js';

@@ -1,5 +1,5 @@
 import { CHANNELS, TOPIC_ROOT, isValidId, parseTopic, topicFor, type Channel } from '../protocol/index.js';
-import type { CertRole } from '../provisioning/pki.js';
+import type { CertRole } from '../protocol/cert-identity.js';
 
 /**
  * Who may publish and subscribe to what. The identity comes from the verified client

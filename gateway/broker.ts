@@ -5,7 +5,7 @@ import { Aedes, type AuthenticateError, type Client, type PublishPacket } from '
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from '../common/log.js';
 import { DoorDecision, LIMITS, Status, parseTopic, topicFor, type Channel } from '../protocol/index.js';
-import { certificateIdentity } from '../provisioning/pki.js';
+import { certificateIdentity } from '../protocol/cert-identity.js';
 import { maySubscribe, publishRights, sessionId, type ClientIdentity } from './authz.js';
 import { refuseWithConnack } from './connack-refusal.js';
 import { PeerRefusal, checkPeer, peerAddress } from './peer-check.js';

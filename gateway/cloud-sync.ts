@@ -1,6 +1,6 @@
 import type { Logger } from '../common/log.js';
 import { isValidId } from '../protocol/index.js';
-import { normalizeSerial } from '../provisioning/pki.js';
+import { normalizeSerial } from '../protocol/cert-identity.js';
 import { CloudError, type CloudClient } from './cloud-client.js';
 import type { OutboundDelivery } from './delivery.js';
 import type { GatewayMetrics } from './metrics.js';

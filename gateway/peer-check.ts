@@ -1,5 +1,5 @@
 import type { TLSSocket } from 'node:tls';
-import { certificateIdentity, normalizeSerial } from '../provisioning/pki.js';
+import { certificateIdentity, normalizeSerial } from '../protocol/cert-identity.js';
 import type { ClientIdentity } from './authz.js';
 
 /**

@@ -3,7 +3,8 @@ import { execFile } from 'node:child_process';
 import { connect as connectTls } from 'node:tls';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCertificateAuthority, issueCertificate, normalizeSerial } from '../provisioning/pki.js';
+import { normalizeSerial } from '../protocol/cert-identity.js';
+import { createCertificateAuthority, issueCertificate } from '../provisioning/pki.js';
 import type { Gateway } from './gateway.js';
 import { connectClient, createSite, startWatchedGateway, until, type Site } from './testing/fixture.js';
 

@@ -1,10 +1,10 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { certificateIdentity } from '../protocol/cert-identity.js';
 import { keyPairFromPem, publicKeyFromRaw } from '../protocol/index.js';
-import { HardwareConfig } from '../device/hardware/config.js';
+import { HardwareConfig } from '../protocol/hardware-config.js';
 import { ProvisionError } from './output.js';
-import { certificateIdentity } from './pki.js';
 
 /**
  * `clockface provision check --bundle DIR`: proves a bundle can start its unit before anyone

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HardwareConfig } from '../device/hardware/config.js';
+import { HardwareConfig } from '../protocol/hardware-config.js';
 import { PROFILE_NAMES } from './profiles.js';
 import { bundleEntry, projectRoot } from './test-support.js';
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type Server } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { certificateIdentity } from './pki.js';
+import { certificateIdentity } from '../protocol/cert-identity.js';
 import { provision } from './test-support.js';
 
 /**

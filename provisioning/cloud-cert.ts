@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
+import { normalizeSerial } from '../protocol/cert-identity.js';
 import { OutputFolder } from './output.js';
-import { issueCertificate, normalizeSerial } from './pki.js';
+import { issueCertificate } from './pki.js';
 import type { TenantKeyring } from './tenant.js';
 import { checkHost } from './units.js';
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ID_REGEX } from '../protocol/index.js';
-import { normalizeSerial } from './pki.js';
+import { normalizeSerial } from '../protocol/cert-identity.js';
 
 /**
  * tenant/inventory.json: what the tenant CA has issued and to whom, so revoke and rotate know

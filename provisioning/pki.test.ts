@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { certificateIdentity, createCertificateAuthority, createRevocationList, issueCertificate, normalizeSerial } from './pki.js';
+import { certificateIdentity, normalizeSerial } from '../protocol/cert-identity.js';
+import { createCertificateAuthority, createRevocationList, issueCertificate } from './pki.js';
 
 describe('tenant PKI', () => {
   it('issues certificates whose identity a real TLS server reads from the verified peer', async () => {

@@ -1,22 +1,19 @@
 // @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata API.
 import 'reflect-metadata';
-import { X509Certificate as NodeX509, createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
+import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { CERT_ROLES, identityUri, type CertRole } from '../protocol/cert-identity.js';
 import { assertId } from '../protocol/index.js';
 
 /**
  * The tenant's certificate authority and the certificates it issues for MQTT over TLS.
  * ECDSA P-256 keys: every TLS stack a site may use (Node, Mosquitto, OpenSSL, embedded
- * clients) speaks it. A unit's identity is in its certificate, never in what it claims:
- *   subject  CN=<id>, OU=<role>, O=<tenant>
- *   SAN      URI urn:clockface:<tenant>:<role>:<id>   (the authoritative form)
+ * clients) speaks it. A unit's identity is in its certificate, never in what it claims; the
+ * encoding, and the reading that services do, is protocol/cert-identity.ts.
  */
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-
-export const CERT_ROLES = ['device', 'gateway', 'operator', 'integration', 'cloud'] as const;
-export type CertRole = (typeof CERT_ROLES)[number];
 
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 86_400_000;
@@ -130,37 +127,6 @@ export async function createRevocationList(ca: PemPair, serials: string[], now =
 function toPem(label: string, der: Buffer): string {
   const body = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
   return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
-}
-
-export interface CertIdentity {
-  tenant: string;
-  role: CertRole;
-  id: string;
-  serial: string;
-}
-
-export function identityUri(i: { tenant: string; role: CertRole; id: string }): string {
-  return `urn:clockface:${i.tenant}:${i.role}:${i.id}`;
-}
-
-const URI_PATTERN = /URI:urn:clockface:([a-z0-9-]+):([a-z]+):([a-z0-9-]+)(?:,|$)/;
-
-/**
- * Reads the identity a verified peer certificate carries (Node's X509Certificate, or
- * tls.TLSSocket#getPeerX509Certificate()). Returns null when it carries none in the
- * Clockface form: such a peer gets no rights.
- */
-export function certificateIdentity(cert: NodeX509): CertIdentity | null {
-  const m = URI_PATTERN.exec(cert.subjectAltName ?? '');
-  if (!m) return null;
-  const [, tenant, role, id] = m as unknown as [string, string, string, string];
-  if (!(CERT_ROLES as readonly string[]).includes(role)) return null;
-  return { tenant, role: role as CertRole, id, serial: normalizeSerial(cert.serialNumber) };
-}
-
-/** Serials compare as lowercase hex without leading zeros. */
-export function normalizeSerial(serial: string): string {
-  return serial.toLowerCase().replace(/^0+(?=.)/, '');
 }
 
 function newSerial(): string {

@@ -1,10 +1,10 @@
-import { HardwareConfig } from '../device/hardware/config.js';
+import { HardwareConfig } from '../protocol/hardware-config.js';
 import { ProvisionError } from './output.js';
 
 /**
  * Named hardware profiles: the pin map and reader/camera settings a terminal build uses, so
  * facilities staff pick a name instead of typing pin numbers. Each profile is checked
- * against the terminal's own hardware schema (device/hardware/config.ts), so a profile that
+ * against the terminal's own hardware schema (protocol/hardware-config.ts), so a profile that
  * the terminal would refuse can never reach a bundle. Pins are BCM GPIO numbers; the
  * facilities guide (docs/facilities-guide.md) has the same table with header pin positions.
  */

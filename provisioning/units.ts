@@ -1,11 +1,12 @@
 import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
+import { normalizeSerial } from '../protocol/cert-identity.js';
 import { assertId, generateKeyPair, isValidId, keyPairFromPem, privateKeyToPem } from '../protocol/index.js';
 import { tarGzFolder } from './archive.js';
 import { CloudRefusal, type CloudAdminClient, type DeviceRegistration } from './cloud-client.js';
 import { findUnit, refusedSerials, type CertificateRecord, type Inventory, type UnitRecord } from './inventory.js';
 import { OutputFolder, ProvisionError } from './output.js';
-import { createRevocationList, issueCertificate, normalizeSerial, type IssuedCertificate } from './pki.js';
+import { createRevocationList, issueCertificate, type IssuedCertificate } from './pki.js';
 import { integrationTopics } from './integration.js';
 import { hardwareProfile } from './profiles.js';
 import { TENANT_FILES, inventoryJson, type TenantKeyring } from './tenant.js';

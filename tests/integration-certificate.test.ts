@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../common/log.js';
 import { GatewayConfig, resolvePaths } from '../gateway/config.js';
 import { startGateway, type Gateway } from '../gateway/gateway.js';
+import { certificateIdentity } from '../protocol/cert-identity.js';
 import { newMessageId, newSubjectId, topics } from '../protocol/index.js';
 import { mosquittoSubArgs } from '../provisioning/integration.js';
-import { certificateIdentity } from '../provisioning/pki.js';
 import { provision } from '../provisioning/test-support.js';
 
 /*

@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createCertificateAuthority, issueCertificate, type CertRole, type IssuedCertificate, type IssueOptions } from '../../provisioning/pki.js';
+import type { CertRole } from '../../protocol/cert-identity.js';
+import { createCertificateAuthority, issueCertificate, type IssuedCertificate, type IssueOptions } from '../../provisioning/pki.js';
 
 /**
  * Test support: a tenant CA and the certificates a site needs, written as PEM files the way
