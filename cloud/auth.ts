@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
 import type { Db } from './db.js';
 
 /**
@@ -44,6 +45,12 @@ export interface ApiKeyIdentity {
   keyId: string;
   tenant: string;
   role: Role;
+}
+
+/** How a route learns who calls it (cloud/server.ts builds it): a gateway by token or certificate, an admin by API key with a permission. */
+export interface Auth {
+  gateway(req: FastifyRequest): { tenant: string; gateway: string };
+  admin(req: FastifyRequest, tenant: string, permission: Permission): ApiKeyIdentity;
 }
 
 export function createApiKey(db: Db, tenant: string, role: Role, now: number): { keyId: string; key: string } {

@@ -1,20 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import { GROUP_NAME_MAX } from './access-groups.js';
 import type { AlarmState } from './alarms.js';
-import { createApiKey, revokeApiKey, ROLES, type Role } from './auth.js';
+import { createApiKey, revokeApiKey, ROLES, type Auth, type Role } from './auth.js';
 import { HttpError } from './http-errors.js';
 import type { DeviceKeys } from './registry.js';
-import type { Auth } from './server.js';
 import type { CloudService } from './service.js';
+import { listPunches } from './punches.js';
+import { B64, ID, List, TenantParams, UUID } from './route-schemas.js';
 import { getSettings, SettingsError, updateSettings, MAX_RETENTION_DAYS } from './settings.js';
 
 /** Tenant administration: keys, registry, settings, punches and reviews, commands, audit. */
-export const ID = { type: 'string', pattern: '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$' } as const;
-export const UUID = { type: 'string', pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' } as const;
-export const B64 = (max: number) => ({ type: 'string', maxLength: max, pattern: '^[A-Za-z0-9+/]*={0,2}$' }) as const;
-export const TenantParams = { type: 'object', required: ['tenant'], properties: { tenant: ID } } as const;
-const Obj = { type: 'object', additionalProperties: true } as const;
-const List = { type: 'array', items: Obj } as const;
 const DeviceParams = { type: 'object', required: ['tenant', 'device'], properties: { tenant: ID, device: ID } } as const;
 const GatewayParams = { type: 'object', required: ['tenant', 'gateway'], properties: { tenant: ID, gateway: ID } } as const;
 const GroupOut = { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'integer' } } } as const;
@@ -476,21 +471,4 @@ export function registerAdminRoutes(app: FastifyInstance, service: CloudService,
       return { entries: service.audit.list(tenant, req.query as { after?: number; limit?: number }) };
     },
   );
-}
-
-export function listPunches(service: CloudService, tenant: string, q: { subject?: string; review?: string; since?: number; limit?: number }) {
-  return service.db
-    .prepare(
-      `SELECT event_id AS eventId, device, subject, credential, action, decision, reasons, scores, model, door, wall_time AS wallTime,
-         clock_sync AS clockSync, received_at AS receivedAt, photo_id AS photoId, photo_dropped AS photoDropped,
-         recheck_state AS recheckState, recheck_face_exists AS recheckFaceExists, recheck_similarity AS recheckSimilarity,
-         recheck_engine AS recheckEngine, recheck_error AS recheckError, review_state AS reviewState, review_reasons AS reviewReasons
-       FROM punches WHERE tenant = ? AND (? IS NULL OR subject = ?) AND (? IS NULL OR review_state = ?) AND received_at >= ?
-       ORDER BY received_at, event_id LIMIT ?`,
-    )
-    .all(tenant, q.subject ?? null, q.subject ?? null, q.review ?? null, q.review ?? null, q.since ?? 0, q.limit ?? 500)
-    .map((r) => {
-      const row = r as Record<string, unknown> & { reasons: string; scores: string; reviewReasons: string; photoDropped: number };
-      return { ...row, reasons: JSON.parse(row.reasons) as unknown, scores: JSON.parse(row.scores) as unknown, reviewReasons: JSON.parse(row.reviewReasons) as unknown, photoDropped: row.photoDropped === 1 };
-    });
 }

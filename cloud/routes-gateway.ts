@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { LongPolls } from './long-polls.js';
-import type { Auth } from './server.js';
+import type { Auth } from './auth.js';
 import type { CloudService } from './service.js';
 
 /** The gateway ↔ cloud API of docs/PROTOCOL.md. The tenant always comes from the token. */

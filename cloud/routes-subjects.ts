@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { CARD_HASH_PATTERN, LIMITS, PIN_HASH_PATTERN, SUBJECT_ID_REGEX, type Template } from '../protocol/index.js';
 import { GROUP_NAME_MAX } from './access-groups.js';
-import { B64, ID } from './routes-admin.js';
-import type { Auth } from './server.js';
+import type { Auth } from './auth.js';
+import { B64, ID } from './route-schemas.js';
 import type { CloudService } from './service.js';
 import { POLICY_VERSION_PATTERN, Subjects, type SubjectInput } from './subjects.js';
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { HttpError } from './http-errors.js';
-import { ID, TenantParams, UUID } from './routes-admin.js';
-import type { Auth } from './server.js';
+import type { Auth } from './auth.js';
+import { ID, TenantParams, UUID } from './route-schemas.js';
 import type { CloudService } from './service.js';
 import { getSettings } from './settings.js';
 import { buildTimesheet, timesheetCsv, TimesheetError } from './timesheets.js';

@@ -6,7 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import { certificateIdentity, normalizeSerial } from '../protocol/cert-identity.js';
 import { LIMITS } from '../protocol/index.js';
 import { AccessGroupError } from './access-groups.js';
-import { allowed, findApiKey, findGateway, type ApiKeyIdentity, type Permission } from './auth.js';
+import { allowed, findApiKey, findGateway, type Auth } from './auth.js';
 import { HttpError } from './http-errors.js';
 import { LongPolls } from './long-polls.js';
 import { collectOpenApi } from './openapi.js';
@@ -48,11 +48,6 @@ export function loadTenantCas(tenants: Array<{ id: string; keysDir: string }>): 
 
 /** How long a stopping cloud lets requests in flight finish before it cuts their connections. */
 const CLOSE_GRACE_MS = 1500;
-
-export interface Auth {
-  gateway(req: FastifyRequest): { tenant: string; gateway: string };
-  admin(req: FastifyRequest, tenant: string, permission: Permission): ApiKeyIdentity;
-}
 
 function bearer(req: FastifyRequest): string {
   const h = req.headers.authorization;

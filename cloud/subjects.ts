@@ -7,7 +7,7 @@ import { newSubjectId, SUBJECT_ID_REGEX, Template, upgradeCardHash } from '../pr
 import { checkpointWal } from './db.js';
 import type { CloudService } from './service.js';
 import { HttpError } from './http-errors.js';
-import { listPunches } from './routes-admin.js';
+import { listPunches } from './punches.js';
 import { contractEnded, getSettings } from './settings.js';
 
 /**
