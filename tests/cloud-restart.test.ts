@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../common/free-port.js';
 import { CLI_PATH, startRole, type RoleProcess } from '../demo/processes.js';
 import { cardHash } from '../protocol/index.js';
+import { clockface } from './support/cli.js';
 
 /*
  * A cloud restart with a site attached, every part a real process from its provisioned bundle
@@ -27,11 +28,6 @@ let cloudConfig: string;
 let ownerKey: string;
 let ca: Buffer;
 const running = new Map<string, RoleProcess>();
-
-function clockface(args: string[]): string {
-  // A deadline: a CLI that hangs blocks this test's event loop, which no test timeout can end.
-  return execFileSync(process.execPath, [CLI_PATH, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
-}
 
 /** An HTTPS call to the cloud trusting only the tenant CA, as the gateway does. */
 function call(method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<{ status: number; json: Record<string, unknown> }> {

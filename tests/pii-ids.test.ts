@@ -7,6 +7,7 @@ import { CLI_PATH } from '../demo/processes.js';
 import { emptyFrame } from '../demo/people.js';
 import { buildSite, type Site } from '../demo/site.js';
 import { cardHash } from '../protocol/index.js';
+import { poll } from './support/wait.js';
 
 /*
  * Issue 18 item 4 over real processes as the demo runs them: personal data typed into the
@@ -19,14 +20,6 @@ const GROUP = 'bob-smith-ssn-123456789';
 let work: string;
 let site: Site;
 
-const poll = async <T>(what: string, read: () => T | Promise<T>, ok: (v: T) => boolean, tries = 600): Promise<T> => {
-  for (let i = 0; i < tries; i++) {
-    const v = await read();
-    if (ok(v)) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-};
 const terminalFiles = () => {
   const dir = join(work, 'data', 'door-1');
   const all = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? all(join(d, e.name)) : [join(d, e.name)]));

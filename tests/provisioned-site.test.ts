@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_PATH, startRole, type RoleProcess } from '../demo/processes.js';
 import { freePort } from '../common/free-port.js';
+import { clockface } from './support/cli.js';
 
 /*
  * A site as facilities staff set it up, with nothing but the `clockface` command and the
@@ -26,11 +27,6 @@ let cloudUrl: string;
 let ownerKeyFile: string;
 let gatewayPort: number;
 const running = new Map<string, RoleProcess>();
-
-function clockface(args: string[]): string {
-  // A deadline: a CLI that hangs blocks this test's event loop, which no test timeout can end.
-  return execFileSync(process.execPath, [CLI_PATH, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
-}
 
 /** systemd's environment for a unit: watchdog on, plus the overrides the installer would set. */
 const unitEnv = (extra: Record<string, string>) => ({ WATCHDOG_USEC: '1000000', CLOCKFACE_LOG__LEVEL: 'info', ...extra });

@@ -11,6 +11,7 @@ import { buildSite, type Site } from '../demo/site.js';
 import { cardHash, copyKey, peekHeader, topics } from '../protocol/index.js';
 import { flipEnvelopeByte } from '../protocol/fixtures.js';
 import { logFile } from './support/refusals.js';
+import { poll } from './support/wait.js';
 
 /*
  * Issue 18 item 3 over real processes as the demo runs them (cloud, gateway and a time clock
@@ -27,14 +28,6 @@ let work: string;
 let site: Site;
 let attacker: MqttClient | null = null;
 
-const poll = async <T>(what: string, read: () => T | Promise<T>, ok: (v: T) => boolean, tries = 600): Promise<T> => {
-  for (let i = 0; i < tries; i++) {
-    const v = await read();
-    if (ok(v)) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-};
 const query = <T>(file: string, sql: string, ...args: unknown[]): T[] => {
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
